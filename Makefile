@@ -1,0 +1,66 @@
+# Hangar: every command the README mentions lives here. `make run` and `make test` install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Prefer Python 3.13 (the Lambda runtime) when the machine has it; any 3.11+ works.
+PYTHON_BOOT ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null) \
+	$$(command -v python3.13) $$(command -v python3); do \
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null && echo "$$p" && break; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+SAM := $(TOOLS)/sam/bin/sam
+# sam build looks for python3.13 on PATH; the venv's interpreter is that one.
+SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
+PORT ?= 3000
+
+.PHONY: help install run test lint typecheck validate build pytest bench openapi clean
+
+help:
+	@echo "make run       - serve the API locally on http://127.0.0.1:$(PORT) (installs what it needs)"
+	@echo "make test      - install, then lint, typecheck, validate and build the template, run every test"
+	@echo "make lint      - ruff"
+	@echo "make build     - sam build (no container)"
+	@echo "make bench     - performance figures (DynamoDB calls, sweeper reads, cold start, gateway)"
+
+$(VENV)/.installed: requirements-dev.txt layers/hangar/requirements.txt pyproject.toml agent/pyproject.toml
+	@test -n "$(PYTHON_BOOT)" || { echo "No Python 3.11+ found"; exit 1; }
+	"$(PYTHON_BOOT)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e . -e ./agent
+	touch $@
+
+$(TOOLS)/sam/.installed: requirements-tools.txt | $(VENV)/.installed
+	"$(PYTHON_BOOT)" -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/sam/bin/pip install --quiet -r requirements-tools.txt
+	touch $@
+
+install: $(VENV)/.installed $(TOOLS)/sam/.installed
+
+run: $(VENV)/.installed
+	$(PY) -m local serve --port $(PORT)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+validate: $(TOOLS)/sam/.installed
+	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
+
+build: $(TOOLS)/sam/.installed
+	$(SAM_ENV) $(SAM) build --template template.yaml --parallel --cached
+
+pytest: $(VENV)/.installed
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+test: lint typecheck validate build pytest
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,16 @@
+"""User authorizer: Bearer JWT, Bearer hgk_ API key or X-API-Key; provisions the tenant on first use."""
+
+from typing import Any
+
+from hangar.authorizer import Grant, lambda_authorizer
+from hangar.credentials import authenticate_user
+from hangar.store import orgs
+
+
+def authenticate(event: dict[str, Any]) -> Grant:
+    principal = authenticate_user(event.get("headers"))
+    org = orgs.ensure_org(principal.org_id)
+    return principal.subject or principal.org_id, principal.to_context(), org.get("usageKey")
+
+
+handler = lambda_authorizer(authenticate)

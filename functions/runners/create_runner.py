@@ -1,0 +1,28 @@
+"""POST /api/runners — creates an offline runner; its `hgr_` token is in this response only (seed 000)."""
+
+from aws_lambda_powertools.event_handler import Response
+from hangar import runners
+from hangar.http import api_app, lambda_handler
+from hangar.models.runners import ApiCreatedRunner, CreateRunnerRequest
+from hangar.observability import metrics
+
+app = api_app()
+
+
+@app.post("/api/runners")
+def create_runner(body: CreateRunnerRequest) -> Response[str]:
+    principal = app.user("runners:manage")
+    runner, token = runners.create_runner(principal.org_id, body.name, body.labels, body.configuredConcurrency)
+    metrics.add_metric(name="RunnersCreated", unit="Count", value=1)
+    created = ApiCreatedRunner(
+        _id=runner["runnerId"],
+        name=runner["name"],
+        token=token,
+        status="offline",
+        labels=runner["labels"],
+        tokenPrefix=runner["tokenId"],
+    )
+    return app.ok(created, status=201)
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,17 @@
+"""DELETE /api/runners/{runnerId} — deletes the runner and revokes its token immediately."""
+
+from aws_lambda_powertools.event_handler import Response
+from hangar import runners
+from hangar.http import api_app, lambda_handler
+
+app = api_app()
+
+
+@app.delete("/api/runners/<runnerId>")
+def delete_runner(runnerId: str) -> Response[str]:
+    principal = app.user("runners:manage")
+    runner = runners.delete_runner(principal.org_id, runnerId)
+    return app.ok({"_id": runner["runnerId"], "deleted": True})
+
+
+handler = lambda_handler(app)

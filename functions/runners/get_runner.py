@@ -1,0 +1,16 @@
+"""GET /api/runners/{runnerId} — one of the caller's runners; another tenant's id is a 404."""
+
+from aws_lambda_powertools.event_handler import Response
+from hangar import runners
+from hangar.http import api_app, lambda_handler
+
+app = api_app()
+
+
+@app.get("/api/runners/<runnerId>")
+def get_runner(runnerId: str) -> Response[str]:
+    principal = app.user("runners:read")
+    return app.ok(runners.api_view(runners.get_runner(principal.org_id, runnerId)))
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,23 @@
+"""GET /api/runners — the caller's runners (seed 000); `limit` and `cursor` page through them."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from hangar import runners
+from hangar.http import api_app, lambda_handler
+from hangar.models.common import DEFAULT_PAGE_SIZE, Cursor, PageLimit
+
+app = api_app()
+
+
+@app.get("/api/runners")
+def list_runners(
+    limit: Annotated[PageLimit, Query()] = DEFAULT_PAGE_SIZE, cursor: Annotated[Cursor | None, Query()] = None
+) -> Response[str]:
+    principal = app.user("runners:read")
+    items, next_cursor = runners.list_runners(principal.org_id, limit, cursor)
+    return app.ok([runners.api_view(item) for item in items], page=next_cursor)
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,60 @@
+"""Lambda REQUEST authorizers: one shape for all of them (Allow + context + usage key, or 401)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hangar.errors import Unauthorized
+from hangar.observability import logger, tracer
+
+# What an authorizer's authenticate step returns: principal id, context for handlers, usage-plan key.
+Grant = tuple[str, dict[str, Any], str | None]
+
+
+def api_wide_resource(method_arn: str) -> str:
+    """arn:...:apiId/stage/* — a cached Allow must cover every route, not only the one first called."""
+    prefix, _, path = method_arn.partition(":execute-api:")
+    region_account_api = path.split("/", 2)
+    return (
+        f"{prefix}:execute-api:{region_account_api[0]}/{region_account_api[1]}/*"
+        if len(region_account_api) >= 2
+        else method_arn
+    )
+
+
+def allow(principal_id: str, method_arn: str, context: dict[str, Any], usage_key: str | None) -> dict[str, Any]:
+    policy: dict[str, Any] = {
+        "principalId": principal_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": api_wide_resource(method_arn)}
+            ],
+        },
+        "context": context,
+    }
+    if usage_key:
+        policy["usageIdentifierKey"] = usage_key
+    return policy
+
+
+def lambda_authorizer(
+    authenticate: Callable[[dict[str, Any]], Grant],
+) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """An authorizer entry point: Allow with context, or API Gateway's 401 via the 'Unauthorized' error."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            principal_id, auth_context, usage_key = authenticate(event)
+        except Unauthorized as refusal:
+            # The reason only; never the credential.
+            logger.info("credential refused", extra={"reason": refusal.message, "path": event.get("path")})
+            raise Exception("Unauthorized") from None
+        return allow(principal_id, event.get("methodArn", ""), auth_context, usage_key)
+
+    return handler

@@ -1,0 +1,62 @@
+"""Domain errors. Each carries its HTTP status; `hangar.http` is the one place that renders them."""
+
+from __future__ import annotations
+
+
+class HangarError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.field = field
+
+
+class BadRequest(HangarError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(HangarError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(HangarError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(HangarError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(HangarError):
+    status = 409
+    code = "invalid_state"
+
+
+class PayloadTooLarge(HangarError):
+    status = 413
+    code = "payload_too_large"
+
+
+class RateLimited(HangarError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class MissingScope(Forbidden):
+    code = "insufficient_scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"This credential lacks the '{scope}' scope")
+        self.scope = scope

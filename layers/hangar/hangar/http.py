@@ -1,0 +1,173 @@
+"""HTTP glue: the two response dialects, the one mapping of errors to HTTP, and the Lambda entry point.
+
+Every API handler module does the same three things: `app = api_app()` or `v1_app()`, one route on it,
+and `handler = lambda_handler(app)`. Everything else here is shared so handlers stay thin.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from hangar.auth import RunnerPrincipal, UserPrincipal, runner_from_context, user_from_context
+from hangar.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, RateLimited
+from hangar.observability import logger, metrics, tracer
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class Dialect(StrEnum):
+    API = "api"  # seed 000: {"success": true, "data": ...}
+    V1 = "v1"  # seed 003: plain JSON
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
+def plain(data: Any) -> Any:
+    """Pydantic models (and lists of them) as JSON-ready data; absent optional fields stay absent."""
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json", by_alias=True, exclude_unset=False)
+    if isinstance(data, list | tuple):
+        return [plain(item) for item in data]
+    if isinstance(data, dict):
+        return {key: plain(value) for key, value in data.items()}
+    return data
+
+
+def error_body(dialect: Dialect, code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return {"success": False, "error": error} if dialect is Dialect.API else {"error": error}
+
+
+def error_response(dialect: Dialect, error: HangarError) -> Response[str]:
+    headers: dict[str, str] = {}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
+    return Response(
+        status_code=error.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=_json(error_body(dialect, error.code, error.message, error.field)),
+        headers=headers,
+    )
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _validation_message(error: dict[str, Any], field: str) -> str:
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        return "Request body is not valid JSON"
+    if kind == "extra_forbidden":
+        return f"{field}: unknown field"
+    if kind == "missing":
+        return f"{field}: field required" if field != "body" else "Request body is required"
+    return f"{field}: {error.get('msg', 'invalid value')}"
+
+
+class HangarResolver(APIGatewayRestResolver):
+    """A REST resolver that knows its response dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(enable_validation=True, serializer=_json)
+        self.dialect = dialect
+
+        @self.exception_handler(HangarError)
+        def _domain_error(error: HangarError) -> Response[str]:
+            return error_response(self.dialect, error)
+
+        @self.exception_handler(RequestValidationError)
+        def _invalid_request(error: RequestValidationError) -> Response[str]:
+            first: dict[str, Any] = dict(error.errors()[0]) if error.errors() else {}
+            field = "body" if first.get("type") == "json_invalid" else _field_of(first.get("loc", ()))
+            return error_response(self.dialect, BadRequest(_validation_message(first, field), field=field))
+
+        @self.not_found
+        def _no_route(_: NotFoundError) -> Response[str]:
+            return error_response(self.dialect, NotFound("No such route"))
+
+        @self.exception_handler(Exception)
+        def _unexpected(error: Exception) -> Response[str]:
+            # Never a stack trace in a response; the log has it with the correlation id.
+            logger.exception("unhandled error")
+            return error_response(self.dialect, HangarError("Internal error"))
+
+    def ok(
+        self, data: Any, status: int = 200, headers: dict[str, str] | None = None, page: str | bool | None = False
+    ) -> Response[str]:
+        """A success response in this app's dialect. `page` (a cursor or None) marks a list: `nextCursor`
+        goes beside `data` in the `/api` envelope and beside the list key in `/v1` objects."""
+        payload = plain(data)
+        body: Any = {"success": True, "data": payload} if self.dialect is Dialect.API else payload
+        if page is not False:
+            body["nextCursor"] = page
+        return Response(
+            status_code=status, content_type=content_types.APPLICATION_JSON, body=_json(body), headers=headers or {}
+        )
+
+    def authorizer_context(self) -> dict[str, Any]:
+        context: dict[str, Any] = self.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+        return context
+
+    def user(self, scope: str | None = None) -> UserPrincipal:
+        """The calling user, after checking it holds `scope` (403 otherwise)."""
+        principal = user_from_context(self.authorizer_context())
+        if scope:
+            principal.require(scope)
+        return principal
+
+    def runner(self) -> RunnerPrincipal:
+        return runner_from_context(self.authorizer_context())
+
+
+def api_app() -> HangarResolver:
+    return HangarResolver(Dialect.API)
+
+
+def v1_app() -> HangarResolver:
+    return HangarResolver(Dialect.V1)
+
+
+def _body_too_large(event: dict[str, Any]) -> bool:
+    body = event.get("body") or ""
+    size = len(body.encode()) if isinstance(body, str) else len(body)
+    if event.get("isBase64Encoded"):
+        size = size * 3 // 4
+    return size > MAX_BODY_BYTES
+
+
+def lambda_handler(app: HangarResolver) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The Lambda entry point for an API handler module, with logging, tracing and metrics."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if _body_too_large(event):
+            # Refused before parsing: nothing of an oversized body is read or stored.
+            error = PayloadTooLarge(f"Request body exceeds {MAX_BODY_BYTES // 1024} KiB", field="body")
+            response = error_response(app.dialect, error)
+            return {
+                "statusCode": response.status_code,
+                "headers": {"Content-Type": content_types.APPLICATION_JSON},
+                "body": response.body,
+                "isBase64Encoded": False,
+            }
+        return app.resolve(event, context)
+
+    return handler

@@ -1,0 +1,38 @@
+"""Field types and base models shared by every request and view."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+
+# Display names: 1–100 characters, no control characters.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# Routing labels: 1–64 characters from [A-Za-z0-9._:-].
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+Labels = Annotated[list[Label], Field(max_length=50)]
+Concurrency = Annotated[int, Field(ge=1, le=64)]
+PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+# Path ids: anything longer than this is no id we issued (answers 404 like any unknown id).
+PathId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are rejected, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class View(BaseModel):
+    """Response bodies."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+def unique(labels: list[str]) -> list[str]:
+    """Labels without duplicates, first occurrence kept."""
+    return list(dict.fromkeys(labels))

@@ -1,0 +1,210 @@
+"""Runner management: create, read, update, delete, mark offline; and how a runner's status reads."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from hangar import clock, tokens
+from hangar.config import get_settings
+from hangar.credentials import hash_token
+from hangar.errors import Forbidden, NotFound
+from hangar.models.common import unique
+from hangar.models.runners import ApiRunner, RunnerStatus, UpdateRunnerRequest, V1Runner
+from hangar.store import kms, orgs
+from hangar.store import runners as runner_store
+from hangar.store import tokens as token_store
+from hangar.store.dynamo import Item, cancellation_reasons, reason_failed, reason_item, transact
+from hangar.tokens import TokenType
+
+
+def new_runner_id() -> str:
+    return "rnr_" + secrets.token_hex(8)
+
+
+def runner_status(runner: Item, now: float | None = None) -> RunnerStatus:
+    """offline when created, marked or silent past STALE_AFTER_SECONDS; busy with jobs or when it says so."""
+    stored = runner.get("status", "offline")
+    last = runner.get("lastHeartbeatEpoch")
+    current = clock.now() if now is None else now
+    if stored == "offline" or last is None or current - float(last) > get_settings().stale_after_seconds:
+        return "offline"
+    if int(runner.get("currentJobs", 0)) > 0 or stored == "busy":
+        return "busy"
+    return "online"
+
+
+def api_view(runner: Item) -> ApiRunner:
+    return ApiRunner(
+        _id=runner["runnerId"],
+        name=runner["name"],
+        status=runner_status(runner),
+        labels=runner.get("labels") or [],
+        version=runner.get("version"),
+        lastHeartbeat=runner.get("lastHeartbeatAt"),
+        jobsCompleted=int(runner.get("jobsCompleted", 0)),
+        configuredConcurrency=int(runner.get("configuredConcurrency", 1)),
+        currentJobs=int(runner.get("currentJobs", 0)),
+        tokenPrefix=runner.get("tokenId"),
+        systemInfo=runner.get("systemInfo"),
+        createdAt=runner.get("createdAt"),
+        updatedAt=runner.get("updatedAt"),
+    )
+
+
+def v1_view(runner: Item) -> V1Runner:
+    return V1Runner(
+        id=runner["runnerId"],
+        name=runner["name"],
+        tokenPrefix=runner.get("tokenId"),
+        status=runner_status(runner),
+        labels=runner.get("labels") or [],
+        version=runner.get("version"),
+        containerEngine=runner.get("containerEngine"),
+        configuredConcurrency=int(runner.get("configuredConcurrency", 1)),
+        currentJobs=int(runner.get("currentJobs", 0)),
+        providerState=runner.get("providerState"),
+        capabilities=runner.get("capabilities"),
+        lastHeartbeatAt=runner.get("lastHeartbeatAt"),
+        jobsCompleted=int(runner.get("jobsCompleted", 0)),
+    )
+
+
+def setup_token_context(org_id: str, runner_id: str) -> dict[str, str]:
+    """KMS encryption context: a ciphertext only decrypts for the runner it was made for."""
+    return {"orgId": org_id, "runnerId": runner_id}
+
+
+def runner_token_item(
+    org_id: str, runner_id: str, token: tokens.ParsedToken, version: int, labels: list[str], usage_key: str | None
+) -> Item:
+    return {
+        "tokenId": token.token_id,
+        "kind": "runner",
+        "hash": hash_token(token.raw),
+        "orgId": org_id,
+        "runnerId": runner_id,
+        "tokenVersion": version,
+        "labels": labels,
+        "usageKey": usage_key,
+        "createdAt": clock.iso(),
+    }
+
+
+def raise_for_org_refusal(org: Item | None) -> None:
+    """Why the org's condition refused a new runner: inactive license or the plan's runner limit."""
+    if org is not None and org.get("licenseState", "active") != "active":
+        raise Forbidden(f"The license is {org.get('licenseState')}", code="license_inactive")
+    raise Forbidden("The plan's runner limit is reached", code="runner_limit_reached")
+
+
+def create_runner(
+    org_id: str,
+    name: str,
+    labels: list[str],
+    configured_concurrency: int = 1,
+    attributes: dict[str, Any] | None = None,
+) -> tuple[Item, str]:
+    """A new offline runner and its runner token (plaintext returned once, stored only as a hash)."""
+    org = orgs.ensure_org(org_id)
+    runner_id = new_runner_id()
+    token = tokens.mint(TokenType.RUNNER)
+    labels = unique(labels)
+    now = clock.iso()
+    runner: Item = {
+        "orgId": org_id,
+        "runnerId": runner_id,
+        "name": name,
+        "labels": labels,
+        "status": "offline",
+        "configuredConcurrency": configured_concurrency,
+        "currentJobs": 0,
+        "jobsCompleted": 0,
+        "tokenId": token.token_id,
+        "tokenVersion": 1,
+        "createdAt": now,
+        "updatedAt": now,
+        "setupToken": kms.encrypt(token.raw, setup_token_context(org_id, runner_id)),
+        **(attributes or {}),
+    }
+    operations = [
+        orgs.reserve_runner_op(org_id),
+        runner_store.put_runner_op(runner),
+        token_store.put_token_op(runner_token_item(org_id, runner_id, token, 1, labels, org.get("usageKey"))),
+    ]
+    try:
+        transact(operations)
+    except ClientError as error:
+        reasons = cancellation_reasons(error)
+        if reasons and reason_failed(reasons[0]):
+            raise_for_org_refusal(reason_item(reasons[0]) or org)
+        raise
+    return runner, token.raw
+
+
+def get_runner(org_id: str, runner_id: str) -> Item:
+    runner = runner_store.get_runner(org_id, runner_id)
+    if runner is None:
+        raise NotFound(f"Runner {runner_id} not found")
+    return runner
+
+
+def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+    return runner_store.list_runners(org_id, limit, cursor)
+
+
+def list_all_runners(org_id: str) -> list[Item]:
+    """Every runner of the tenant (bounded by the plan's runner limit, so at most a few pages)."""
+    items: list[Item] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = runner_store.list_runners(org_id, 200, cursor)
+        items.extend(page)
+        if cursor is None:
+            return items
+
+
+def update_runner(org_id: str, runner_id: str, changes: UpdateRunnerRequest) -> Item:
+    fields: dict[str, Any] = {
+        name: value for name, value in changes.model_dump(exclude_unset=True).items() if value is not None
+    }
+    if "labels" in fields:
+        fields["labels"] = unique(fields["labels"])
+    fields["updatedAt"] = clock.iso()
+    runner = runner_store.update_runner(org_id, runner_id, fields)
+    if runner is None:
+        raise NotFound(f"Runner {runner_id} not found")
+    if "labels" in fields:
+        # The runner authorizer routes by the labels on the token item; keep them in step.
+        token_store.set_token_labels(runner["tokenId"], fields["labels"])
+    return runner
+
+
+def delete_runner(org_id: str, runner_id: str) -> Item:
+    """Deletes the runner and revokes its token at once; its slot in the plan frees up."""
+    runner = get_runner(org_id, runner_id)
+    try:
+        transact(
+            [
+                runner_store.delete_runner_op(org_id, runner_id),
+                token_store.delete_token_op(runner["tokenId"]),
+                orgs.release_runner_op(org_id),
+            ]
+        )
+    except ClientError as error:
+        reasons = cancellation_reasons(error)
+        if reasons and reason_failed(reasons[0]):
+            raise NotFound(f"Runner {runner_id} not found") from None
+        raise
+    return runner
+
+
+def mark_offline(org_id: str, runner_id: str) -> Item:
+    runner = runner_store.update_runner(
+        org_id, runner_id, {"status": "offline", "updatedAt": clock.iso()}, remove_fields=("liveShard",)
+    )
+    if runner is None:
+        raise NotFound(f"Runner {runner_id} not found")
+    return runner

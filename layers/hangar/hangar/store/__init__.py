@@ -1,0 +1,1 @@
+"""Data access: the only package that talks to DynamoDB (and the other AWS APIs Hangar uses)."""

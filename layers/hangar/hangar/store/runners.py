@@ -1,0 +1,116 @@
+"""The Runners table: `orgId` + `runnerId`. Every read goes through the caller's tenant key."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from hangar.config import get_settings
+from hangar.errors import BadRequest
+from hangar.store.dynamo import (
+    Item,
+    client,
+    decode_cursor,
+    encode_cursor,
+    from_item,
+    is_condition_failure,
+    to_item,
+    update_expression,
+)
+
+RUNNER_KEY_NAMES = {"orgId", "runnerId"}
+
+
+def table() -> str:
+    return get_settings().runners_table
+
+
+def runner_key(org_id: str, runner_id: str) -> dict[str, Any]:
+    return {"orgId": {"S": org_id}, "runnerId": {"S": runner_id}}
+
+
+def get_runner(org_id: str, runner_id: str) -> Item | None:
+    response = client().get_item(TableName=table(), Key=runner_key(org_id, runner_id), ConsistentRead=True)
+    return from_item(response.get("Item"))
+
+
+def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+    params: dict[str, Any] = {
+        "TableName": table(),
+        "KeyConditionExpression": "orgId = :org",
+        "ExpressionAttributeValues": {":org": {"S": org_id}},
+        "Limit": limit,
+    }
+    start = decode_cursor(cursor, RUNNER_KEY_NAMES)
+    if start is not None:
+        if start.get("orgId") != {"S": org_id}:
+            raise BadRequest("cursor is not a cursor this API issued", field="cursor")
+        params["ExclusiveStartKey"] = start
+    response = client().query(**params)
+    items = [item for item in (from_item(raw) for raw in response.get("Items", [])) if item is not None]
+    return items, encode_cursor(response.get("LastEvaluatedKey"))
+
+
+def put_runner_op(runner: Item) -> dict[str, Any]:
+    return {
+        "Put": {
+            "TableName": table(),
+            "Item": to_item(runner),
+            "ConditionExpression": "attribute_not_exists(runnerId)",
+        }
+    }
+
+
+def delete_runner_op(org_id: str, runner_id: str) -> dict[str, Any]:
+    return {
+        "Delete": {
+            "TableName": table(),
+            "Key": runner_key(org_id, runner_id),
+            "ConditionExpression": "attribute_exists(runnerId)",
+        }
+    }
+
+
+def update_runner(
+    org_id: str, runner_id: str, set_fields: dict[str, Any], remove_fields: tuple[str, ...] = ()
+) -> Item | None:
+    """Applies the changes to an existing runner and returns it, or None when it does not exist."""
+    expression, names, vals = update_expression(set_fields, remove_fields)
+    params: dict[str, Any] = {
+        "TableName": table(),
+        "Key": runner_key(org_id, runner_id),
+        "UpdateExpression": expression,
+        "ConditionExpression": "attribute_exists(runnerId)",
+        "ExpressionAttributeNames": names,
+        "ReturnValues": "ALL_NEW",
+    }
+    if vals:
+        params["ExpressionAttributeValues"] = vals
+    try:
+        response = client().update_item(**params)
+    except ClientError as error:
+        if is_condition_failure(error):
+            return None
+        raise
+    return from_item(response.get("Attributes"))
+
+
+# The live-runner index is sharded so heartbeats from a large fleet spread over partitions;
+# the sweeper queries each shard for heartbeats older than the stale cut-off.
+LIVE_SHARDS = 4
+
+
+def live_shard(runner_id: str) -> str:
+    """The LiveByHeartbeat partition of a runner that is not offline."""
+    return f"live#{zlib.crc32(runner_id.encode()) % LIVE_SHARDS}"
+
+
+TOKEN_GUARD = "attribute_exists(runnerId) AND tokenVersion = :tokenVersion"
+
+
+def token_guard_values(token_version: int) -> dict[str, Any]:
+    """Values for TOKEN_GUARD: every runner-route write carries it, so a regenerated or deleted
+    runner's old token fails on its next call even while the authorizer's cached Allow lives."""
+    return {":tokenVersion": {"N": str(token_version)}}

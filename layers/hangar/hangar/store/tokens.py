@@ -1,0 +1,42 @@
+"""The Tokens table: hashed runner tokens, enrollment tokens and API keys, keyed by token id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hangar.config import get_settings
+from hangar.store.dynamo import Item, client, from_item, serialize, to_item
+
+
+def table() -> str:
+    return get_settings().tokens_table
+
+
+def get_token(token_id: str) -> Item | None:
+    response = client().get_item(TableName=table(), Key={"tokenId": {"S": token_id}}, ConsistentRead=True)
+    return from_item(response.get("Item"))
+
+
+def put_token_op(token: Item) -> dict[str, Any]:
+    """A TransactWriteItems Put for a new token item (never overwrites: ids are random, collisions fail)."""
+    return {
+        "Put": {
+            "TableName": table(),
+            "Item": to_item(token),
+            "ConditionExpression": "attribute_not_exists(tokenId)",
+        }
+    }
+
+
+def delete_token_op(token_id: str) -> dict[str, Any]:
+    return {"Delete": {"TableName": table(), "Key": {"tokenId": {"S": token_id}}}}
+
+
+def set_token_labels(token_id: str, labels: list[str]) -> None:
+    client().update_item(
+        TableName=table(),
+        Key={"tokenId": {"S": token_id}},
+        UpdateExpression="SET labels = :labels",
+        ConditionExpression="attribute_exists(tokenId)",
+        ExpressionAttributeValues={":labels": serialize(labels)},
+    )

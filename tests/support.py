@@ -1,0 +1,166 @@
+"""Test helpers shared by unit and integration tests (imported as `support`)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from local.template import create_tables, functions, load_template
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+
+def clear_client_caches() -> None:
+    """Forget cached settings and AWS clients so the next call binds to the current mock."""
+    from hangar import credentials
+    from hangar.config import get_settings
+    from hangar.store import dynamo, kms
+
+    get_settings.cache_clear()
+    dynamo.client.cache_clear()
+    kms._client.cache_clear()
+    credentials.pepper.cache_clear()
+
+
+@dataclass
+class AwsStack:
+    dynamodb: Any
+    kms_key_id: str
+    calls: list[str] = field(default_factory=list)
+
+    def scan_all(self) -> list[dict[str, Any]]:
+        """Every item of every table (to look for leaked secrets)."""
+        items: list[dict[str, Any]] = []
+        for name in self.dynamodb.list_tables()["TableNames"]:
+            items.extend(self.dynamodb.scan(TableName=name)["Items"])
+        return items
+
+
+@contextmanager
+def start_aws_stack() -> Iterator[AwsStack]:
+    with mock_aws():
+        clear_client_caches()
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_tables(dynamodb, template())
+        key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+        os.environ["SETUP_TOKEN_KMS_KEY_ID"] = key_id
+        clear_client_caches()
+        try:
+            yield AwsStack(dynamodb=dynamodb, kms_key_id=key_id)
+        finally:
+            os.environ.pop("SETUP_TOKEN_KMS_KEY_ID", None)
+            clear_client_caches()
+
+
+@cache
+def template() -> dict[str, Any]:
+    return load_template(ROOT / "template.yaml")
+
+
+@cache
+def handler_module(logical_id: str) -> ModuleType:
+    """A function's handler module, loaded from the file template.yaml names."""
+    spec_of = functions(template(), ROOT)[f"{logical_id}Function"]
+    spec = importlib.util.spec_from_file_location(f"hangar_test_fn_{logical_id}", spec_of.module_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeLambdaContext:
+    function_name = "hangar-test"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:hangar-test"
+    aws_request_id = "test-request"
+    log_group_name = "/aws/lambda/hangar-test"
+    log_stream_name = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def load_event(logical_id: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / f"{logical_id}.json").read_text())
+    return event
+
+
+def unique_org() -> str:
+    return f"org-{uuid.uuid4().hex[:12]}"
+
+
+ALL_SCOPES = "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage admin:licenses"
+
+
+def user_event(
+    logical_id: str,
+    org_id: str,
+    *,
+    scopes: str = ALL_SCOPES,
+    body: Any = ...,
+    path_params: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The function's events/ fixture for a user of `org_id`, with body, path and query replaced."""
+    event = copy.deepcopy(load_event(logical_id))
+    event["requestContext"]["authorizer"].update({"orgId": org_id, "scopes": scopes})
+    return _customise(event, body, path_params, query)
+
+
+def runner_event(
+    logical_id: str,
+    org_id: str,
+    runner_id: str,
+    token_version: int = 1,
+    *,
+    labels: str = "",
+    body: Any = ...,
+) -> dict[str, Any]:
+    event = copy.deepcopy(load_event(logical_id))
+    event["requestContext"]["authorizer"].update(
+        {"orgId": org_id, "runnerId": runner_id, "tokenVersion": token_version, "labels": labels}
+    )
+    return _customise(event, body, None, None)
+
+
+def _customise(
+    event: dict[str, Any], body: Any, path_params: dict[str, str] | None, query: dict[str, str] | None
+) -> dict[str, Any]:
+    if body is not ...:
+        event["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
+    if path_params:
+        event["pathParameters"] = path_params
+        path = event["resource"]
+        for name, value in path_params.items():
+            path = path.replace("{" + name + "}", value)
+        event["path"] = path
+    if query is not None:
+        event["queryStringParameters"] = query or None
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+    return event
+
+
+def invoke(logical_id: str, event: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    """Calls the handler in-process; returns (status, parsed body, headers)."""
+    response = handler_module(logical_id).handler(event, FakeLambdaContext())
+    body = response.get("body")
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = body
+    return response["statusCode"], parsed, response.get("headers") or {}
