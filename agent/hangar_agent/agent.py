@@ -1,0 +1,413 @@
+"""The ``run`` loop: heartbeat, poll, execute jobs, report results, shut down gracefully."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from hangar_agent import __version__, log
+from hangar_agent.api import ApiClient, Response, TokenRejectedError, backoff_delay, jittered
+from hangar_agent.config import AgentConfig
+from hangar_agent.job import CANCELLED, KILL_GRACE_SECONDS, SHUTDOWN, JobProcess, Outcome
+
+HEARTBEAT_PATH = "/api/runners/heartbeat"
+POLL_PATH = "/api/runners/jobs"
+STATUS_PATH = "/api/runners/jobs/status"
+
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
+DEFAULT_POLL_INTERVAL = 5.0
+DEFAULT_GRACE_SECONDS = 30.0
+REPORT_RETRY_SECONDS = 600.0  # keep trying to deliver a status report for up to 10 minutes
+SHUTDOWN_REPORT_SECONDS = 15.0  # extra time, after the kill, to deliver the final reports at shutdown
+TOKEN_REJECTED_MESSAGE = "runner token rejected (regenerated or runner deleted)"  # noqa: S105
+EXIT_OK = 0
+EXIT_TOKEN_REJECTED = 2
+_TICK = 0.2
+
+
+def _interval(value: object, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value <= 0:
+        return default
+    return float(min(max(value, 0.05), 3600.0))
+
+
+def system_info() -> dict[str, int | None]:
+    """``{"cpu", "memory", "disk"}``: CPU count, total physical memory and free disk of the cwd (bytes)."""
+    memory: int | None
+    try:
+        memory = int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+        if memory <= 0:
+            memory = None
+    except (AttributeError, ValueError, OSError):
+        memory = None
+    disk: int | None
+    try:
+        disk = int(shutil.disk_usage(os.getcwd()).free)
+    except OSError:
+        disk = None
+    return {"cpu": os.cpu_count(), "memory": memory, "disk": disk}
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    delivered: bool
+    cancel_requested: bool = False
+    conflict: bool = False  # the server refused the report (409: not ours any more, or another 4xx)
+    http_status: int | None = None
+    error: str | None = None  # "<code>: <message>" of a refused report
+
+
+@dataclass
+class _RunningJob:
+    job_id: str
+    process: JobProcess
+    thread: threading.Thread | None = None
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        command: str,
+        *,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        client: ApiClient | None = None,
+    ) -> None:
+        self.config = config
+        self.command = command
+        self.grace_seconds = max(0.0, grace_seconds)
+        self.concurrency = max(1, config.configured_concurrency)
+        self.client = client or ApiClient(config.api_url, config.token)
+        self.heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
+        self.poll_interval = DEFAULT_POLL_INTERVAL
+
+        self.stop_polling = threading.Event()  # SIGTERM/SIGINT or a fatal error: take no new jobs
+        self.halt = threading.Event()  # everything is over: abort retries, stop heartbeats
+        self.force = threading.Event()  # second signal: do not wait for the grace period
+        self._fatal = threading.Event()
+        self._exit_code = EXIT_OK
+
+        self._cond = threading.Condition()
+        self._jobs: dict[str, _RunningJob] = {}
+        self._threads: list[threading.Thread] = []
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def run(self) -> int:
+        self._install_signal_handlers()
+        log.info(
+            "agent_started",
+            version=__version__,
+            runner=self.config.runner_id,
+            api=self.config.api_url,
+            token=self.config.token_prefix,
+            concurrency=self.concurrency,
+            grace=self.grace_seconds,
+        )
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        poller = threading.Thread(target=self._poll_loop, name="poller", daemon=True)
+        heartbeat.start()
+        poller.start()
+        while not self.stop_polling.wait(_TICK):
+            pass
+        if self._fatal.is_set():
+            self._abort_now()
+        else:
+            self._shutdown(poller)
+        self.halt.set()
+        heartbeat.join(1.0)
+        log.info("agent_stopped", exit_code=self._exit_code)
+        return self._exit_code
+
+    def request_shutdown(self, reason: str = "requested") -> None:
+        if self.stop_polling.is_set():
+            if not self.force.is_set():
+                log.warning("shutdown_forced", reason=reason)
+                self.force.set()
+            return
+        with self._cond:
+            running = len(self._jobs)
+        log.info("shutdown_requested", reason=reason, running=running, grace=self.grace_seconds)
+        self.stop_polling.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.request_shutdown(signal.Signals(signum).name)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _token_rejected(self) -> None:
+        if self._fatal.is_set():
+            return
+        self._fatal.set()
+        self._exit_code = EXIT_TOKEN_REJECTED
+        log.error("token_rejected", token=self.config.token_prefix, msg=TOKEN_REJECTED_MESSAGE)
+        self.stop_polling.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _running_jobs(self) -> list[_RunningJob]:
+        with self._cond:
+            return list(self._jobs.values())
+
+    def _wait_for_jobs(self, deadline: float, *, include_reports: bool) -> bool:
+        """Wait until no job is left (or, with include_reports, every job thread ended). True if so."""
+        while time.monotonic() < deadline and not self.force.is_set():
+            if include_reports:
+                alive = [t for t in self._threads if t.is_alive()]
+                if not alive:
+                    return True
+            elif not self._running_jobs():
+                return True
+            time.sleep(_TICK / 2)
+        if include_reports:
+            return not any(t.is_alive() for t in self._threads)
+        return not self._running_jobs()
+
+    def _shutdown(self, poller: threading.Thread) -> None:
+        start = time.monotonic()
+        grace_deadline = start + self.grace_seconds
+        poller.join(max(0.0, grace_deadline - time.monotonic()))
+        if not self._wait_for_jobs(grace_deadline, include_reports=False):
+            for running in self._running_jobs():
+                if running.process.request_kill(SHUTDOWN):
+                    log.warning("job_killed", job=running.job_id, reason=SHUTDOWN)
+        self.force.clear()  # a forced stop skips the grace period, not the final reports
+        final_deadline = time.monotonic() + KILL_GRACE_SECONDS + SHUTDOWN_REPORT_SECONDS
+        if not self._wait_for_jobs(final_deadline, include_reports=True):
+            log.warning("shutdown_reports_pending", jobs=[r.job_id for r in self._running_jobs()])
+
+    def _abort_now(self) -> None:
+        """Token rejected: nothing can be reported any more; kill everything and leave."""
+        for running in self._running_jobs():
+            running.process.request_kill(SHUTDOWN)
+        self.halt.set()
+        self._wait_for_jobs(time.monotonic() + KILL_GRACE_SECONDS + 2.0, include_reports=True)
+
+    # ----------------------------------------------------------------- heartbeat
+
+    def _heartbeat_loop(self) -> None:
+        last_problem: str | None = None
+        while not self.halt.is_set():
+            with self._cond:
+                busy = len(self._jobs) >= self.concurrency
+            body: dict[str, Any] = {
+                "status": "busy" if busy else "online",
+                "version": __version__,
+                "configuredConcurrency": self.concurrency,
+                "systemInfo": system_info(),
+            }
+            try:
+                resp = self.client.call(HEARTBEAT_PATH, body, kind="heartbeat", abort=self.halt)
+            except TokenRejectedError:
+                self._token_rejected()
+                return
+            if resp is None:
+                return
+            if resp.ok:
+                last_problem = None
+                data = resp.data()
+                self.heartbeat_interval = _interval(
+                    data.get("heartbeatIntervalSeconds"), self.heartbeat_interval
+                )
+                cancelled = data.get("cancelledJobs")
+                if isinstance(cancelled, list):
+                    self._cancel_jobs([str(job_id) for job_id in cancelled])
+            else:
+                problem = f"{resp.status}:{resp.error_code()}"
+                if problem != last_problem:
+                    log.warning(
+                        "heartbeat_rejected",
+                        status=resp.status,
+                        code=resp.error_code(),
+                        msg=resp.error_message(),
+                    )
+                    last_problem = problem
+            self.halt.wait(jittered(self.heartbeat_interval))
+
+    def _cancel_jobs(self, job_ids: list[str]) -> None:
+        with self._cond:
+            targets = [self._jobs[job_id] for job_id in job_ids if job_id in self._jobs]
+        for running in targets:
+            if running.process.request_kill(CANCELLED):
+                log.info("job_cancel_requested", job=running.job_id)
+
+    # ----------------------------------------------------------------- polling
+
+    def _poll_loop(self) -> None:
+        rejections = 0
+        last_problem: str | None = None
+        while not self.stop_polling.is_set():
+            with self._cond:
+                while len(self._jobs) >= self.concurrency and not self.stop_polling.is_set():
+                    self._cond.wait(_TICK * 5)
+            if self.stop_polling.is_set():
+                return
+            try:
+                resp = self.client.call(POLL_PATH, {}, kind="poll", abort=self.stop_polling)
+            except TokenRejectedError:
+                self._token_rejected()
+                return
+            if resp is None:
+                return
+            if not resp.ok:
+                problem = f"{resp.status}:{resp.error_code()}"
+                if problem != last_problem:
+                    log.warning(
+                        "poll_rejected", status=resp.status, code=resp.error_code(), msg=resp.error_message()
+                    )
+                    last_problem = problem
+                delay = max(self.poll_interval, backoff_delay(rejections))
+                rejections += 1
+                self.stop_polling.wait(delay)
+                continue
+            rejections = 0
+            last_problem = None
+            data = resp.data()
+            self.poll_interval = _interval(data.get("pollIntervalSeconds"), self.poll_interval)
+            job = data.get("job")
+            if isinstance(job, dict):
+                self._accept(job)
+                continue  # a slot may still be free: poll again at once
+            self.stop_polling.wait(jittered(self.poll_interval))
+
+    def _accept(self, job: dict[str, Any]) -> None:
+        raw_id = job.get("_id", job.get("id"))
+        if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or raw_id == "":
+            log.error("job_invalid", reason="missing _id", type=job.get("type"))
+            return
+        job_id = str(raw_id)
+        with self._cond:
+            if job_id in self._jobs:
+                log.warning("job_duplicate", job=job_id)
+                return
+            running = _RunningJob(job_id=job_id, process=JobProcess(self.command, job, job_id))
+            self._jobs[job_id] = running
+            thread = threading.Thread(
+                target=self._job_thread, args=(running, job), name=f"job-{job_id}", daemon=True
+            )
+            running.thread = thread
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        log.info(
+            "job_received",
+            job=job_id,
+            type=job.get("type"),
+            repo=job.get("repositoryName"),
+            branch=job.get("branch"),
+            attempt=job.get("attempts"),
+        )
+        thread.start()
+
+    # ----------------------------------------------------------------- jobs
+
+    def _job_thread(self, running: _RunningJob, job: dict[str, Any]) -> None:
+        job_id = running.job_id
+        try:
+            if self.stop_polling.is_set():
+                # Arrived while shutting down (the poll was already in flight): hand it back as failed.
+                self._report_outcome(job_id, Outcome(status="failed", error=SHUTDOWN))
+                return
+            started = self._report(job_id, {"jobId": job_id, "status": "running"})
+            if not started.delivered:
+                log.error("job_dropped", job=job_id, reason="running status not delivered")
+                return
+            if started.conflict:
+                log.warning("job_dropped", job=job_id, reason="server no longer assigns this job to us")
+                return
+            if started.cancel_requested and running.process.request_kill(CANCELLED):
+                log.info("job_cancel_requested", job=job_id)
+            timeout = job.get("timeoutSeconds")
+            timeout_s = (
+                float(timeout) if isinstance(timeout, int | float) and not isinstance(timeout, bool) else None
+            )
+            log.info("job_started", job=job_id, timeout=timeout_s)
+            began = time.monotonic()
+            outcome = running.process.run(timeout_s)
+            elapsed = f"{time.monotonic() - began:.1f}s"
+            if outcome.status == "completed":
+                log.info("job_completed", job=job_id, duration=elapsed)
+            else:
+                log.warning("job_failed", job=job_id, duration=elapsed, error=_short(outcome.error))
+            self._report_outcome(job_id, outcome)
+        except TokenRejectedError:
+            self._token_rejected()
+        except Exception as exc:  # never let a job thread die silently
+            log.error("job_internal_error", job=job_id, error=f"{type(exc).__name__}: {exc}")
+            try:
+                self._report_outcome(
+                    job_id, Outcome(status="failed", error=f"agent error: {type(exc).__name__}")
+                )
+            except TokenRejectedError:
+                self._token_rejected()
+        finally:
+            with self._cond:
+                self._jobs.pop(job_id, None)
+                self._cond.notify_all()
+
+    def _report_outcome(self, job_id: str, outcome: Outcome) -> None:
+        result = self._report(job_id, outcome.report_body(job_id))
+        if not result.delivered:
+            log.error("status_report_dropped", job=job_id, status=outcome.status)
+            return
+        if result.cancel_requested and outcome.status == "completed":
+            log.info("job_cancelled_by_server", job=job_id)
+        if result.conflict and result.http_status != 409 and outcome.status == "completed":
+            # e.g. the result was too large or malformed: do not leave the job hanging in "running".
+            fallback = Outcome(
+                status="failed", error=_short(f"result rejected by server: {result.error}", 2048)
+            )
+            again = self._report(job_id, fallback.report_body(job_id))
+            if not again.delivered:
+                log.error("status_report_dropped", job=job_id, status=fallback.status)
+
+    def _report(self, job_id: str, body: dict[str, Any]) -> ReportResult:
+        """POST a status report, retrying for up to REPORT_RETRY_SECONDS. Raises TokenRejectedError on 401."""
+        deadline = time.monotonic() + REPORT_RETRY_SECONDS
+        resp: Response | None = self.client.call(
+            STATUS_PATH, body, kind="status", abort=self.halt, deadline=deadline
+        )
+        if resp is None:
+            return ReportResult(delivered=False)
+        if resp.status == 409:
+            log.warning(
+                "status_report_conflict", job=job_id, status=body.get("status"), code=resp.error_code()
+            )
+            return ReportResult(delivered=True, conflict=True, http_status=409)
+        if not resp.ok:
+            log.warning(
+                "status_report_rejected",
+                job=job_id,
+                status=body.get("status"),
+                http=resp.status,
+                code=resp.error_code(),
+                msg=resp.error_message(),
+            )
+            return ReportResult(
+                delivered=True,
+                conflict=True,
+                http_status=resp.status,
+                error=f"{resp.error_code()}: {resp.error_message()}",
+            )
+        data = resp.data()
+        log.debug("status_reported", job=job_id, status=body.get("status"))
+        return ReportResult(delivered=True, cancel_requested=data.get("cancelRequested") is True)
+
+
+def _short(text: str | None, limit: int = 300) -> str | None:
+    if text is None:
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
