@@ -1,0 +1,157 @@
+"""The template's functions, imported from their files on first use and invoked like Lambda would.
+
+Handler modules are imported by file path under a unique module name (`hangar_fn_<LogicalId>`), since
+different groups reuse file names (functions/runners/list.py, functions/jobs/list.py, ...). While a
+module is imported its CodeUri directory is first on sys.path, as it is in Lambda.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from functools import wraps
+from types import ModuleType
+from typing import Any
+
+from local.template import ACCOUNT_ID, REGION, FunctionSpec
+
+Handler = Callable[[Any, Any], Any]
+
+
+class LocalLambdaContext:
+    """What Lambda passes as `context` (the attributes Powertools and handlers read)."""
+
+    def __init__(self, spec: FunctionSpec, request_id: str | None = None) -> None:
+        self.function_name = spec.logical_id
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.logical_id}"
+        self.memory_limit_in_mb = spec.memory_size
+        self.aws_request_id = request_id or str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{spec.logical_id}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self.identity = None
+        self.client_context = None
+        self.tenant_id = None
+        self._deadline = time.monotonic() + spec.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class FunctionNotFound(KeyError):
+    """No function of that logical id in the template (or it has no local code)."""
+
+
+class FunctionRegistry:
+    """Lazily imported handlers of the template's functions, keyed by logical id."""
+
+    def __init__(self, specs: Mapping[str, FunctionSpec]) -> None:
+        self.specs = dict(specs)
+        self._handlers: dict[str, Handler] = {}
+        self._lock = threading.RLock()
+        self._serial = {
+            logical_id: threading.Lock()
+            for logical_id, spec in self.specs.items()
+            if str(spec.properties.get("ReservedConcurrentExecutions")) == "1"
+        }
+
+    def __contains__(self, logical_id: object) -> bool:
+        return logical_id in self.specs
+
+    def handler(self, logical_id: str) -> Handler:
+        """The function's handler, importing its module on first use (import errors propagate)."""
+        cached = self._handlers.get(logical_id)
+        if cached is not None:
+            return cached
+        spec = self.specs.get(logical_id)
+        if spec is None:
+            raise FunctionNotFound(logical_id)
+        with self._lock:
+            if logical_id not in self._handlers:
+                module = _import_file(f"hangar_fn_{logical_id}", spec)
+                handler = getattr(module, spec.attribute, None)
+                if not callable(handler):
+                    raise AttributeError(f"{spec.module_file} has no callable {spec.attribute!r}")
+                self._handlers[logical_id] = handler
+            return self._handlers[logical_id]
+
+    def invoke(self, logical_id: str, event: Any, request_id: str | None = None) -> Any:
+        """Call the function's handler with `event` and a Lambda context; exceptions propagate.
+
+        A function with `ReservedConcurrentExecutions: 1` (the sweeper) runs one invocation at a time.
+        """
+        handler = self.handler(logical_id)
+        context = LocalLambdaContext(self.specs[logical_id], request_id)
+        lock = self._serial.get(logical_id)
+        if lock is None:
+            return handler(event, context)
+        with lock:
+            return handler(event, context)
+
+
+_import_lock = threading.Lock()
+
+
+def _import_file(module_name: str, spec: FunctionSpec) -> ModuleType:
+    path = spec.module_file
+    if not path.is_file():
+        raise FileNotFoundError(f"{spec.logical_id}: handler file {path} does not exist")
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    with _import_lock:
+        sys.modules[module_name] = module
+        code_dir = str(spec.code_dir)
+        sys.path.insert(0, code_dir)
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(module_name, None)
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(code_dir)
+    return module
+
+
+def make_metrics_thread_safe() -> None:
+    """Serialise the shared Powertools metric set of `hangar.observability.metrics`.
+
+    In Lambda each function has its own process; here all functions share one, and Powertools keeps
+    one metric set per process. Without a lock, one invocation's flush can clear or iterate another's
+    metrics mid-way and fail the request. Local-only; a no-op if the layout is not as expected.
+    """
+    try:
+        from hangar.observability import metrics
+    except ImportError:
+        return
+    provider = getattr(metrics, "provider", None)
+    if provider is None or getattr(provider, "_hangar_local_locked", False):
+        return
+    lock = threading.RLock()
+    for name in (
+        "add_metric",
+        "add_dimension",
+        "add_dimensions",
+        "add_metadata",
+        "flush_metrics",
+        "clear_metrics",
+        "serialize_metric_set",
+        "set_default_dimensions",
+    ):
+        original = getattr(provider, name, None)
+        if original is None:
+            continue
+
+        def locked(*args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        setattr(provider, name, wraps(original)(locked))
+    provider._hangar_local_locked = True

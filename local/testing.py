@@ -1,0 +1,226 @@
+"""Driving a real `python -m local` from tests: start it as a subprocess, call it over HTTP, stop it.
+
+Used by tests/e2e/conftest.py (the `local_api` fixture) and usable from benchmarks or scripts:
+
+    with start_local_api() as api:
+        status, headers, body = api.call("GET", "/api/runners", token=api.jwt("acme", "runners:read"))
+
+Only the standard library is used for HTTP (urllib).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable, Mapping
+from email.message import Message
+from types import TracebackType
+from typing import Any, NamedTuple
+
+from local import REPO_ROOT
+from local.devtokens import ALL_SCOPES, mint_dev_jwt
+
+READY_RE = re.compile(r"Hangar local API ready on (http://\S+)")
+DYNAMODB_RE = re.compile(r"DynamoDB endpoint:\s+(http://\S+)")
+
+
+class HttpResult(NamedTuple):
+    """(status, headers, body): headers look-ups are case-insensitive; body is JSON when it parses."""
+
+    status: int
+    headers: Message
+    body: Any
+
+
+def http_call(
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | None = None,
+    json: Any = None,
+    body: str | bytes | None = None,
+    timeout: float = 30,
+) -> HttpResult:
+    """One HTTP request; never raises for an HTTP status (only for a connection failure)."""
+    data: bytes | None = None
+    sent_headers = dict(headers or {})
+    if json is not None:
+        data = jsonlib.dumps(json).encode()
+        sent_headers.setdefault("Content-Type", "application/json")
+    elif body is not None:
+        data = body.encode() if isinstance(body, str) else body
+    request = urllib.request.Request(url, data=data, method=method.upper(), headers=sent_headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, response_headers, raw = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        status, response_headers, raw = error.code, error.headers, error.read()
+    text = raw.decode("utf-8", errors="replace")
+    parsed: Any = text
+    if text:
+        try:
+            parsed = jsonlib.loads(text)
+        except ValueError:
+            parsed = text
+    else:
+        parsed = None
+    return HttpResult(status, response_headers, parsed)
+
+
+def unique_org(prefix: str = "org") -> str:
+    """An org id no other test uses (so tests sharing one server never see each other's data)."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+class LocalApi:
+    """A running `python -m local serve` subprocess."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.url = ""
+        self.dynamodb_endpoint = ""
+        self.startup_seconds = 0.0
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="local-api-output", daemon=True)
+        self._reader.start()
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in iter(self.process.stdout.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            with self._lock:
+                self._lines.append(line)
+            if not self.dynamodb_endpoint and (match := DYNAMODB_RE.search(line)):
+                self.dynamodb_endpoint = match.group(1)
+            if not self.url and (match := READY_RE.search(line)):
+                self.url = match.group(1)
+                self._ready.set()
+        self._ready.set()  # the process ended: whoever waits must look
+
+    def output_mark(self) -> int:
+        with self._lock:
+            return len(self._lines)
+
+    def output(self, since: int = 0) -> str:
+        """The server's combined stdout/stderr (from line `since`)."""
+        with self._lock:
+            return "\n".join(self._lines[since:])
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        if not self._ready.wait(timeout) or not self.url:
+            code = self.process.poll()
+            self.stop()
+            state = f"exited with {code}" if code is not None else f"not ready after {timeout:.0f} s"
+            raise RuntimeError(f"python -m local {state}; its output:\n{self.output()}")
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    def jwt(
+        self, org: str, scopes: str | Iterable[str] = ALL_SCOPES, sub: str | None = None, ttl: int = 86400
+    ) -> str:
+        """A JWT the local user authorizer accepts (see `local.devtokens.mint_dev_jwt`)."""
+        return mint_dev_jwt(org, scopes, sub=sub, ttl=ttl)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        body: str | bytes | None = None,
+        token: str | None = None,
+        api_key: str | None = None,
+        runner_token: str | None = None,
+        timeout: float = 30,
+    ) -> HttpResult:
+        """METHOD url+path, with `Authorization: Bearer token`, `X-API-Key` or `X-Runner-Token` if given."""
+        sent = dict(headers or {})
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        if api_key:
+            sent["X-API-Key"] = api_key
+        if runner_token:
+            sent["X-Runner-Token"] = runner_token
+        return http_call(method, self.url + path, headers=sent, json=json, body=body, timeout=timeout)
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the server's clock (handlers, authorizer cache, limits) forward; the new time."""
+        result = self.call("POST", "/_local/clock", json={"advanceSeconds": seconds})
+        if result.status != 200:
+            raise RuntimeError(f"advance_clock: {result.status} {result.body}")
+        return float(result.body["now"])
+
+    def now(self) -> float:
+        return float(self.call("GET", "/_local/clock").body["now"])
+
+    def run_schedule(self, logical_id: str) -> Any:
+        """Run a scheduled function (e.g. "SweeperFunction") once, synchronously; its result."""
+        result = self.call("POST", f"/_local/schedules/{logical_id}", timeout=180)
+        if result.status != 200:
+            raise RuntimeError(f"run_schedule({logical_id}): {result.status} {result.body}")
+        return result.body
+
+    def flush_authorizer_cache(self) -> int:
+        return int(self.call("POST", "/_local/authorizer-cache/flush").body["flushed"])
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 15) -> int | None:
+        """SIGTERM, then SIGKILL if it has not exited within `timeout`; its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._reader.join(5)
+        return self.process.returncode
+
+    def __enter__(self) -> LocalApi:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_local_api(
+    extra_env: Mapping[str, str] | None = None,
+    args: Iterable[str] = (),
+    timeout: float = 60,
+) -> LocalApi:
+    """Start `python -m local serve --port 0` (schedules off) and wait for its ready line."""
+    env = dict(os.environ)
+    env.update({"HANGAR_LOCAL_SCHEDULES": "off", "PYTHONUNBUFFERED": "1"})
+    env.pop("PORT", None)
+    env.update(extra_env or {})
+    pythonpath = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local", "serve", "--port", "0", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    api = LocalApi(process)
+    started = time.monotonic()
+    api.wait_ready(timeout)
+    api.startup_seconds = time.monotonic() - started
+    return api

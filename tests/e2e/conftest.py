@@ -1,0 +1,73 @@
+"""End-to-end fixtures: one real `python -m local` per test session (per xdist worker), over HTTP.
+
+    def test_something(local_api, org):
+        token = local_api.jwt(org, "runners:read runners:manage")
+        status, headers, body = local_api.call("POST", "/api/runners", token=token, json={...})
+        local_api.advance_clock(120)              # handlers, authorizer cache and limits move together
+        local_api.run_schedule("SweeperFunction")  # the timer is off: tests sweep when they mean to
+
+The server is shared: every test works in its own org (`org` fixture / `unique_org()`), and the clock
+only moves forward. When a test fails, the server's output during that test is attached to the report.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(_REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(_REPO_ROOT))
+
+from local.testing import LocalApi, http_call, start_local_api, unique_org  # noqa: E402
+
+__all__ = ["LocalApi", "http_call", "unique_org"]
+
+_E2E_DIR = Path(__file__).resolve().parent
+_running: dict[str, LocalApi] = {}
+_MARK = pytest.StashKey[int]()
+
+
+@pytest.fixture(scope="session")
+def local_api() -> Iterator[LocalApi]:
+    """`python -m local serve --port 0` as a subprocess (schedules off), stopped at the session's end."""
+    # The install script installs the agent from this checkout, not from a package index.
+    api = start_local_api(extra_env={"HANGAR_PARAM_AgentPackageSpec": str(_REPO_ROOT / "agent")}, timeout=60)
+    _running["api"] = api
+    try:
+        yield api
+    finally:
+        _running.pop("api", None)
+        api.stop()
+
+
+@pytest.fixture
+def org() -> str:
+    """A fresh org id for this test."""
+    return unique_org()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _E2E_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    api = _running.get("api")
+    item.stash[_MARK] = api.output_mark() if api else 0
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    api = _running.get("api")
+    if api is not None and report.when == "call" and report.failed:
+        output = api.output(item.stash.get(_MARK, 0))
+        report.sections.append(("python -m local output during this test", output[-20000:] or "(none)"))
