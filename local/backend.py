@@ -44,7 +44,7 @@ class _SerialApp:
                     close()
 
 
-class SerialMotoServer(ThreadedMotoServer):
+class SerialMotoServer(ThreadedMotoServer):  # type: ignore[misc]
     """`moto.server.ThreadedMotoServer` with calls serialised through moto (see the module docstring)."""
 
     def __init__(self, ip_address: str = "127.0.0.1", port: int = 0) -> None:

@@ -57,4 +57,5 @@ def lambda_authorizer(
             raise Exception("Unauthorized") from None
         return allow(principal_id, event.get("methodArn", ""), auth_context, usage_key)
 
-    return handler
+    entry: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = handler  # decorators erase the type
+    return entry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-from hangar import tokens
+from hangar import clock, tokens
 from hangar.auth import (
     RunnerPrincipal,
     UserPrincipal,
@@ -17,6 +17,7 @@ from hangar.auth import (
 )
 from hangar.config import get_settings
 from hangar.errors import Unauthorized
+from hangar.store import api_keys as api_key_store
 from hangar.store import tokens as token_store
 
 
@@ -43,6 +44,12 @@ def authenticate_api_key(raw: str) -> UserPrincipal:
     item = token_store.get_token(parsed.token_id)
     if not item or item.get("kind") != "apikey" or not tokens.verify(raw, str(item.get("hash", "")), pepper()):
         raise Unauthorized("Invalid API key")
+    # lastUsedAt, at most once a minute per key: the item just read says whether it is due, so the
+    # common case costs no write (and the write, conditional and best effort, never fails the call).
+    last_used = item.get("lastUsedAtEpoch")
+    now = clock.now()
+    if last_used is None or now - float(last_used) >= api_key_store.LAST_USED_GRANULARITY_SECONDS:
+        api_key_store.record_api_key_use(parsed.token_id, int(now), clock.iso(now))
     return UserPrincipal(
         org_id=str(item["orgId"]),
         subject=str(item.get("createdBy", "")),

@@ -87,11 +87,11 @@ class HangarResolver(APIGatewayRestResolver):
         super().__init__(enable_validation=True, serializer=_json)
         self.dialect = dialect
 
-        @self.exception_handler(HangarError)
+        @self.exception_handler(HangarError)  # type: ignore[untyped-decorator]
         def _domain_error(error: HangarError) -> Response[str]:
             return error_response(self.dialect, error)
 
-        @self.exception_handler(RequestValidationError)
+        @self.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
         def _invalid_request(error: RequestValidationError) -> Response[str]:
             first: dict[str, Any] = dict(error.errors()[0]) if error.errors() else {}
             field = "body" if first.get("type") == "json_invalid" else _field_of(first.get("loc", ()))
@@ -101,7 +101,7 @@ class HangarResolver(APIGatewayRestResolver):
         def _no_route(_: NotFoundError) -> Response[str]:
             return error_response(self.dialect, NotFound("No such route"))
 
-        @self.exception_handler(Exception)
+        @self.exception_handler(Exception)  # type: ignore[untyped-decorator]
         def _unexpected(error: Exception) -> Response[str]:
             # Never a stack trace in a response; the log has it with the correlation id.
             logger.exception("unhandled error")
@@ -170,4 +170,5 @@ def lambda_handler(app: HangarResolver) -> Callable[[dict[str, Any], LambdaConte
             }
         return app.resolve(event, context)
 
-    return handler
+    entry: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = handler  # decorators erase the type
+    return entry

@@ -53,8 +53,8 @@ def _from_dynamo_value(value: Any) -> Any:
 
 
 def serialize(value: Any) -> dict[str, Any]:
-    result: dict[str, Any] = _serializer.serialize(_to_dynamo_value(value))
-    return result
+    result: Any = _serializer.serialize(_to_dynamo_value(value))
+    return dict(result)
 
 
 def to_item(data: Item) -> dict[str, Any]:
@@ -127,8 +127,8 @@ def cancellation_reasons(error: ClientError) -> list[dict[str, Any]]:
     """Per-item reasons of a cancelled TransactWriteItems (same order as the request)."""
     if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
         raise error
-    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])
-    return reasons
+    reasons: Any = error.response.get("CancellationReasons", [])
+    return list(reasons)
 
 
 def reason_failed(reason: dict[str, Any]) -> bool:

@@ -89,3 +89,72 @@ def release_runner_op(org_id: str) -> dict[str, Any]:
             "ExpressionAttributeValues": values(minus=-1, zero=0),
         }
     }
+
+
+def org_or_default(org_id: str) -> Item:
+    """The org item, or — for a tenant never seen — what it will be on first use (nothing written:
+    read-only routes must not need write access to the Orgs table)."""
+    return get_org(org_id) or new_org(org_id)
+
+
+def put_license(org_id: str, license_fields: Item, expected_version: int | None) -> Item | None:
+    """Writes plan, licenseState, overrides and the materialized limits in one UpdateItem, creating the
+    org if it was never seen. Optimistic: only if the license is still at `expected_version` (None: never
+    set), so two operators' concurrent overrides never silently merge. None when that check failed."""
+    now = clock.iso()
+    sets = [f"#{name} = :{name}" for name in license_fields]
+    sets += [
+        "licenseVersion = :nextVersion",
+        "updatedAt = :now",
+        "runnerCount = if_not_exists(runnerCount, :zero)",
+        "activeJobs = if_not_exists(activeJobs, :zero)",
+        "targetCount = if_not_exists(targetCount, :zero)",
+        "createdAt = if_not_exists(createdAt, :now)",
+    ]
+    condition = "attribute_not_exists(licenseVersion)" if expected_version is None else "licenseVersion = :expected"
+    extra: dict[str, Any] = {"nextVersion": (expected_version or 0) + 1, "now": now, "zero": 0}
+    if expected_version is not None:
+        extra["expected"] = expected_version
+    try:
+        response = client().update_item(
+            TableName=table(),
+            Key=org_key(org_id),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={f"#{name}": name for name in license_fields},
+            ExpressionAttributeValues=values(**license_fields, **extra),
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as error:
+        if is_condition_failure(error):
+            return None
+        raise
+    return from_item(response.get("Attributes"))
+
+
+def reserve_target_op(org_id: str, target_limit: int) -> dict[str, Any]:
+    """Counts one more target, only while the license is active and the count is below `target_limit`."""
+    return {
+        "Update": {
+            "TableName": table(),
+            "Key": org_key(org_id),
+            "UpdateExpression": "ADD targetCount :one",
+            "ConditionExpression": (
+                "licenseState = :active AND (attribute_not_exists(targetCount) OR targetCount < :limit)"
+            ),
+            "ExpressionAttributeValues": values(one=1, active="active", limit=target_limit),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def release_target_op(org_id: str) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": table(),
+            "Key": org_key(org_id),
+            "UpdateExpression": "ADD targetCount :minus",
+            "ConditionExpression": "targetCount > :zero",
+            "ExpressionAttributeValues": values(minus=-1, zero=0),
+        }
+    }

@@ -1,0 +1,28 @@
+"""POST /v1/api-keys — a new `hgk_` key with a subset of the caller's scopes; the token is shown once."""
+
+from aws_lambda_powertools.event_handler import Response
+from hangar import api_keys
+from hangar.http import lambda_handler, v1_app
+from hangar.models.api_keys import CreateApiKeyRequest, CreatedApiKeyView
+
+app = v1_app()
+
+
+@app.post("/v1/api-keys")
+def create_api_key(body: CreateApiKeyRequest) -> Response[str]:
+    principal = app.user("keys:manage")
+    created = api_keys.create_api_key(
+        principal.org_id, body.name, body.scopes, principal.subject or principal.org_id, principal.scopes
+    )
+    view = CreatedApiKeyView(
+        id=created.id,
+        name=created.name,
+        scopes=created.scopes,
+        tokenPrefix=created.token_prefix,
+        token=created.token,
+        createdAt=created.created_at,
+    )
+    return app.ok(view, status=201)
+
+
+handler = lambda_handler(app)

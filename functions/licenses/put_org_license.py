@@ -1,0 +1,32 @@
+"""PUT /v1/orgs/{orgId}/license — an operator sets a tenant's plan, state and overrides (admin:licenses).
+
+The only cross-tenant route: `orgId` is any tenant, not the caller's. Partial update: fields left out
+keep their value; an override set to null goes back to the plan's value.
+"""
+
+from aws_lambda_powertools.event_handler import Response
+from hangar import licensing
+from hangar.http import lambda_handler, v1_app
+from hangar.models.licenses import PutLicenseRequest
+from hangar.observability import logger
+
+app = v1_app()
+
+
+@app.put("/v1/orgs/<orgId>/license")
+def put_org_license(orgId: str, body: PutLicenseRequest) -> Response[str]:
+    operator = app.user("admin:licenses")
+    license_ = licensing.put_org_license(orgId, body)
+    logger.info(
+        "license changed",
+        extra={
+            "orgId": orgId,
+            "operator": operator.subject,
+            "operatorOrg": operator.org_id,
+            "change": body.model_dump(exclude_unset=True),
+        },
+    )
+    return app.ok(license_)
+
+
+handler = lambda_handler(app)

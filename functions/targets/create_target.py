@@ -1,0 +1,18 @@
+"""POST /v1/targets — a new target, within the plan's target limit and allowed visibilities."""
+
+from aws_lambda_powertools.event_handler import Response
+from hangar import targets
+from hangar.http import lambda_handler, v1_app
+from hangar.models.targets import CreateTargetRequest
+
+app = v1_app()
+
+
+@app.post("/v1/targets")
+def create_target(body: CreateTargetRequest) -> Response[str]:
+    principal = app.user("targets:manage")
+    target = targets.create_target(principal.org_id, body.name, body.url, body.visibility)
+    return app.ok(targets.view(target), status=201)
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,90 @@
+"""API keys in the Tokens table: kind `apikey`, listed per tenant through the sparse ApiKeysByOrg index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hangar.errors import BadRequest
+from hangar.store.dynamo import (
+    Item,
+    client,
+    decode_cursor,
+    encode_cursor,
+    from_item,
+    is_condition_failure,
+    to_item,
+    values,
+)
+from hangar.store.tokens import table
+
+API_KEYS_BY_ORG = "ApiKeysByOrg"
+# lastUsedAt is recorded at most once per key per this many seconds, so most requests cost no write.
+LAST_USED_GRANULARITY_SECONDS = 60
+API_KEY_CURSOR_NAMES = {"tokenId", "apiKeyOrg", "createdAt"}
+# What a listing may show: never `hash`.
+LISTED_ATTRIBUTES = ("tokenId", "#name", "scopes", "createdAt", "lastUsedAt", "createdBy")
+
+
+def put_api_key(item: Item) -> None:
+    """Stores a new key (never overwrites: ids are random, a collision fails rather than replaces)."""
+    client().put_item(TableName=table(), Item=to_item(item), ConditionExpression="attribute_not_exists(tokenId)")
+
+
+def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+    """The tenant's keys, newest first, without their hashes."""
+    params: dict[str, Any] = {
+        "TableName": table(),
+        "IndexName": API_KEYS_BY_ORG,
+        "KeyConditionExpression": "apiKeyOrg = :org",
+        "ExpressionAttributeValues": values(org=org_id),
+        "ProjectionExpression": ", ".join(LISTED_ATTRIBUTES),
+        "ExpressionAttributeNames": {"#name": "name"},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    start = decode_cursor(cursor, API_KEY_CURSOR_NAMES)
+    if start is not None:
+        if start.get("apiKeyOrg") != {"S": org_id}:
+            raise BadRequest("cursor is not a cursor this API issued", field="cursor")
+        params["ExclusiveStartKey"] = start
+    response = client().query(**params)
+    items = [item for item in (from_item(raw) for raw in response.get("Items", [])) if item is not None]
+    return items, encode_cursor(response.get("LastEvaluatedKey"))
+
+
+def delete_api_key(org_id: str, key_id: str) -> bool:
+    """Deletes the key if it is one of this tenant's API keys; False when it is not (or no longer) there."""
+    try:
+        client().delete_item(
+            TableName=table(),
+            Key={"tokenId": {"S": key_id}},
+            ConditionExpression="apiKeyOrg = :org AND kind = :apikey",
+            ExpressionAttributeValues=values(org=org_id, apikey="apikey"),
+        )
+    except ClientError as error:
+        if is_condition_failure(error):
+            return False
+        raise
+    return True
+
+
+def record_api_key_use(key_id: str, now_epoch: int, now_iso: str) -> None:
+    """Sets lastUsedAt unless it was set within LAST_USED_GRANULARITY_SECONDS: at most one write per key per
+    window, whatever the request rate. Best effort: a lost race, a deleted key or a missing
+    permission never fails the request that used the key."""
+    try:
+        client().update_item(
+            TableName=table(),
+            Key={"tokenId": {"S": key_id}},
+            UpdateExpression="SET lastUsedAt = :iso, lastUsedAtEpoch = :now",
+            ConditionExpression=(
+                "attribute_exists(tokenId) AND (attribute_not_exists(lastUsedAtEpoch) OR lastUsedAtEpoch < :cutoff)"
+            ),
+            ExpressionAttributeValues=values(
+                iso=now_iso, now=now_epoch, cutoff=now_epoch - LAST_USED_GRANULARITY_SECONDS
+            ),
+        )
+    except (ClientError, BotoCoreError):
+        return

@@ -1,0 +1,107 @@
+"""The authorizers in-process: credentials in, Allow + context + usage key out, or API Gateway's 401."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import jwt
+import pytest
+from support import AwsStack, FakeLambdaContext, handler_module, invoke, load_event, unique_org, user_event
+
+from hangar.config import LOCAL_JWT_SECRET
+from hangar.store import dynamo, orgs
+from hangar.tokens import BASE62
+
+
+def dev_jwt(org: str, scopes: str = "runners:read runners:manage", **overrides: Any) -> str:
+    claims = {"sub": f"user@{org}", "org": org, "iss": "hangar-local", "aud": "hangar",
+              "exp": int(time.time()) + 300, "scope": scopes, **overrides}
+    return jwt.encode(claims, LOCAL_JWT_SECRET, algorithm="HS256")
+
+
+def authorize(logical_id: str, headers: dict[str, str], query: dict[str, str] | None = None) -> dict[str, Any]:
+    event = copy.deepcopy(load_event(logical_id))
+    event["headers"] = headers
+    event["queryStringParameters"] = query
+    return handler_module(logical_id).handler(event, FakeLambdaContext())
+
+
+def count_dynamodb_calls() -> list[str]:
+    calls: list[str] = []
+    dynamo.client().meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_user_jwt_is_allowed_and_tenant_provisioned(aws: AwsStack) -> None:
+    org = unique_org()
+    assert orgs.get_org(org) is None
+    policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {dev_jwt(org)}"})
+    statement = policy["policyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Allow" and statement["Resource"].endswith("/prod/*")
+    assert policy["context"]["orgId"] == org
+    assert set(policy["context"]["scopes"].split()) == {"runners:read", "runners:manage"}
+    provisioned = orgs.get_org(org)
+    assert provisioned is not None and provisioned["plan"] == "free" and provisioned["licenseState"] == "active"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer not-a-jwt"},
+        {"X-API-Key": "hgk_000000000000_notavalidkeyatall"},
+    ],
+)
+def test_bad_user_credentials_are_401(aws: AwsStack, headers: dict[str, str]) -> None:
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        authorize("UserAuthorizer", headers)
+
+
+def test_expired_jwt_is_401(aws: AwsStack) -> None:
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        authorize("UserAuthorizer", {"Authorization": f"Bearer {dev_jwt(unique_org(), exp=int(time.time()) - 60)}"})
+
+
+def test_runner_token_allowed_with_version_and_labels(aws: AwsStack) -> None:
+    org = unique_org()
+    status, body, _ = invoke("CreateRunner", user_event("CreateRunner", org, body={"name": "r", "labels": ["linux"]}))
+    assert status == 201
+    policy = authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]})
+    assert policy["context"] == {
+        "principalType": "runner",
+        "orgId": org,
+        "runnerId": body["data"]["_id"],
+        "tokenVersion": 1,
+        "tokenId": body["data"]["tokenPrefix"],
+        "labels": "linux",
+    }
+    # The install-script authorizer takes the same token from the query string.
+    assert authorize("RunnerAuthorizer", {}, {"token": body["data"]["token"]})["context"]["orgId"] == org
+
+
+def test_every_single_character_change_is_refused_before_any_dynamodb_call(aws: AwsStack) -> None:
+    org = unique_org()
+    _, body, _ = invoke("CreateRunner", user_event("CreateRunner", org, body={"name": "r"}))
+    token = body["data"]["token"]
+    calls = count_dynamodb_calls()
+    for index, original in enumerate(token):
+        for replacement in set(BASE62 + "_") - {original}:
+            mutated = token[:index] + replacement + token[index + 1 :]
+            with pytest.raises(Exception, match="^Unauthorized$"):
+                authorize("RunnerAuthorizer", {"X-Runner-Token": mutated})
+    assert calls == []
+    authorize("RunnerAuthorizer", {"X-Runner-Token": token})
+    assert calls == ["GetItem"]
+
+
+def test_deleted_runner_token_is_refused(aws: AwsStack) -> None:
+    org = unique_org()
+    _, body, _ = invoke("CreateRunner", user_event("CreateRunner", org, body={"name": "r"}))
+    status, _, _ = invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": body["data"]["_id"]}))
+    assert status == 200
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]})
