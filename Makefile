@@ -10,16 +10,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
+CFN_LINT := $(TOOLS)/sam/bin/cfn-lint
+CHECKOV := $(TOOLS)/checkov/bin/checkov
 # sam build looks for python3.13 on PATH; the venv's interpreter is that one.
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 PORT ?= 3000
 
-.PHONY: help install run test lint typecheck validate build pytest bench openapi clean
+.PHONY: help install run test lint typecheck validate cfn-lint checkov template-checks build pytest bench openapi clean
 
 help:
 	@echo "make run       - serve the API locally on http://127.0.0.1:$(PORT) (installs what it needs)"
-	@echo "make test      - install, then lint, typecheck, validate and build the template, run every test"
+	@echo "make test      - install, then lint, typecheck, check (sam validate, cfn-lint, checkov) and build the template, run every test"
 	@echo "make lint      - ruff"
+	@echo "make template-checks - sam validate --lint, cfn-lint and checkov on template.yaml"
 	@echo "make build     - sam build (no container)"
 	@echo "make bench     - performance figures (DynamoDB calls, sweeper reads, cold start, gateway)"
 
@@ -37,7 +40,15 @@ $(TOOLS)/sam/.installed: requirements-tools.txt | $(VENV)/.installed
 	$(TOOLS)/sam/bin/pip install --quiet -r requirements-tools.txt
 	touch $@
 
-install: $(VENV)/.installed $(TOOLS)/sam/.installed
+# checkov pins libraries (boto3, networking) that clash with aws-sam-cli's: its own venv.
+$(TOOLS)/checkov/.installed: requirements-checkov.txt
+	@test -n "$(PYTHON_BOOT)" || { echo "No Python 3.11+ found"; exit 1; }
+	"$(PYTHON_BOOT)" -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/checkov/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m local serve --port $(PORT)
@@ -51,13 +62,23 @@ typecheck: $(VENV)/.installed
 validate: $(TOOLS)/sam/.installed
 	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
 
+# Errors and warnings fail; a rule ignored for a resource says why in the template (Metadata: cfn-lint).
+cfn-lint: $(TOOLS)/sam/.installed
+	$(CFN_LINT) --format parseable template.yaml
+
+# Every skipped check is justified on its resource (Metadata: checkov: skip). --skip-download: no network.
+checkov: $(TOOLS)/checkov/.installed
+	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+template-checks: validate cfn-lint checkov
+
 build: $(TOOLS)/sam/.installed
 	$(SAM_ENV) $(SAM) build --template template.yaml --parallel --cached
 
 pytest: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
-test: lint typecheck validate build pytest
+test: lint typecheck template-checks build pytest
 
 bench: $(VENV)/.installed
 	$(PY) -m bench

@@ -1,5 +1,5 @@
 """`python -m local [serve] [--port N]` runs the stack; `python -m local token --org ORG --scope "..."`
-prints a dev JWT for the local secret."""
+prints a dev JWT for the local secret; `python -m local openapi [--check]` writes docs/openapi.json."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from local.devtokens import ALL_SCOPES, mint_dev_jwt
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m local", description="Hangar on one machine, without Docker."
-    )
+    parser = argparse.ArgumentParser(prog="python -m local", description="Hangar on one machine, without Docker.")
     commands = parser.add_subparsers(dest="command")
 
     serve = commands.add_parser("serve", help="serve the API (the default command)")
@@ -26,19 +24,17 @@ def _parser() -> argparse.ArgumentParser:
         help="port of the API (default $PORT or 3000; 0 picks a free port)",
     )
     serve.add_argument("--host", default=os.environ.get("HANGAR_LOCAL_HOST") or "127.0.0.1")
-    serve.add_argument(
-        "--template", default=None, help="template file (default: the repository's template.yaml)"
-    )
+    serve.add_argument("--template", default=None, help="template file (default: the repository's template.yaml)")
     serve.add_argument("--no-schedules", action="store_true", help="do not run schedules on a timer")
     serve.add_argument("--quiet", action="store_true", help="no access log line per request")
 
     token = commands.add_parser("token", help="print a dev JWT signed with the local secret")
     token.add_argument("--org", default="demo", help="tenant (the `org` claim); default demo")
-    token.add_argument(
-        "--scope", default=" ".join(ALL_SCOPES), help="space-separated scopes (default: every scope)"
-    )
+    token.add_argument("--scope", default=" ".join(ALL_SCOPES), help="space-separated scopes (default: every scope)")
     token.add_argument("--sub", default=None, help="subject (default dev@ORG)")
     token.add_argument("--ttl", type=int, default=86400, help="seconds until it expires (default 86400)")
+    openapi = commands.add_parser("openapi", help="write docs/openapi.json from the handlers")
+    openapi.add_argument("--check", action="store_true", help="exit 1 if docs/openapi.json is out of date")
     return parser
 
 
@@ -49,6 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(args_list)
     if args.command == "token":
         print(mint_dev_jwt(args.org, args.scope, sub=args.sub, ttl=args.ttl))
+        return 0
+
+    if args.command == "openapi":
+        from local.openapi import OPENAPI_FILE, drift, write_openapi
+
+        if args.check:
+            stale = drift()
+            print(f"{OPENAPI_FILE} is {'out of date: run python -m local openapi' if stale else 'up to date'}")
+            return 1 if stale else 0
+        print(f"wrote {write_openapi()}")
         return 0
 
     # Stopped while still starting up: exit quietly as well (serve() installs its own handlers).

@@ -11,7 +11,7 @@ Plain functions, importable by tests and benchmarks:
 - `gateway_responses(template)`              the API's GatewayResponses
 - `schedules(template)`                      every `Type: Schedule` / `ScheduleV2` event
 - `table_definitions(template)`, `create_tables(dynamodb_client, template)`
-- `provision(template, session)`             tables, KMS keys, secrets, SSM parameters, usage plans
+- `provision(template, session)`             tables, KMS keys, secrets, SSM parameters, usage plans, keys
 - `function_environment(template, resolver)` Globals + every function's variables, resolved
 
 Table names are `local_table_name(logical_id)`: the logical id itself.
@@ -158,6 +158,9 @@ class Resolver:
             return parameters[name]["Default"]
         if name in self.refs:
             return self.refs[name]
+        api_name, dot, api_attribute = name.partition(".")
+        if dot and (self._resources.get(api_name) or {}).get("Type") == API_TYPE:
+            return self.get_att(api_name, api_attribute)  # SAM's `!Ref Api.Stage` / `!Ref Api.Deployment`
         resource = self._resources.get(name)
         if resource is None:
             raise Unresolvable(f"no resource or parameter named {name}")
@@ -179,6 +182,11 @@ class Resolver:
             return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{local_table_name(name)}"
         if kind == FUNCTION_TYPE and attribute == "Arn":
             return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+        if kind == API_TYPE and attribute == "Stage":
+            stage = (resource or {}).get("Properties", {}).get("StageName", DEFAULT_STAGE)
+            return str(self.resolve(stage))
+        if kind == API_TYPE and attribute == "Deployment":
+            return f"{LOCAL_API_ID}-deployment"
         raise Unresolvable(f"{name}.{attribute} has no local value")
 
     # -- Conditions --------------------------------------------------------------------------------
@@ -536,9 +544,7 @@ def authorizers(template: Mapping[str, Any]) -> dict[str, AuthorizerSpec]:
         function_id = _function_of_arn(definition.get("FunctionArn"))
         if not function_id:
             continue  # Cognito user pools and the like: not a Lambda authorizer
-        payload_type = str(
-            resolver.try_resolve(definition.get("FunctionPayloadType"), "TOKEN") or "TOKEN"
-        ).upper()
+        payload_type = str(resolver.try_resolve(definition.get("FunctionPayloadType"), "TOKEN") or "TOKEN").upper()
         identity = resolver.try_resolve(definition.get("Identity"), {}) or {}
         if payload_type == "TOKEN":
             headers: tuple[str, ...] = (str(identity.get("Header", "Authorization")),)
@@ -636,7 +642,9 @@ def schedules(template: Mapping[str, Any]) -> list[ScheduleSpec]:
         for event_name, event in events.items():
             if not isinstance(event, dict) or event.get("Type") not in ("Schedule", "ScheduleV2"):
                 continue
-            properties = resolver.try_resolve(event.get("Properties"), {}) or {}
+            # Property by property: one without a local value (the DLQ's ARN) must not drop the schedule.
+            raw_properties = event.get("Properties") or {}
+            properties = {key: resolver.try_resolve(value) for key, value in raw_properties.items()}
             expression = properties.get("Schedule") or properties.get("ScheduleExpression")
             if not expression:
                 continue
@@ -768,8 +776,9 @@ def _throttle(settings: Mapping[str, Any] | None) -> dict[str, Any]:
 def provision(template: Mapping[str, Any], session: Any) -> Provisioned:
     """Create the template's resources in the local backend (moto) through a boto3 `session`.
 
-    Tables (with TTL), KMS keys and aliases, Secrets Manager secrets (random values), SSM parameters
-    and API Gateway usage plans. Anything else has no local counterpart and is skipped.
+    Tables (with TTL), KMS keys and aliases, Secrets Manager secrets (random values), SSM parameters,
+    API Gateway usage plans, API keys and usage plan keys. Anything else has no local counterpart and
+    is skipped.
     """
     done = Provisioned()
     done.tables = create_tables(session.client("dynamodb"), template)
@@ -794,9 +803,7 @@ def provision(template: Mapping[str, Any], session: Any) -> Provisioned:
     for logical_id, resource in resources(template, "AWS::SecretsManager::Secret").items():
         properties = done.resolver(template).try_resolve(resource.get("Properties"), {}) or {}
         value = properties.get("SecretString") or secrets.token_urlsafe(32)
-        created = secretsmanager.create_secret(
-            Name=str(properties.get("Name") or logical_id), SecretString=value
-        )
+        created = secretsmanager.create_secret(Name=str(properties.get("Name") or logical_id), SecretString=value)
         done.refs[logical_id] = created["ARN"]
         done.attrs[(logical_id, "Id")] = created["ARN"]
 
@@ -828,6 +835,27 @@ def provision(template: Mapping[str, Any], session: Any) -> Provisioned:
         plan_id = apigateway.create_usage_plan(**arguments)["id"]
         done.refs[logical_id] = plan_id
         done.usage_plans[logical_id] = plan_id
+    for logical_id, resource in resources(template, "AWS::ApiGateway::ApiKey").items():
+        properties = done.resolver(template).try_resolve(resource.get("Properties"), {}) or {}
+        key_arguments: dict[str, Any] = {
+            "name": str(properties.get("Name") or logical_id),
+            "enabled": bool(properties.get("Enabled", False)),
+        }
+        for source, target in (("Description", "description"), ("Value", "value")):
+            if properties.get(source):
+                key_arguments[target] = str(properties[source])
+        key_id = apigateway.create_api_key(**key_arguments)["id"]
+        done.refs[logical_id] = key_id
+        done.attrs[(logical_id, "APIKeyId")] = key_id
+    for logical_id, resource in resources(template, "AWS::ApiGateway::UsagePlanKey").items():
+        properties = done.resolver(template).try_resolve(resource.get("Properties"), {}) or {}
+        if properties.get("KeyId") and properties.get("UsagePlanId"):
+            apigateway.create_usage_plan_key(
+                usagePlanId=str(properties["UsagePlanId"]),
+                keyId=str(properties["KeyId"]),
+                keyType=str(properties.get("KeyType", "API_KEY")),
+            )
+            done.refs[logical_id] = f"{properties['KeyId']}:{properties['UsagePlanId']}"
     return done
 
 
@@ -856,9 +884,7 @@ def function_environment(
         except (Unresolvable, _NoValue):
             continue
     for logical_id in ids:
-        own = ((resources(template)[logical_id].get("Properties") or {}).get("Environment") or {}).get(
-            "Variables"
-        )
+        own = ((resources(template)[logical_id].get("Properties") or {}).get("Environment") or {}).get("Variables")
         for name, value in (own or {}).items():
             try:
                 resolved = as_env_value(resolver.resolve(value))

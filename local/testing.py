@@ -127,9 +127,7 @@ class LocalApi:
 
     # -- calls -------------------------------------------------------------------------------------
 
-    def jwt(
-        self, org: str, scopes: str | Iterable[str] = ALL_SCOPES, sub: str | None = None, ttl: int = 86400
-    ) -> str:
+    def jwt(self, org: str, scopes: str | Iterable[str] = ALL_SCOPES, sub: str | None = None, ttl: int = 86400) -> str:
         """A JWT the local user authorizer accepts (see `local.devtokens.mint_dev_jwt`)."""
         return mint_dev_jwt(org, scopes, sub=sub, ttl=ttl)
 

@@ -163,4 +163,7 @@ def invoke(logical_id: str, event: dict[str, Any]) -> tuple[int, Any, dict[str, 
         parsed = json.loads(body) if body else None
     except ValueError:
         parsed = body
-    return response["statusCode"], parsed, response.get("headers") or {}
+    headers = dict(response.get("headers") or {})
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers.setdefault(name, values[-1])
+    return response["statusCode"], parsed, headers

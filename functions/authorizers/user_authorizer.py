@@ -4,12 +4,12 @@ from typing import Any
 
 from hangar.authorizer import Grant, lambda_authorizer
 from hangar.credentials import authenticate_user
-from hangar.store import orgs
+from hangar.tenants import provision_tenant
 
 
 def authenticate(event: dict[str, Any]) -> Grant:
     principal = authenticate_user(event.get("headers"))
-    org = orgs.ensure_org(principal.org_id)
+    org = provision_tenant(principal.org_id)
     return principal.subject or principal.org_id, principal.to_context(), org.get("usageKey")
 
 

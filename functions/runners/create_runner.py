@@ -9,7 +9,7 @@ from hangar.observability import metrics
 app = api_app()
 
 
-@app.post("/api/runners")
+@app.post("/api/runners", responses=app.responses(ApiCreatedRunner, 201))
 def create_runner(body: CreateRunnerRequest) -> Response[str]:
     principal = app.user("runners:manage")
     runner, token = runners.create_runner(principal.org_id, body.name, body.labels, body.configuredConcurrency)

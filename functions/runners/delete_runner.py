@@ -3,15 +3,16 @@
 from aws_lambda_powertools.event_handler import Response
 from hangar import runners
 from hangar.http import api_app, lambda_handler
+from hangar.models.runners import ApiDeletedRunner
 
 app = api_app()
 
 
-@app.delete("/api/runners/<runnerId>")
+@app.delete("/api/runners/<runnerId>", responses=app.responses(ApiDeletedRunner))
 def delete_runner(runnerId: str) -> Response[str]:
     principal = app.user("runners:manage")
     runner = runners.delete_runner(principal.org_id, runnerId)
-    return app.ok({"_id": runner["runnerId"], "deleted": True})
+    return app.ok(ApiDeletedRunner(_id=runner["runnerId"], deleted=True))
 
 
 handler = lambda_handler(app)

@@ -3,11 +3,12 @@
 from aws_lambda_powertools.event_handler import Response
 from hangar import runners
 from hangar.http import api_app, lambda_handler
+from hangar.models.runners import ApiRunner
 
 app = api_app()
 
 
-@app.get("/api/runners/<runnerId>")
+@app.get("/api/runners/<runnerId>", responses=app.responses(ApiRunner))
 def get_runner(runnerId: str) -> Response[str]:
     principal = app.user("runners:read")
     return app.ok(runners.api_view(runners.get_runner(principal.org_id, runnerId)))

@@ -7,11 +7,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from hangar import runners
 from hangar.http import api_app, lambda_handler
 from hangar.models.common import DEFAULT_PAGE_SIZE, Cursor, PageLimit
+from hangar.models.runners import ApiRunner
 
 app = api_app()
 
 
-@app.get("/api/runners")
+@app.get("/api/runners", responses=app.responses(list[ApiRunner], page=True))
 def list_runners(
     limit: Annotated[PageLimit, Query()] = DEFAULT_PAGE_SIZE, cursor: Annotated[Cursor | None, Query()] = None
 ) -> Response[str]:

@@ -39,17 +39,11 @@ def _expected(response_type: str, default_status: int) -> tuple[int, object]:
     """Status and JSON body the template's gateway response of that type gives (None: API Gateway's)."""
     spec = _responses().get(response_type)
     status = spec.status if spec and spec.status else default_status
-    body = (
-        json.loads(spec.templates["application/json"])
-        if spec and "application/json" in spec.templates
-        else None
-    )
+    body = json.loads(spec.templates["application/json"]) if spec and "application/json" in spec.templates else None
     return status, body
 
 
-def _assert_gateway_response(
-    result: tuple[int, object, object], response_type: str, default_status: int
-) -> None:
+def _assert_gateway_response(result: tuple[int, object, object], response_type: str, default_status: int) -> None:
     status, headers, body = result
     expected_status, expected_body = _expected(response_type, default_status)
     assert status == expected_status
@@ -162,9 +156,7 @@ def _gateway(functions: _Functions, clock: _Clock | None = None, limit_policy: A
 
 
 def _request(method: str, path: str, headers: dict[str, str] | None = None, query: str = "") -> HttpRequest:
-    return HttpRequest(
-        method=method, raw_path=path, query_string=query, headers=list((headers or {}).items())
-    )
+    return HttpRequest(method=method, raw_path=path, query_string=query, headers=list((headers or {}).items()))
 
 
 def test_cached_allow_is_reused_until_the_ttl_passes() -> None:

@@ -8,16 +8,22 @@ from typing import Any
 
 import jwt
 import pytest
-from support import AwsStack, FakeLambdaContext, handler_module, invoke, load_event, unique_org, user_event
-
 from hangar.config import LOCAL_JWT_SECRET
 from hangar.store import dynamo, orgs
 from hangar.tokens import BASE62
+from support import AwsStack, FakeLambdaContext, handler_module, invoke, load_event, unique_org, user_event
 
 
 def dev_jwt(org: str, scopes: str = "runners:read runners:manage", **overrides: Any) -> str:
-    claims = {"sub": f"user@{org}", "org": org, "iss": "hangar-local", "aud": "hangar",
-              "exp": int(time.time()) + 300, "scope": scopes, **overrides}
+    claims = {
+        "sub": f"user@{org}",
+        "org": org,
+        "iss": "hangar-local",
+        "aud": "hangar",
+        "exp": int(time.time()) + 300,
+        "scope": scopes,
+        **overrides,
+    }
     return jwt.encode(claims, LOCAL_JWT_SECRET, algorithm="HS256")
 
 
@@ -57,12 +63,12 @@ def test_user_jwt_is_allowed_and_tenant_provisioned(aws: AwsStack) -> None:
     ],
 )
 def test_bad_user_credentials_are_401(aws: AwsStack, headers: dict[str, str]) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize("UserAuthorizer", headers)
 
 
 def test_expired_jwt_is_401(aws: AwsStack) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize("UserAuthorizer", {"Authorization": f"Bearer {dev_jwt(unique_org(), exp=int(time.time()) - 60)}"})
 
 
@@ -91,7 +97,7 @@ def test_every_single_character_change_is_refused_before_any_dynamodb_call(aws: 
     for index, original in enumerate(token):
         for replacement in set(BASE62 + "_") - {original}:
             mutated = token[:index] + replacement + token[index + 1 :]
-            with pytest.raises(Exception, match="^Unauthorized$"):
+            with pytest.raises(Exception, match=r"^Unauthorized$"):
                 authorize("RunnerAuthorizer", {"X-Runner-Token": mutated})
     assert calls == []
     authorize("RunnerAuthorizer", {"X-Runner-Token": token})
@@ -101,7 +107,9 @@ def test_every_single_character_change_is_refused_before_any_dynamodb_call(aws: 
 def test_deleted_runner_token_is_refused(aws: AwsStack) -> None:
     org = unique_org()
     _, body, _ = invoke("CreateRunner", user_event("CreateRunner", org, body={"name": "r"}))
-    status, _, _ = invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": body["data"]["_id"]}))
+    status, _, _ = invoke(
+        "DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": body["data"]["_id"]})
+    )
     assert status == 200
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]})

@@ -69,3 +69,13 @@ def test_outputs_name_the_api_and_tables() -> None:
     assert "ApiUrl" in outputs
     for logical_id in TABLES:
         assert any(output["Value"] == {"Ref": logical_id} for output in outputs.values()), logical_id
+
+
+def test_sam_local_env_file_names_every_table_the_functions_read() -> None:
+    """samconfig.toml's sam-local env file must point the functions at the local table names."""
+    from local.template import local_table_name
+
+    env = json.loads((ROOT / "local" / "sam-env.json").read_text())["Parameters"]
+    for variable, value in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"].items():
+        if isinstance(value, dict) and value.get("Ref") in TABLES:
+            assert env[variable] == local_table_name(value["Ref"]), variable

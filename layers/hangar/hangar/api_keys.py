@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hangar import clock, tokens
+from hangar import clock, limits, tokens
 from hangar.auth import OPERATOR_SCOPES, SCOPES
 from hangar.credentials import hash_token
 from hangar.errors import BadRequest, Forbidden, NotFound
 from hangar.models.api_keys import ApiKeyView
+from hangar.ratelimit import enforce_rate_limit
 from hangar.store import api_keys as api_key_store
 from hangar.store.dynamo import Item
 from hangar.tokens import TokenType
@@ -64,6 +65,7 @@ def create_api_key(
 ) -> CreatedApiKey:
     """A new API key for the tenant; stored only as an HMAC, listed through the ApiKeysByOrg index."""
     granted = grantable_scopes(scopes, creator_scopes)
+    enforce_rate_limit(org_id, limits.API_KEYS_LIMIT_NAME, limits.API_KEYS_PER_HOUR, limits.HOUR)
     token = tokens.mint(TokenType.API_KEY)
     created_at = clock.iso()
     api_key_store.put_api_key(

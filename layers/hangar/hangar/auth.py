@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-import jwt
-
 from hangar import tokens
 from hangar.config import Settings, get_settings
 from hangar.errors import MissingScope, Unauthorized
@@ -118,12 +116,18 @@ def parse_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
 
 
 @lru_cache(maxsize=4)
-def _jwks_client(url: str) -> jwt.PyJWKClient:
+def _jwks_client(url: str) -> Any:
+    import jwt
+
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
 
 
 def verify_jwt(token: str, settings: Settings | None = None) -> dict[str, Any]:
     """Verified claims, or Unauthorized. Algorithms come from configuration, never from the token."""
+    # Imported here: only the user authorizer verifies JWTs, and PyJWT + cryptography cost every
+    # other function ~70 ms of cold start.
+    import jwt
+
     settings = settings or get_settings()
     try:
         if settings.jwt_jwks_url:

@@ -44,8 +44,12 @@ class Settings(BaseModel):
     public_api_url: str = ""
     agent_package_spec: str = "hangar-agent"
 
-    # API Gateway usage plans per license plan (tenant keys are attached to these).
+    # API Gateway usage plans per license plan (tenant keys are attached to these): explicit ids, or
+    # found by name, `<usage_plan_name_prefix><plan>` (what template.yaml does: ids would be a cycle).
     usage_plan_ids: dict[str, str] = Field(default_factory=dict)
+    usage_plan_name_prefix: str = ""
+    # The API Gateway key unauthenticated routes are counted under (the public authorizer returns it).
+    public_usage_key_id: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

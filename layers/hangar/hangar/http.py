@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from hangar.auth import RunnerPrincipal, UserPrincipal, runner_from_context, user_from_context
 from hangar.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, RateLimited
@@ -80,6 +80,36 @@ def _validation_message(error: dict[str, Any], field: str) -> str:
     return f"{field}: {error.get('msg', 'invalid value')}"
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ApiErrorBody(BaseModel):
+    """`/api` dialect error (also the body of API Gateway's own 401/403/404/429 gateway responses)."""
+
+    success: bool = False
+    error: ErrorDetail
+
+
+class V1ErrorBody(BaseModel):
+    """`/v1` dialect error; the gateway's own responses add `success: false`, which clients ignore."""
+
+    error: ErrorDetail
+
+
+ERROR_STATUSES = {
+    400: "Invalid input; `error.field` names the field at fault",
+    401: "Missing or invalid credential",
+    403: "Missing scope, or the license forbids it",
+    404: "Unknown id, or another tenant's",
+    409: "Invalid state transition",
+    413: "Body too large",
+    429: "Rate limited; retry after `Retry-After` seconds",
+}
+
+
 class HangarResolver(APIGatewayRestResolver):
     """A REST resolver that knows its response dialect."""
 
@@ -120,6 +150,34 @@ class HangarResolver(APIGatewayRestResolver):
             status_code=status, content_type=content_types.APPLICATION_JSON, body=_json(body), headers=headers or {}
         )
 
+    def responses(
+        self, model: Any = None, status: int = 200, *, page: bool = False, description: str = "Success"
+    ) -> dict[int, Any]:
+        """OpenAPI `responses` for a route: its success body in this dialect, and the error bodies."""
+        error_model = ApiErrorBody if self.dialect is Dialect.API else V1ErrorBody
+        result: dict[int, Any] = {
+            code: {"description": text, "content": {"application/json": {"model": error_model}}}
+            for code, text in ERROR_STATUSES.items()
+        }
+        result[429]["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+        if model is not None:
+            result[status] = {
+                "description": description,
+                "content": {"application/json": {"model": self._body_model(model, page)}},
+            }
+        return result
+
+    def _body_model(self, model: Any, page: bool) -> Any:
+        if self.dialect is Dialect.V1:
+            return model
+        fields: dict[str, Any] = {"success": (bool, True), "data": (model, ...)}
+        if page:
+            fields["nextCursor"] = (str | None, None)
+        name = getattr(model, "__name__", None) or "Data"
+        if getattr(model, "__origin__", None) is list:
+            name = "ListOf" + model.__args__[0].__name__
+        return create_model(f"ApiEnvelope{name}", **fields)
+
     def authorizer_context(self) -> dict[str, Any]:
         context: dict[str, Any] = self.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
         return context
@@ -143,24 +201,29 @@ def v1_app() -> HangarResolver:
     return HangarResolver(Dialect.V1)
 
 
-def _body_too_large(event: dict[str, Any]) -> bool:
+def _body_too_large(event: dict[str, Any], limit: int) -> bool:
     body = event.get("body") or ""
     size = len(body.encode()) if isinstance(body, str) else len(body)
     if event.get("isBase64Encoded"):
         size = size * 3 // 4
-    return size > MAX_BODY_BYTES
+    return size > limit
 
 
-def lambda_handler(app: HangarResolver) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
-    """The Lambda entry point for an API handler module, with logging, tracing and metrics."""
+def lambda_handler(
+    app: HangarResolver, max_body_bytes: int = MAX_BODY_BYTES
+) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The Lambda entry point for an API handler module, with logging, tracing and metrics.
+
+    `max_body_bytes` raises the 64 KiB envelope for a route whose own field limit is 64 KiB (a job
+    result), so that limit is reported on the field itself."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        if _body_too_large(event):
+        if _body_too_large(event, max_body_bytes):
             # Refused before parsing: nothing of an oversized body is read or stored.
-            error = PayloadTooLarge(f"Request body exceeds {MAX_BODY_BYTES // 1024} KiB", field="body")
+            error = PayloadTooLarge(f"Request body exceeds {max_body_bytes // 1024} KiB", field="body")
             response = error_response(app.dialect, error)
             return {
                 "statusCode": response.status_code,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,6 +15,7 @@ from hangar import clock, tokens
 from hangar.config import get_settings
 from hangar.credentials import hash_token
 from hangar.errors import Forbidden, NotFound
+from hangar.job_recovery import recover_runner_jobs
 from hangar.models.common import unique
 from hangar.models.runners import ApiRunner, RunnerStatus, UpdateRunnerRequest, V1Runner
 from hangar.store import kms, orgs
@@ -100,16 +105,28 @@ def raise_for_org_refusal(org: Item | None) -> None:
     raise Forbidden("The plan's runner limit is reached", code="runner_limit_reached")
 
 
-def create_runner(
+@dataclass(frozen=True)
+class NewRunner:
+    """A runner about to be created: its item, its token (plaintext, for the caller to show once) and the
+    TransactWriteItems operations that create it: reserve the org's slot, put the runner, put its token."""
+
+    runner: Item
+    token: str
+    operations: list[dict[str, Any]]
+
+
+def prepare_runner(
     org_id: str,
     name: str,
     labels: list[str],
     configured_concurrency: int = 1,
+    *,
+    usage_key: str | None = None,
+    runner_id: str | None = None,
     attributes: dict[str, Any] | None = None,
-) -> tuple[Item, str]:
-    """A new offline runner and its runner token (plaintext returned once, stored only as a hash)."""
-    org = orgs.ensure_org(org_id)
-    runner_id = new_runner_id()
+) -> NewRunner:
+    """Builds a new offline runner and the operations that create it (nothing is written yet)."""
+    runner_id = runner_id or new_runner_id()
     token = tokens.mint(TokenType.RUNNER)
     labels = unique(labels)
     now = clock.iso()
@@ -132,16 +149,62 @@ def create_runner(
     operations = [
         orgs.reserve_runner_op(org_id),
         runner_store.put_runner_op(runner),
-        token_store.put_token_op(runner_token_item(org_id, runner_id, token, 1, labels, org.get("usageKey"))),
+        token_store.put_token_op(runner_token_item(org_id, runner_id, token, 1, labels, usage_key)),
     ]
-    try:
-        transact(operations)
-    except ClientError as error:
-        reasons = cancellation_reasons(error)
-        if reasons and reason_failed(reasons[0]):
-            raise_for_org_refusal(reason_item(reasons[0]) or org)
-        raise
-    return runner, token.raw
+    return NewRunner(runner=runner, token=token.raw, operations=operations)
+
+
+CONFLICT_RETRIES = 4
+
+
+def commit_runner(new: NewRunner, org: Item | None, preceding: Sequence[dict[str, Any]] = ()) -> None:
+    """Runs `preceding` and the new runner's operations in ONE transaction.
+
+    A cancellation caused only by concurrent transactions (TransactionConflict) is retried, so that the
+    conditions decide. When the org's condition refuses the runner, raises 403 runner_limit_reached or
+    license_inactive. When one of the `preceding` operations failed, the ClientError is re-raised for
+    the caller, who knows what its own operations meant."""
+    operations = [*preceding, *new.operations]
+    slot = len(preceding)  # index of orgs.reserve_runner_op
+    for attempt in range(CONFLICT_RETRIES + 1):
+        try:
+            transact(operations)
+            return
+        except ClientError as error:
+            reasons = cancellation_reasons(error)
+            failed = [reason for reason in reasons if reason_failed(reason)]
+            if failed and attempt < CONFLICT_RETRIES and all(is_transaction_conflict(r) for r in failed):
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+                continue
+            if any(reason_failed(reason) for reason in reasons[:slot]):
+                raise
+            if len(reasons) > slot and is_condition_failed(reasons[slot]):
+                raise_for_org_refusal(reason_item(reasons[slot]) or org)
+            raise
+
+
+def is_transaction_conflict(reason: dict[str, Any]) -> bool:
+    return reason.get("Code") == "TransactionConflict"
+
+
+def is_condition_failed(reason: dict[str, Any]) -> bool:
+    return reason.get("Code") == "ConditionalCheckFailed"
+
+
+def create_runner(
+    org_id: str,
+    name: str,
+    labels: list[str],
+    configured_concurrency: int = 1,
+    attributes: dict[str, Any] | None = None,
+) -> tuple[Item, str]:
+    """A new offline runner and its runner token (plaintext returned once, stored only as a hash)."""
+    org = orgs.ensure_org(org_id)
+    new = prepare_runner(
+        org_id, name, labels, configured_concurrency, usage_key=org.get("usageKey"), attributes=attributes
+    )
+    commit_runner(new, org)
+    return new.runner, new.token
 
 
 def get_runner(org_id: str, runner_id: str) -> Item:
@@ -183,7 +246,9 @@ def update_runner(org_id: str, runner_id: str, changes: UpdateRunnerRequest) -> 
 
 
 def delete_runner(org_id: str, runner_id: str) -> Item:
-    """Deletes the runner and revokes its token at once; its slot in the plan frees up."""
+    """Deletes the runner and revokes its token at once; its slot in the plan frees up. Then the jobs
+    it held go back to the queue (or fail runner_lost after maxAttempts). Deleting first means the
+    runner can claim nothing more: its next poll fails the token guard."""
     runner = get_runner(org_id, runner_id)
     try:
         transact(
@@ -198,13 +263,21 @@ def delete_runner(org_id: str, runner_id: str) -> Item:
         if reasons and reason_failed(reasons[0]):
             raise NotFound(f"Runner {runner_id} not found") from None
         raise
+    recover_runner_jobs(org_id, runner_id, "runner_deleted", release_runner=False)
     return runner
 
 
 def mark_offline(org_id: str, runner_id: str) -> Item:
+    """Marks the runner offline (out of the live index, so it claims nothing until it heartbeats again)
+    and recovers the jobs it held, as the sweeper does for a stale runner."""
     runner = runner_store.update_runner(
-        org_id, runner_id, {"status": "offline", "updatedAt": clock.iso()}, remove_fields=("liveShard",)
+        org_id,
+        runner_id,
+        {"status": "offline", "updatedAt": clock.iso()},
+        remove_fields=("liveShard", "cancelledJobs"),
     )
     if runner is None:
         raise NotFound(f"Runner {runner_id} not found")
+    recovered = recover_runner_jobs(org_id, runner_id, "runner_marked_offline")
+    runner["currentJobs"] = max(0, int(runner.get("currentJobs", 0)) - recovered.requeued - recovered.failed)
     return runner

@@ -68,3 +68,8 @@ class V1Runner(View):
     capabilities: dict[str, Any] | None = None
     lastHeartbeatAt: str | None = None
     jobsCompleted: int = 0
+
+
+class ApiDeletedRunner(View):
+    id: str = Field(alias="_id")
+    deleted: bool

@@ -107,6 +107,11 @@ def live_shard(runner_id: str) -> str:
     return f"live#{zlib.crc32(runner_id.encode()) % LIVE_SHARDS}"
 
 
+def live_shards() -> list[str]:
+    """Every LiveByHeartbeat partition (live_shard maps runner ids onto these)."""
+    return [f"live#{index}" for index in range(LIVE_SHARDS)]
+
+
 TOKEN_GUARD = "attribute_exists(runnerId) AND tokenVersion = :tokenVersion"
 
 
@@ -114,3 +119,51 @@ def token_guard_values(token_version: int) -> dict[str, Any]:
     """Values for TOKEN_GUARD: every runner-route write carries it, so a regenerated or deleted
     runner's old token fails on its next call even while the authorizer's cached Allow lives."""
     return {":tokenVersion": {"N": str(token_version)}}
+
+
+def update_runner_guarded(
+    org_id: str, runner_id: str, token_version: int, set_fields: dict[str, Any], remove_fields: tuple[str, ...] = ()
+) -> Item | None:
+    """A runner-route write under TOKEN_GUARD; the runner as it is now, or None when the caller's token
+    was regenerated or the runner deleted (the caller answers 401)."""
+    expression, names, vals = update_expression(set_fields, remove_fields)
+    try:
+        response = client().update_item(
+            TableName=table(),
+            Key=runner_key(org_id, runner_id),
+            UpdateExpression=expression,
+            ConditionExpression=TOKEN_GUARD,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={**vals, **token_guard_values(token_version)},
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as error:
+        if is_condition_failure(error):
+            return None
+        raise
+    return from_item(response.get("Attributes"))
+
+
+def rotate_token_op(
+    org_id: str, runner_id: str, seen_version: int, token_id: str, setup_token: str | None, updated_at: str
+) -> dict[str, Any]:
+    """A TransactWriteItems Update pointing the runner at a new token (tokenVersion + 1), only if its token
+    is still at `seen_version`; the new token's KMS ciphertext replaces the old one (or none is kept)."""
+    set_fields: dict[str, Any] = {"tokenId": token_id, "tokenVersion": seen_version + 1, "updatedAt": updated_at}
+    remove_fields: tuple[str, ...] = ()
+    if setup_token:
+        set_fields["setupToken"] = setup_token
+    else:
+        remove_fields = ("setupToken",)
+    expression, names, vals = update_expression(set_fields, remove_fields)
+    return {
+        "Update": {
+            "TableName": table(),
+            "Key": runner_key(org_id, runner_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": "attribute_exists(runnerId) AND tokenVersion = :seenVersion",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {**vals, ":seenVersion": {"N": str(seen_version)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }

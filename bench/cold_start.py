@@ -1,0 +1,268 @@
+"""Section 3: cold start of every function, and the size of the layer they all load.
+
+A cold start is timed in a FRESH interpreter, the way Lambda's init phase runs a function: the current
+directory is the function's code directory (Lambda's /var/task), the handler module is imported, and
+the DynamoDB client every function uses is created (`hangar.store.dynamo.client()`, which handlers
+otherwise create on their first call). The baseline is `import boto3; boto3.client("dynamodb")` in a
+fresh interpreter, run just before each function's run so the two see the same machine load; the ratio
+is the median of those pairs. Interpreter start-up itself is outside both timings.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.environment import ROOT, bench_environment
+
+TARGET_RATIO = 1.3
+BREAKDOWN_FUNCTION = "HeartbeatFunction"  # the hottest function: its imports, package by package
+STANDARD_LIBRARY = "(standard library)"
+NOT_IMPORTS = "(not imports: client creation, module code)"
+
+# argv: "baseline", "floor" (what any handler built on the design's libraries imports), or "handler <module>".
+COLD_START_SCRIPT = """
+import importlib, json, sys, time
+preloaded = sorted(sys.modules)
+started = time.perf_counter()
+if sys.argv[1] == "handler":
+    importlib.import_module(sys.argv[2])
+    from hangar.store import dynamo
+    dynamo.client()
+else:
+    import boto3
+    if sys.argv[1] == "floor":
+        import pydantic
+        from aws_lambda_powertools import Logger, Metrics
+        from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+    boto3.client("dynamodb")
+print(json.dumps({"seconds": time.perf_counter() - started, "preloaded": preloaded}))
+"""
+BASELINE = "baseline"
+FLOOR = "floor"
+FLOOR_DESCRIPTION = "boto3 client + pydantic + Powertools resolver, Logger, Metrics"
+
+# Imports every handler once, so each timed run finds its bytecode cached (as Lambda ships it).
+WARM_UP_SCRIPT = """
+import importlib.util, sys
+for index, path in enumerate(sys.argv[1:]):
+    spec = importlib.util.spec_from_file_location(f"bench_warm_up_{index}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+"""
+
+
+@dataclass(frozen=True)
+class HandlerModule:
+    function_id: str
+    code_dir: Path
+    module: str
+
+    @property
+    def module_file(self) -> Path:
+        return self.code_dir / (self.module.replace(".", "/") + ".py")
+
+
+@dataclass(frozen=True)
+class FunctionColdStart:
+    function_id: str
+    module: str  # e.g. functions/agent/heartbeat.py
+    seconds: float  # median
+    ratio: float  # median of (this run / the baseline run just before it): noise that lasts cancels out
+
+
+@dataclass(frozen=True)
+class ImportShare:
+    package: str
+    baseline_seconds: float
+    function_seconds: float
+
+
+@dataclass(frozen=True)
+class ColdStarts:
+    baseline_seconds: float  # median
+    repeats: int
+    floor: FunctionColdStart  # no hangar code: the libraries every API handler imports
+    functions: list[FunctionColdStart]
+    breakdown_function: str
+    breakdown: list[ImportShare]  # -X importtime, median of runs: import self time by top-level package
+
+    def passed(self, cold_start: FunctionColdStart) -> bool:
+        return cold_start.ratio <= TARGET_RATIO
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    total_bytes: int
+    files: int
+    source: str
+    largest: list[tuple[str, int]]  # top-level entries of python/ by size
+
+
+def handler_modules() -> list[HandlerModule]:
+    """Every function of template.yaml with the module its Handler names."""
+    from local.template import functions, load_template
+
+    specs = functions(load_template(ROOT / "template.yaml"), ROOT)
+    return [
+        HandlerModule(logical_id, spec.code_dir, spec.handler.rpartition(".")[0])
+        for logical_id, spec in sorted(specs.items())
+    ]
+
+
+def _run_cold_start(target: HandlerModule | str, import_time: bool = False) -> tuple[dict[str, Any], str]:
+    """One fresh interpreter for a handler, BASELINE or FLOOR: (its report, its stderr)."""
+    command = [sys.executable, *(["-X", "importtime"] if import_time else []), "-c", COLD_START_SCRIPT]
+    if isinstance(target, HandlerModule):
+        command += ["handler", target.module]
+    else:
+        command.append(target)
+    result = subprocess.run(
+        command,
+        cwd=target.code_dir if isinstance(target, HandlerModule) else ROOT,
+        env=bench_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        name = target.function_id if isinstance(target, HandlerModule) else target
+        raise RuntimeError(f"cold start of {name} failed:\n{result.stderr[-3000:]}")
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report, result.stderr
+
+
+def _warm_up(modules: list[HandlerModule]) -> None:
+    subprocess.run(
+        [sys.executable, "-c", WARM_UP_SCRIPT, *(str(module.module_file) for module in modules)],
+        cwd=ROOT,
+        env=bench_environment(),
+        capture_output=True,
+        check=True,
+    )
+
+
+def import_seconds_by_package(stderr: str, preloaded: set[str]) -> dict[str, float]:
+    """`-X importtime` output → self time of the imports (seconds), summed by top-level package."""
+    totals: dict[str, float] = defaultdict(float)
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_part, _, name_part = line[len("import time:") :].split("|", 2)
+        name = name_part.strip()
+        if name in preloaded:
+            continue
+        root = name.split(".")[0]
+        totals[STANDARD_LIBRARY if root in sys.stdlib_module_names else root] += int(self_part) / 1e6
+    return dict(totals)
+
+
+def import_seconds(target: HandlerModule | str, runs: int = 3) -> dict[str, float]:
+    """Median over `runs` fresh interpreters of each package's import self time, plus the rest of the cold
+    start (client creation, module code outside imports)."""
+    samples: list[dict[str, float]] = []
+    for _ in range(runs):
+        report, stderr = _run_cold_start(target, import_time=True)
+        by_package = import_seconds_by_package(stderr, set(report["preloaded"]))
+        by_package[NOT_IMPORTS] = max(0.0, float(report["seconds"]) - sum(by_package.values()))
+        samples.append(by_package)
+    packages = set().union(*samples)
+    return {name: statistics.median(sample.get(name, 0.0) for sample in samples) for name in packages}
+
+
+def _import_breakdown(module: HandlerModule, top: int = 8) -> list[ImportShare]:
+    baseline, function = import_seconds(BASELINE), import_seconds(module)
+    ranked = sorted(baseline.keys() | function.keys(), key=lambda name: -function.get(name, 0.0))
+    rows = [ImportShare(name, baseline.get(name, 0.0), function.get(name, 0.0)) for name in ranked[:top]]
+    rest = ranked[top:]
+    rows.append(
+        ImportShare(
+            f"{len(rest)} other packages",
+            sum(baseline.get(name, 0.0) for name in rest),
+            sum(function.get(name, 0.0) for name in rest),
+        )
+    )
+    return rows
+
+
+def measure_cold_starts(repeats: int = 3) -> ColdStarts:
+    """Every function `repeats` times, each run paired with a baseline run just before it; medians."""
+    modules = handler_modules()
+    _warm_up(modules)
+    _run_cold_start(FLOOR)  # the libraries' own caches (bytecode, the OS's) warm too
+    targets: list[HandlerModule | str] = [FLOOR, *modules]
+    baseline_runs: list[float] = []
+    runs: dict[str, list[float]] = defaultdict(list)
+    ratios: dict[str, list[float]] = defaultdict(list)
+    for _ in range(repeats):
+        for target in targets:
+            name = target.function_id if isinstance(target, HandlerModule) else target
+            baseline = float(_run_cold_start(BASELINE)[0]["seconds"])
+            seconds = float(_run_cold_start(target)[0]["seconds"])
+            baseline_runs.append(baseline)
+            runs[name].append(seconds)
+            ratios[name].append(seconds / baseline)
+
+    def cold_start(name: str, module: str) -> FunctionColdStart:
+        return FunctionColdStart(name, module, statistics.median(runs[name]), statistics.median(ratios[name]))
+
+    by_id = {module.function_id: module for module in modules}
+    return ColdStarts(
+        baseline_seconds=statistics.median(baseline_runs),
+        repeats=repeats,
+        floor=cold_start(FLOOR, FLOOR_DESCRIPTION),
+        functions=[cold_start(module.function_id, str(module.module_file.relative_to(ROOT))) for module in modules],
+        breakdown_function=BREAKDOWN_FUNCTION,
+        breakdown=_import_breakdown(by_id[BREAKDOWN_FUNCTION]),
+    )
+
+
+def _tree_size(root: Path, source: str) -> LayerSize:
+    total = files = 0
+    sizes: dict[str, int] = defaultdict(int)
+    python_dir = root / "python" if (root / "python").is_dir() else root
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            size = path.stat().st_size
+            total += size
+            files += 1
+            relative = path.relative_to(python_dir).parts if path.is_relative_to(python_dir) else path.parts
+            sizes[relative[0]] += size
+    largest = sorted(sizes.items(), key=lambda entry: -entry[1])[:6]
+    return LayerSize(total_bytes=total, files=files, source=source, largest=largest)
+
+
+SAM_BUILT_LAYER = ROOT / ".aws-sam" / "build" / "HangarLayer"
+
+
+def measure_layer_size(built: Path = SAM_BUILT_LAYER) -> LayerSize:
+    """The unzipped layer: `make build`'s output if there is one, else a pip install of its requirements."""
+    if built.is_dir():
+        when = datetime.fromtimestamp(built.stat().st_mtime, tz=UTC)
+        return _tree_size(
+            built, f"sam build output, .aws-sam/build/HangarLayer (arm64 wheels), built {when:%Y-%m-%d %H:%M} UTC"
+        )
+    requirements = ROOT / "layers" / "hangar" / "requirements.txt"
+    with tempfile.TemporaryDirectory(prefix="hangar-layer-") as scratch:
+        target = Path(scratch) / "python"
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
+        subprocess.run(
+            [*pip, "--target", str(target), "-r", str(requirements)],
+            check=True,
+            capture_output=True,
+        )
+        shutil.copytree(
+            ROOT / "layers" / "hangar" / "hangar", target / "hangar", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        return _tree_size(
+            Path(scratch), "pip install --target of layers/hangar/requirements.txt + hangar (this machine's wheels)"
+        )

@@ -1,0 +1,332 @@
+"""`python -m bench`: runs the sections and prints one table per section (figures beside same-run baselines)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import cost_model
+from bench.cold_start import TARGET_RATIO, ColdStarts, LayerSize, measure_cold_starts, measure_layer_size
+from bench.gateway_throughput import GatewayThroughput, measure_gateway_heartbeats
+from bench.request_calls import RequestMeasurement, measure_dynamodb_calls_per_request
+from bench.sweeper_reads import SweepReads, measure_sweeper_reads
+from bench.tables import Table, dollars, megabytes, milliseconds, quantity, ratio
+
+SECTIONS = ("calls", "sweeper", "cold-start", "gateway", "cost")
+SWEEPER_FLEET_SIZES = (1_000, 10_000)
+SWEEPER_STALE = 10
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "MISS"
+
+
+def units(value: float) -> str:
+    return f"{value:g}"
+
+
+# --- 1 -----------------------------------------------------------------------------------------------
+
+
+def dynamodb_calls_table(requests: list[RequestMeasurement], repeats: int) -> Table:
+    table = Table(
+        "1. DynamoDB calls per request (baseline: the design's target)",
+        ["Request", "Function", "Calls", "Target", "Result", "Operations", "RRU", "WRU (table + index)", "Handler"],
+        align="llrrllrrr",
+    )
+    for request in requests:
+        table.add(
+            request.name,
+            request.function,
+            request.calls,
+            request.target_calls,
+            verdict(request.passed),
+            request.operations,
+            units(request.read_units),
+            f"{units(request.total_write_units)} ({units(request.write_units)} + {units(request.index_write_units)})",
+            milliseconds(request.handler_seconds),
+        )
+    table.notes = [
+        f"Real handlers in-process against moto (tables from template.yaml); {repeats} repetitions after a warm-up;"
+        " calls counted with botocore's before-call.dynamodb.* on every client of the session.",
+        "RRU/WRU: on-demand request units from the items' sizes (transaction items count double; index writes"
+        " as the table's GSIs change). Handler: median in-process time, moto included.",
+    ]
+    return table
+
+
+# --- 2 -----------------------------------------------------------------------------------------------
+
+
+def sweeper_reads_table(sweeps: list[SweepReads]) -> Table:
+    table = Table(
+        f"2. Items the sweeper reads ({SWEEPER_STALE} stale runners; baselines: the stale count and a full Scan)",
+        [
+            "Runners",
+            "Stale",
+            "Taken offline",
+            "Sweeper calls",
+            "Items read",
+            "Sweeper's itemsRead",
+            "Items / stale",
+            "RRU",
+            "Full Scan items",
+            "Full Scan RRU",
+            "Result (<= 3x stale)",
+        ],
+        align="rrrrrrrrrrl",
+    )
+    for sweep in sweeps:
+        table.add(
+            f"{sweep.runners:,}",
+            sweep.stale,
+            sweep.marked_offline,
+            sweep.calls,
+            sweep.items_read,
+            sweep.sweeper_items_read,
+            ratio(sweep.items_read / sweep.stale),
+            units(sweep.read_units),
+            f"{sweep.full_scan_items_read:,}",
+            units(sweep.full_scan_read_units),
+            verdict(sweep.passed),
+        )
+    same = len({sweep.items_read for sweep in sweeps}) == 1
+    idle = sweeps[0]
+    table.notes = [
+        f"Same items read at every fleet size: {verdict(same)}.",
+        f"A sweep with nothing stale: {idle.idle_calls} calls, {idle.idle_items_read} items,"
+        f" {units(idle.idle_read_units)} RRU (one Query per live shard and per due shard).",
+        "Items read: ScannedCount of every Query/Scan the sweeper made, plus found GetItems (DynamoDB's own count).",
+    ]
+    return table
+
+
+# --- 3 -----------------------------------------------------------------------------------------------
+
+
+def cold_start_table(cold: ColdStarts) -> Table:
+    table = Table(
+        f"3. Cold start per function (fresh interpreter, median of {cold.repeats}; baseline: import boto3 +"
+        " boto3.client('dynamodb'), run before each)",
+        ["Function", "Handler module", "Import + client", f"Ratio (target <= {TARGET_RATIO})", "Result"],
+        align="llrrl",
+    )
+    table.add("(baseline)", "import boto3; boto3.client('dynamodb')", milliseconds(cold.baseline_seconds), "1.00x", "")
+    table.add("(floor)", cold.floor.module, milliseconds(cold.floor.seconds), ratio(cold.floor.ratio), "")
+    for function in sorted(cold.functions, key=lambda item: -item.ratio):
+        table.add(
+            function.function_id,
+            function.module,
+            milliseconds(function.seconds),
+            ratio(function.ratio),
+            verdict(cold.passed(function)),
+        )
+    passed = sum(cold.passed(function) for function in cold.functions)
+    table.notes = [
+        f"{passed} of {len(cold.functions)} functions within {TARGET_RATIO}x of the baseline.",
+        "Ratio: median of (function run / the baseline run just before it). Import + client: the handler module's"
+        " import and hangar.store.dynamo.client(), with the code directory as the working directory (as in Lambda).",
+        "(floor): no Hangar code, only the libraries every API handler is built on: the least a handler can cost.",
+    ]
+    return table
+
+
+def import_breakdown_table(cold: ColdStarts) -> Table:
+    name = cold.breakdown_function.removesuffix("Function")
+    table = Table(
+        f"3b. Where {name}'s cold start goes (-X importtime, median of 3: import self time by top-level package)",
+        ["Package", "Baseline", name],
+        align="lrr",
+    )
+    for share in cold.breakdown:
+        table.add(share.package, milliseconds(share.baseline_seconds), milliseconds(share.function_seconds))
+    return table
+
+
+def layer_size_table(layer: LayerSize) -> Table:
+    table = Table("3c. The Hangar layer, unzipped (Lambda's limit: 250 MB with the function)", ["Entry", "Size"], "lr")
+    table.add(f"total ({layer.files:,} files)", megabytes(layer.total_bytes))
+    for entry, size in layer.largest:
+        table.add(entry, megabytes(size))
+    table.notes = [f"Measured from: {layer.source}."]
+    return table
+
+
+# --- 4 -----------------------------------------------------------------------------------------------
+
+
+def gateway_table(gateway: GatewayThroughput) -> Table:
+    table = Table(
+        f"4. local/ gateway: heartbeats from {gateway.clients} concurrent clients"
+        " (baseline: the heartbeat handler called directly in-process)",
+        ["Figure", "Through local/ (HTTP)", "Direct call", "Ratio"],
+        align="lrrr",
+    )
+    table.add(
+        f"Heartbeats per second ({gateway.clients} clients)",
+        f"{gateway.per_second:.0f}/s",
+        f"{gateway.direct_per_second:.0f}/s (1 thread)",
+        ratio(gateway.per_second / gateway.direct_per_second),
+    )
+    table.add(
+        "Time per request at full load (1 / throughput)",
+        milliseconds(1 / gateway.per_second),
+        milliseconds(gateway.direct_call_seconds),
+        ratio(gateway.service_time_overhead),
+    )
+    table.add(
+        "Latency p50, one client alone",
+        milliseconds(gateway.sequential_p50_seconds),
+        milliseconds(gateway.direct_call_seconds),
+        ratio(gateway.sequential_p50_seconds / gateway.direct_call_seconds),
+    )
+    for label, seconds in (("p50", gateway.p50_seconds), ("p99", gateway.p99_seconds)):
+        table.add(
+            f"Latency {label}, {gateway.clients} clients",
+            milliseconds(seconds),
+            milliseconds(gateway.direct_call_seconds),
+            ratio(seconds / gateway.direct_call_seconds),
+        )
+    table.notes = [
+        f"{gateway.requests:,} heartbeats in {gateway.seconds:.1f} s, {gateway.failures} not 200;"
+        f" limits off (HANGAR_LOCAL_LIMITS=off); the server started in {gateway.startup_seconds:.1f} s.",
+        "Clients and server share this machine's cores; the server's handlers reach moto over HTTP.",
+    ]
+    return table
+
+
+# --- 5 -----------------------------------------------------------------------------------------------
+
+
+def cost_tables(requests: list[RequestMeasurement], idle_sweep: SweepReads | None) -> list[Table]:
+    workload = cost_model.workload_from_stack()
+    by_name = {request.name: request for request in requests}
+    inputs = Table(
+        "5a. Cost model inputs (measured in section 1, or from Settings and template.yaml)",
+        ["Request", "Per runner-month", "Calls", "RRU", "WRU", "Log bytes", "Python time", "Modelled Lambda time"],
+        align="lrrrrrrr",
+    )
+    counts = {
+        "heartbeat": workload.heartbeats,
+        "poll (empty)": workload.polls,
+        "runner authorizer (cache miss)": workload.authorizer_runs,
+    }
+    for request in requests:
+        inputs.add(
+            request.name,
+            f"{counts[request.name]:,.0f}" if request.name in counts else "per job",
+            request.calls,
+            units(request.read_units),
+            units(request.total_write_units),
+            request.log_bytes,
+            milliseconds(request.python_seconds),
+            milliseconds(cost_model.invocation_seconds(request, workload)),
+        )
+    inputs.notes = [
+        f"Agent intervals (hangar Settings): heartbeat every {workload.heartbeat_interval_seconds} s, poll every"
+        f" {workload.poll_interval_seconds} s; runner authorizer cache {workload.authorizer_ttl_seconds} s"
+        f" (template); 30-day month.",
+        f"Modelled Lambda time: Python time x {cost_model.LAMBDA_FULL_VCPU_MB} MB / MemorySize (the CPU share),"
+        f" + {cost_model.DYNAMODB_DEFAULT_LATENCY_SECONDS * 1000:.0f} ms per DynamoDB call"
+        f" ({cost_model.DYNAMODB_LATENCY_SECONDS['TransactWriteItems'] * 1000:.0f} ms per transaction), whole ms.",
+    ]
+    tables = [inputs]
+    for title, lines, per in (
+        ("5b. Dollars per idle runner-month", cost_model.idle_runner_month(by_name, workload), "runner-month"),
+        ("5c. Dollars per 1,000 jobs (on top of idle)", cost_model.thousand_jobs(by_name, workload), "1,000 jobs"),
+    ):
+        table = Table(title, ["Service", f"Quantity per {per}", "Dollars", "Share"], align="lrrr")
+        for service in cost_model.SERVICES:
+            if service in lines.dollars:
+                share = lines.dollars[service] / lines.total
+                table.add(service, quantity(lines.quantities[service]), dollars(lines.dollars[service]), f"{share:.0%}")
+        table.add("Total", "", dollars(lines.total), "100%")
+        tables.append(table)
+    tables[1].notes = [
+        f"Published AWS list prices, us-east-1, as of {cost_model.PRICES_AS_OF} (DynamoDB on-demand after its"
+        " Nov 2024 cut); free tiers ignored. API Gateway REST $3.50/M, WAF $0.60/M, Lambda arm64"
+        " $0.0000133334/GB-s + $0.20/M, DynamoDB $0.625/M WRU + $0.125/M RRU, Logs $0.50/GB, X-Ray $5/M traces.",
+        f"X-Ray: {cost_model.XRAY_SAMPLED_FRACTION:.0%} of requests sampled (default rule);"
+        f" Logs: {cost_model.LAMBDA_PLATFORM_LOG_BYTES} bytes of Lambda's own lines per invocation + the function's.",
+    ]
+    if idle_sweep is not None:
+        fixed = Table("5d. Fixed monthly costs of a deployment (whatever the fleet)", ["Item", "Dollars"], align="lr")
+        for cost in cost_model.fixed_monthly_costs(idle_sweep, workload):
+            fixed.add(cost.item, dollars(cost.dollars))
+        tables.append(fixed)
+    return tables
+
+
+# --- main --------------------------------------------------------------------------------------------
+
+
+def machine_line() -> str:
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {platform.machine()},"
+        f" {os.cpu_count()} CPUs, {platform.platform(terse=True)}"
+    )
+
+
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)} (default: all)"
+    )
+    parser.add_argument("--repeats", type=int, default=10, help="repetitions of each request in section 1")
+    parser.add_argument("--cold-start-repeats", type=int, default=3, help="fresh interpreters per function")
+    parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    arguments = parser.parse_args(argv)
+    arguments.sections = [name.strip() for name in arguments.sections.split(",") if name.strip()]
+    unknown = set(arguments.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    return arguments
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    sections = set(arguments.sections)
+    output: list[str] = [f"# Hangar benchmark\n\n{machine_line()}"]
+    started = time.perf_counter()
+
+    def emit(tables: Table | list[Table]) -> None:
+        for table in tables if isinstance(tables, list) else [tables]:
+            rendered = table.render()
+            output.append(rendered)
+            print(f"\n{rendered}", flush=True)
+
+    def progress(label: str) -> None:
+        print(f"\n... measuring {label}", file=sys.stderr, flush=True)
+
+    print(output[0], flush=True)
+    requests: list[RequestMeasurement] = []
+    if sections & {"calls", "cost"}:
+        progress("DynamoDB calls per request")
+        requests = measure_dynamodb_calls_per_request(arguments.repeats)
+        if "calls" in sections:
+            emit(dynamodb_calls_table(requests, arguments.repeats))
+    sweeps: list[SweepReads] = []
+    if "sweeper" in sections:
+        for runners in SWEEPER_FLEET_SIZES:
+            progress(f"the sweeper at {runners:,} runners")
+            sweeps.append(measure_sweeper_reads(runners, SWEEPER_STALE))
+        emit(sweeper_reads_table(sweeps))
+    if "cold-start" in sections:
+        progress("cold starts (a fresh interpreter per function and round)")
+        cold = measure_cold_starts(arguments.cold_start_repeats)
+        emit([cold_start_table(cold), import_breakdown_table(cold), layer_size_table(measure_layer_size())])
+    if "gateway" in sections:
+        progress("the local/ gateway")
+        emit(gateway_table(measure_gateway_heartbeats()))
+    if "cost" in sections:
+        emit(cost_tables(requests, sweeps[0] if sweeps else None))
+    print(f"\n(bench took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    if arguments.markdown:
+        arguments.markdown.write_text("\n\n".join(output) + "\n")
+    return 0

@@ -1,0 +1,30 @@
+"""POST /v1/runners/register — exchanges a one-time enrollment token for a runner and its `hgr_` token.
+
+No user credential: the `hge_` token in the body is the credential (the PublicAuthorizer only counts
+the request under the public usage-plan key)."""
+
+from aws_lambda_powertools.event_handler import Response
+from hangar import enrollment, runners
+from hangar.config import get_settings
+from hangar.http import lambda_handler, v1_app
+from hangar.models.enrollment import RegisteredRunner, RegisterRunnerRequest
+from hangar.observability import metrics
+
+app = v1_app()
+
+
+@app.post("/v1/runners/register", responses=app.responses(RegisteredRunner, 201))
+def register_runner(body: RegisterRunnerRequest) -> Response[str]:
+    runner, token = enrollment.register_runner(body)
+    metrics.add_metric(name="RunnersRegistered", unit="Count", value=1)
+    settings = get_settings()
+    registered = RegisteredRunner(
+        runner=runners.v1_view(runner),
+        token=token,
+        heartbeatIntervalSeconds=settings.heartbeat_interval_seconds,
+        pollIntervalSeconds=settings.poll_interval_seconds,
+    )
+    return app.ok(registered, status=201)
+
+
+handler = lambda_handler(app)

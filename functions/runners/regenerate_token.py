@@ -1,0 +1,23 @@
+"""POST /api/runners/{runnerId}/regenerate-token — a new runner token; the old one stops working at once.
+
+At most 5 per hour per runner (seed 000); the 6th answers 429 with Retry-After."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from hangar import runner_tokens
+from hangar.http import api_app, lambda_handler
+from hangar.models.common import PathId
+from hangar.models.enrollment import RegeneratedToken
+
+app = api_app()
+
+
+@app.post("/api/runners/<runnerId>/regenerate-token", responses=app.responses(RegeneratedToken))
+def regenerate_token(runnerId: Annotated[PathId, Path()]) -> Response[str]:
+    principal = app.user("runners:manage")
+    return app.ok(runner_tokens.regenerate_token(principal.org_id, runnerId))
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,81 @@
+"""What a runner reports about itself (heartbeat and registration) and the heartbeat's answer."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from hangar.models.common import Concurrency, StrictModel, View
+
+MAX_REPORTED_OBJECT_BYTES = 4096
+MAX_REPORTED_OBJECT_DEPTH = 4
+MAX_KEY_LENGTH = 128
+# DynamoDB numbers hold 38 significant digits, up to 9.99E+125; stay well inside.
+MAX_ABS_NUMBER = 1e38
+
+# Agent version and container engine: short printable strings ("1.2.0", "docker").
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$")]
+# A resource figure (CPU count, bytes of memory or disk); null when the agent cannot tell.
+Measure = Annotated[float, Field(ge=0, le=1e18, allow_inf_nan=False)]
+
+
+def _check_value(value: Any, depth: int) -> None:
+    """Raises ValueError for what DynamoDB could not store or a user should not be shown."""
+    if isinstance(value, dict | list) and depth > MAX_REPORTED_OBJECT_DEPTH:
+        raise ValueError(f"must be nested at most {MAX_REPORTED_OBJECT_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+                raise ValueError(f"keys must be 1 to {MAX_KEY_LENGTH} characters")
+            _check_value(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(item, depth + 1)
+    elif isinstance(value, float) and (not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER):
+        raise ValueError("numbers must be finite and at most 1e38")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_ABS_NUMBER:
+        raise ValueError("numbers must be at most 1e38")
+
+
+def _small_object(value: dict[str, Any]) -> dict[str, Any]:
+    """Free-form runner metadata is stored on the runner item and shown to users: keep it small."""
+    _check_value(value, 1)
+    if len(json.dumps(value, separators=(",", ":"))) > MAX_REPORTED_OBJECT_BYTES:
+        raise ValueError(f"must be at most {MAX_REPORTED_OBJECT_BYTES} bytes of JSON")
+    return value
+
+
+# capabilities / providerState (seed 003): small JSON objects the runner describes itself with.
+ReportedObject = Annotated[dict[str, Any], AfterValidator(_small_object)]
+
+
+class SystemInfo(StrictModel):
+    """System metrics (seed 000): CPU count, memory and free disk in bytes."""
+
+    cpu: Measure | None = None
+    memory: Measure | None = None
+    disk: Measure | None = None
+
+
+class HeartbeatRequest(StrictModel):
+    """POST /api/runners/heartbeat (seed 000): `status` is required, the rest is reported when known."""
+
+    status: Literal["online", "busy"]
+    version: ShortText | None = None
+    systemInfo: SystemInfo | None = None
+    containerEngine: ShortText | None = None
+    configuredConcurrency: Concurrency | None = None
+    capabilities: ReportedObject | None = None
+    providerState: ReportedObject | None = None
+
+
+class HeartbeatAck(View):
+    """The heartbeat's answer: the runner's effective status, when to call again, jobs to stop."""
+
+    id: str = Field(alias="_id")
+    status: Literal["offline", "online", "busy"]
+    heartbeatIntervalSeconds: int
+    cancelledJobs: list[str]

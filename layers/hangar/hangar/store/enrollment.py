@@ -1,0 +1,43 @@
+"""Enrollment tokens in the Tokens table (kind = enrollment): created once, used once, expiring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hangar.store.dynamo import Item, client, to_item, values
+from hangar.store.tokens import table
+
+
+def token_key(token_id: str) -> dict[str, Any]:
+    return {"tokenId": {"S": token_id}}
+
+
+def put_enrollment_token(token: Item) -> None:
+    """Stores a new enrollment token item (ids are random: an existing id is never overwritten)."""
+    client().put_item(TableName=table(), Item=to_item(token), ConditionExpression="attribute_not_exists(tokenId)")
+
+
+def use_enrollment_token_op(token_id: str, token_hash: str, now_epoch: float, used_at: str, runner_id: str) -> Item:
+    """A TransactWriteItems Update marking the token used by `runner_id`, only if it is still an unused,
+    unexpired enrollment token with that hash. Refusals return the item as it was (ALL_OLD)."""
+    return {
+        "Update": {
+            "TableName": table(),
+            "Key": token_key(token_id),
+            "UpdateExpression": "SET #usedAt = :usedAt, #runnerId = :runnerId",
+            "ConditionExpression": (
+                "#kind = :enrollment AND attribute_not_exists(#usedAt) AND #expires > :now AND #hash = :hash"
+            ),
+            "ExpressionAttributeNames": {
+                "#usedAt": "usedAt",
+                "#runnerId": "runnerId",
+                "#kind": "kind",
+                "#expires": "expiresAtEpoch",
+                "#hash": "hash",
+            },
+            "ExpressionAttributeValues": values(
+                usedAt=used_at, runnerId=runner_id, enrollment="enrollment", now=now_epoch, hash=token_hash
+            ),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }

@@ -1,0 +1,121 @@
+"""API Gateway keys and usage plans (the usage identifier keys of tenants), and the org-item fields that
+record a tenant's key (`usageKeyId`, `usageKey`).
+
+The key's value is not a credential here: the API takes keys from the authorizers
+(`ApiKeySourceType: AUTHORIZER`), never from clients, so storing it lets the authorizers return it with
+no extra call (runner tokens copy it at creation).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from hangar import clock
+from hangar.store.dynamo import Item, from_item, is_condition_failure, values
+from hangar.store.dynamo import client as dynamodb
+from hangar.store.orgs import org_key, table
+
+
+@lru_cache(maxsize=1)
+def client() -> Any:
+    """The process-wide API Gateway client (its control-plane calls are throttled per account: retry)."""
+    return boto3.client(
+        "apigateway", config=Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=3, read_timeout=10)
+    )
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class ApiKeyQuotaReached(Exception):
+    """The account's API-key quota in this region (10,000 by default) is used up."""
+
+
+def create_key(name: str, description: str) -> tuple[str, str]:
+    """A new enabled API key (API Gateway generates its value); (key id, value)."""
+    try:
+        created = client().create_api_key(name=name, description=description, enabled=True)
+    except ClientError as error:
+        if _error_code(error) == "LimitExceededException":
+            raise ApiKeyQuotaReached(str(error)) from None
+        raise
+    return str(created["id"]), str(created["value"])
+
+
+def delete_key(key_id: str) -> None:
+    """Deletes the key (which detaches it from every usage plan); a key already gone is fine."""
+    try:
+        client().delete_api_key(apiKey=key_id)
+    except ClientError as error:
+        if _error_code(error) != "NotFoundException":
+            raise
+
+
+def key_value(key_id: str) -> str:
+    return str(client().get_api_key(apiKey=key_id, includeValue=True)["value"])
+
+
+def usage_plans_of_key(key_id: str) -> list[str]:
+    """Ids of the usage plans the key is attached to."""
+    plan_ids: list[str] = []
+    for page in client().get_paginator("get_usage_plans").paginate(keyId=key_id):
+        plan_ids.extend(str(plan["id"]) for plan in page.get("items", []))
+    return plan_ids
+
+
+def attach_key(usage_plan_id: str, key_id: str) -> None:
+    """Adds the key to the usage plan; already attached is fine."""
+    try:
+        client().create_usage_plan_key(usagePlanId=usage_plan_id, keyId=key_id, keyType="API_KEY")
+    except ClientError as error:
+        if _error_code(error) != "ConflictException":
+            raise
+
+
+def detach_key(usage_plan_id: str, key_id: str) -> None:
+    """Removes the key from the usage plan; not attached is fine."""
+    try:
+        client().delete_usage_plan_key(usagePlanId=usage_plan_id, keyId=key_id)
+    except ClientError as error:
+        if _error_code(error) != "NotFoundException":
+            raise
+
+
+@lru_cache(maxsize=1)
+def usage_plan_ids_by_name() -> dict[str, str]:
+    """Every usage plan of the account and region by name, read once per container (they change only
+    with a deployment); `forget_usage_plans()` drops the cache when a name is missing."""
+    found: dict[str, str] = {}
+    for page in client().get_paginator("get_usage_plans").paginate():
+        for plan in page.get("items", []):
+            found[str(plan.get("name", ""))] = str(plan["id"])
+    return found
+
+
+def forget_usage_plans() -> None:
+    usage_plan_ids_by_name.cache_clear()
+
+
+def store_org_key(org_id: str, key_id: str, value: str) -> Item | None:
+    """Records the tenant's key on its org item, only if it has none yet (two first requests may race);
+    the org item as it is now, or None when another key was recorded first."""
+    try:
+        response = dynamodb().update_item(
+            TableName=table(),
+            Key=org_key(org_id),
+            UpdateExpression="SET usageKeyId = :keyId, usageKey = :value, updatedAt = :now",
+            ConditionExpression="attribute_exists(orgId) AND attribute_not_exists(usageKeyId)",
+            ExpressionAttributeValues=values(keyId=key_id, value=value, now=clock.iso()),
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as error:
+        if is_condition_failure(error):
+            return None
+        raise
+    return from_item(response.get("Attributes"))

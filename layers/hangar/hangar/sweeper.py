@@ -1,0 +1,110 @@
+"""The scheduled sweep (every minute): stale runners offline and their jobs recovered; deadlines enforced.
+
+It reads only what is stale or due — the sparse LiveByHeartbeat index below the stale cut-off, the
+ActiveByRunner partition of each runner it takes offline, and the DueByDeadline range up to now —
+never the whole fleet. Each item is handled on its own (one failure is logged and counted, the rest
+go on; boto3's standard retry mode absorbs throttling), every write is conditional on the state that
+was read, so a second run, or one racing heartbeats, reports and cancels, does no harm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from hangar import clock
+from hangar.config import get_settings
+from hangar.job_recovery import handle_due_job, recover_runner_jobs
+from hangar.observability import logger, metrics
+from hangar.store import jobs as job_store
+from hangar.store.runners import live_shards
+from hangar.store.sweeper import StaleRunner, mark_stale_runner_offline, stale_runners
+
+
+@dataclass
+class SweepSummary:
+    runnersMarkedOffline: int = 0
+    heartbeatsWon: int = 0  # stale when read, but a heartbeat landed before the offline write
+    jobsRequeued: int = 0
+    jobsFailed: int = 0  # runner lost after maxAttempts
+    jobsTimedOut: int = 0
+    jobsExpired: int = 0
+    itemsRead: int = 0  # items DynamoDB returned to the sweep (index entries and condition-failure images)
+    errors: int = 0
+    complete: bool = True  # False when the sweep stopped early for lack of time; the next run continues
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+
+def find_stale_runners(now: float, summary: SweepSummary | None = None) -> list[StaleRunner]:
+    """Live runners whose last heartbeat is older than STALE_AFTER_SECONDS, across every live shard."""
+    cutoff = now - get_settings().stale_after_seconds
+    found: list[StaleRunner] = []
+    for shard in live_shards():
+        for page in stale_runners(shard, cutoff):
+            found.extend(page)
+            if summary is not None:
+                summary.itemsRead += len(page)
+    return found
+
+
+def take_runner_offline(stale: StaleRunner, summary: SweepSummary) -> None:
+    """Marks one stale runner offline (unless a heartbeat won the race) and recovers the jobs it held."""
+    if not mark_stale_runner_offline(stale):
+        summary.heartbeatsWon += 1
+        return
+    summary.runnersMarkedOffline += 1
+    counts = recover_runner_jobs(stale.org_id, stale.runner_id, "runner_lost")
+    summary.jobsRequeued += counts.requeued
+    summary.jobsFailed += counts.failed
+    summary.itemsRead += counts.items_read
+    summary.errors += counts.errors
+
+
+def enforce_deadlines(now: float, summary: SweepSummary, time_left: Callable[[], bool]) -> None:
+    """Queued jobs past their queue timeout expire; held jobs past their run timeout fail `timeout`."""
+    for shard in job_store.due_shards():
+        for page in job_store.due_jobs(shard, math.floor(now)):
+            summary.itemsRead += len(page)
+            for due in page:
+                if not time_left():
+                    summary.complete = False
+                    return
+                try:
+                    outcome = handle_due_job(due)
+                except Exception:
+                    logger.exception("deadline enforcement failed", extra={"orgId": due.org_id, "jobId": due.job_id})
+                    summary.errors += 1
+                    continue
+                summary.itemsRead += outcome.items_read
+                if outcome.transition == "expired":
+                    summary.jobsExpired += 1
+                elif outcome.transition == "timed_out":
+                    summary.jobsTimedOut += 1
+
+
+def sweep(time_left: Callable[[], bool] = lambda: True) -> SweepSummary:
+    """One full sweep. `time_left()` going False stops it between items (the next run picks up the rest)."""
+    summary = SweepSummary()
+    now = clock.now()
+    for stale in find_stale_runners(now, summary):
+        if not time_left():
+            summary.complete = False
+            break
+        try:
+            take_runner_offline(stale, summary)
+        except Exception:
+            logger.exception("marking a stale runner offline failed", extra={"orgId": stale.org_id})
+            summary.errors += 1
+    if summary.complete:
+        enforce_deadlines(now, summary, time_left)
+    metrics.add_metric(name="RunnersMarkedOffline", unit="Count", value=summary.runnersMarkedOffline)
+    metrics.add_metric(name="JobsRequeued", unit="Count", value=summary.jobsRequeued)
+    metrics.add_metric(name="JobsFailed", unit="Count", value=summary.jobsFailed + summary.jobsTimedOut)
+    metrics.add_metric(name="JobsTimedOut", unit="Count", value=summary.jobsTimedOut)
+    metrics.add_metric(name="JobsExpired", unit="Count", value=summary.jobsExpired)
+    metrics.add_metric(name="SweepErrors", unit="Count", value=summary.errors)
+    logger.info("sweep finished", extra=summary.as_dict())
+    return summary

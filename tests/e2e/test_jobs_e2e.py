@@ -1,0 +1,177 @@
+"""Jobs over real HTTP against `python -m local`: exactly-once claims under contention, a job's whole
+life through the API and the agent routes, and recovery of a lost runner's job by the sweeper."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from local.testing import LocalApi
+
+USER_SCOPES = "runners:read runners:manage jobs:read jobs:manage"
+STALE_AFTER_SECONDS = 90
+
+
+def set_license(api: LocalApi, org: str, **fields: Any) -> None:
+    operator = api.jwt("hangar-operators", "admin:licenses")
+    result = api.call("PUT", f"/v1/orgs/{org}/license", token=operator, json=fields)
+    assert result.status == 200, result.body
+
+
+def create_runner(api: LocalApi, org: str, name: str, labels: list[str], concurrency: int = 1) -> tuple[str, str]:
+    body = {"name": name, "labels": labels, "configuredConcurrency": concurrency}
+    result = api.call("POST", "/api/runners", token=api.jwt(org, USER_SCOPES), json=body)
+    assert result.status == 201, result.body
+    return result.body["data"]["_id"], result.body["data"]["token"]
+
+
+def heartbeat(api: LocalApi, token: str) -> dict[str, Any]:
+    result = api.call("POST", "/api/runners/heartbeat", runner_token=token, json={"status": "online"})
+    assert result.status == 200, result.body
+    data: dict[str, Any] = result.body["data"]
+    return data
+
+
+def poll(api: LocalApi, token: str) -> dict[str, Any] | None:
+    result = api.call("POST", "/api/runners/jobs", runner_token=token, json={})
+    assert result.status == 200, result.body
+    job: dict[str, Any] | None = result.body["data"]["job"]
+    return job
+
+
+def report(api: LocalApi, token: str, job_id: str, status: str, **fields: Any) -> Any:
+    result = api.call(
+        "POST", "/api/runners/jobs/status", runner_token=token, json={"jobId": job_id, "status": status, **fields}
+    )
+    assert result.status == 200, result.body
+    return result.body["data"]
+
+
+def create_job(api: LocalApi, org: str, **fields: Any) -> dict[str, Any]:
+    body = {"type": "scan", "repositoryConfig": "abc123", "repositoryName": "org/terraform-infra", "branch": "main"}
+    result = api.call("POST", "/v1/jobs", token=api.jwt(org, USER_SCOPES), json={**body, **fields})
+    assert result.status == 201, result.body
+    job: dict[str, Any] = result.body
+    return job
+
+
+def get_job(api: LocalApi, org: str, job_id: str) -> dict[str, Any]:
+    result = api.call("GET", f"/v1/jobs/{job_id}", token=api.jwt(org, USER_SCOPES))
+    assert result.status == 200, result.body
+    job: dict[str, Any] = result.body
+    return job
+
+
+def test_ten_runners_claim_fifty_jobs_exactly_once(local_api: LocalApi, org: str) -> None:
+    job_limit, runner_concurrency, runner_count, job_count = 8, 2, 10, 50
+    set_license(local_api, org, plan="enterprise", concurrentJobLimit=job_limit)
+    runners = [create_runner(local_api, org, f"worker-{i}", ["linux"], runner_concurrency) for i in range(runner_count)]
+    for _, token in runners:
+        heartbeat(local_api, token)
+    job_ids = {create_job(local_api, org, labels=["linux"])["id"] for _ in range(job_count)}
+
+    lock = threading.Lock()
+    claims: list[tuple[str, str]] = []  # (job id, runner id), in claim order
+    tenant_held = [0]
+    max_tenant_held = [0]
+    problems: list[str] = []
+
+    def work(runner_id: str, token: str) -> None:
+        held: list[str] = []
+        idle_polls = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with lock:
+                if len(claims) == job_count and not held:
+                    return
+            job = poll(local_api, token)
+            if job is not None:
+                if len(held) >= runner_concurrency:
+                    problems.append(f"{runner_id} got a job while holding {held}")
+                held.append(job["_id"])
+                with lock:
+                    claims.append((job["_id"], runner_id))
+                    tenant_held[0] += 1
+                    max_tenant_held[0] = max(max_tenant_held[0], tenant_held[0])
+                report(local_api, token, job["_id"], "running")
+            if held and (job is None or len(held) == runner_concurrency):
+                # Finish the oldest job: counted out before the report, so the tally never undercounts.
+                done = held.pop(0)
+                with lock:
+                    tenant_held[0] -= 1
+                report(local_api, token, done, "completed", result={"by": runner_id})
+            if job is None:
+                idle_polls += 1
+                time.sleep(0.2)  # stay well inside the per-runner rate limit
+        problems.append(f"{runner_id} timed out after {idle_polls} idle polls")
+
+    threads = [threading.Thread(target=work, args=runner) for runner in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert not problems, problems
+    claimed = [job_id for job_id, _ in claims]
+    assert len(claimed) == len(set(claimed)) == job_count and set(claimed) == job_ids
+    assert max_tenant_held[0] <= job_limit, max_tenant_held
+    assert max_tenant_held[0] >= 2  # the runners really ran jobs side by side
+    listed: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = "?limit=200" + (f"&cursor={cursor}" if cursor else "")
+        result = local_api.call("GET", f"/v1/jobs{query}", token=local_api.jwt(org, USER_SCOPES))
+        listed += result.body["jobs"]
+        cursor = result.body["nextCursor"]
+        if not cursor:
+            break
+    assert {job["status"] for job in listed} == {"completed"} and len(listed) == job_count
+    assert all(job["attempts"] == 1 for job in listed)
+    by_runner = dict(claims)
+    assert all(job["runnerId"] == by_runner[job["id"]] for job in listed)
+    runners_view = local_api.call("GET", "/v1/runners", token=local_api.jwt(org, USER_SCOPES)).body["runners"]
+    assert all(runner["currentJobs"] == 0 for runner in runners_view)
+
+
+def test_a_job_created_over_the_api_is_run_and_reported(local_api: LocalApi, org: str) -> None:
+    set_license(local_api, org, plan="team")
+    runner_id, token = create_runner(local_api, org, "scanner", ["linux", "x64"])
+    heartbeat(local_api, token)
+    created = create_job(local_api, org, labels=["linux"], payload={"paths": ["infra/"]})
+    assert created["status"] == "queued"
+    job = poll(local_api, token)
+    assert job is not None and job["_id"] == created["id"] and job["payload"] == {"paths": ["infra/"]}
+    assert get_job(local_api, org, created["id"])["status"] == "assigned"
+    assert report(local_api, token, job["_id"], "running")["status"] == "running"
+    assert report(local_api, token, job["_id"], "completed", result={"findings": 0}) == {
+        "jobId": created["id"],
+        "status": "completed",
+        "cancelRequested": False,
+    }
+    done = get_job(local_api, org, created["id"])
+    assert done["status"] == "completed" and done["result"] == {"findings": 0} and done["runnerId"] == runner_id
+    runner = local_api.call("GET", f"/api/runners/{runner_id}", token=local_api.jwt(org, USER_SCOPES)).body["data"]
+    assert runner["jobsCompleted"] == 1 and runner["currentJobs"] == 0
+
+
+def test_a_lost_runners_job_is_recovered_by_the_sweeper(local_api: LocalApi, org: str) -> None:
+    set_license(local_api, org, plan="team")
+    _, lost_token = create_runner(local_api, org, "lost", ["linux"])
+    rescuer_id, rescuer_token = create_runner(local_api, org, "rescuer", ["linux"])
+    heartbeat(local_api, lost_token)
+    created = create_job(local_api, org, labels=["linux"])
+    job = poll(local_api, lost_token)
+    assert job is not None and job["_id"] == created["id"]
+    report(local_api, lost_token, job["_id"], "running")
+    local_api.advance_clock(STALE_AFTER_SECONDS + 15)
+    heartbeat(local_api, rescuer_token)
+    summary = local_api.run_schedule("SweeperFunction")
+    # Other tests' runners on this shared server may be swept too: at least ours.
+    assert summary["runnersMarkedOffline"] >= 1 and summary["jobsRequeued"] >= 1 and summary["errors"] == 0, summary
+    requeued = get_job(local_api, org, created["id"])
+    assert requeued["status"] == "queued" and requeued["attempts"] == 1
+    rescued = poll(local_api, rescuer_token)
+    assert rescued is not None and rescued["_id"] == created["id"] and rescued["attempts"] == 2
+    report(local_api, rescuer_token, created["id"], "completed")
+    done = get_job(local_api, org, created["id"])
+    assert done["status"] == "completed" and done["runnerId"] == rescuer_id

@@ -1,0 +1,268 @@
+"""The sweeper in-process: it reads only what is stale or due, loses races to heartbeats, recovers the
+jobs of lost runners (requeue, then runner_lost), enforces run and queue timeouts, and is idempotent."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hangar import clock, sweeper
+from hangar.config import get_settings
+from hangar.store import dynamo
+from hangar.store.runners import live_shard, live_shards
+from jobs_helpers import (
+    get_job,
+    heartbeat,
+    live_runner,
+    new_job,
+    org_item,
+    polled_job,
+    report,
+    runner_item,
+    set_license,
+    sweep,
+)
+from support import AwsStack, invoke, unique_org, user_event
+
+STALE = get_settings().stale_after_seconds
+
+
+@pytest.fixture(autouse=True)
+def reset_clock() -> Iterator[None]:
+    yield
+    clock.reset()
+
+
+@pytest.fixture
+def org(aws: AwsStack) -> str:
+    org_id = unique_org()
+    set_license(org_id, "team")
+    return org_id
+
+
+def counters_are_zero(org: str, *runners: str) -> bool:
+    return org_item(org)["activeJobs"] == 0 and all(runner_item(org, r)["currentJobs"] == 0 for r in runners)
+
+
+def test_every_live_shard_is_swept() -> None:
+    assert {live_shard(f"rnr_{index:04x}") for index in range(500)} == set(live_shards())
+
+
+def seed_runners(aws: AwsStack, org: str, count: int, stale: int) -> list[str]:
+    """`count` live runners straight into moto (batch writes), the first `stale` of them silent too long."""
+    now = clock.now()
+    runner_ids = [f"rnr_{index:016x}" for index in range(count)]
+    requests = []
+    for index, runner_id in enumerate(runner_ids):
+        epoch = now - STALE - 60 if index < stale else now - 5
+        item = {
+            "orgId": org,
+            "runnerId": runner_id,
+            "name": f"runner-{index}",
+            "labels": ["linux"],
+            "status": "online",
+            "configuredConcurrency": 1,
+            "currentJobs": 0,
+            "jobsCompleted": 0,
+            "tokenVersion": 1,
+            "tokenId": f"{index:012x}",
+            "lastHeartbeatEpoch": int(epoch),
+            "lastHeartbeatAt": clock.iso(epoch),
+            "liveShard": live_shard(runner_id),
+        }
+        requests.append({"PutRequest": {"Item": dynamo.to_item(item)}})
+    for start in range(0, len(requests), 25):
+        response = aws.dynamodb.batch_write_item(RequestItems={"RunnersTable": requests[start : start + 25]})
+        assert not response.get("UnprocessedItems")
+    return runner_ids
+
+
+@pytest.fixture
+def returned_items() -> Iterator[list[int]]:
+    """How many items DynamoDB returns to the code under test (Query Items, GetItem Item, write images)."""
+    counts: list[int] = []
+
+    def count(parsed: dict[str, Any], **_: Any) -> None:
+        returned = len(parsed.get("Items", [])) + ("Item" in parsed) + ("Attributes" in parsed)
+        returned += sum(1 for reason in parsed.get("CancellationReasons", []) if reason.get("Item"))
+        counts.append(returned)
+
+    events = dynamo.client().meta.events
+    events.register("after-call.dynamodb", count)
+    yield counts
+    events.unregister("after-call.dynamodb", count)
+
+
+@pytest.mark.slow
+def test_sweep_reads_only_the_stale_runners_of_a_large_fleet(aws: AwsStack, returned_items: list[int]) -> None:
+    org = unique_org()
+    started = time.monotonic()
+    runner_ids = seed_runners(aws, org, 10_000, stale=10)
+    seeded = time.monotonic() - started
+    returned_items.clear()
+    summary = sweep()
+    assert summary["runnersMarkedOffline"] == 10 and summary["errors"] == 0
+    assert sum(returned_items) <= 3 * 10, (sum(returned_items), summary)
+    assert sum(returned_items) == 10  # the stale index entries; the offline writes return nothing
+    assert summary["itemsRead"] <= 3 * 10
+    for runner_id in runner_ids[:10]:
+        item = runner_item(org, runner_id)
+        assert item["status"] == "offline" and "liveShard" not in item
+    assert "liveShard" in runner_item(org, runner_ids[10])
+    # Again: nothing is stale any more, so nothing is read.
+    returned_items.clear()
+    assert sweep()["runnersMarkedOffline"] == 0 and sum(returned_items) == 0
+    assert seeded < 120
+
+
+def test_a_heartbeat_between_read_and_write_keeps_the_runner_online(org: str) -> None:
+    runner = live_runner(org)
+    job = new_job(org)
+    polled_job(org, runner)
+    clock.advance(STALE + 10)
+    stale = sweeper.find_stale_runners(clock.now())
+    assert [entry.runner_id for entry in stale] == [runner]
+    heartbeat(org, runner)  # lands after the sweeper read, before its conditional write
+    summary = sweeper.SweepSummary()
+    sweeper.take_runner_offline(stale[0], summary)
+    assert summary.runnersMarkedOffline == 0 and summary.heartbeatsWon == 1
+    item = runner_item(org, runner)
+    assert item["status"] == "online" and "liveShard" in item
+    assert get_job(org, job["id"])["status"] == "assigned" and item["currentJobs"] == 1
+
+
+def test_lost_runner_job_goes_back_to_the_queue_and_another_runner_completes_it(org: str) -> None:
+    lost = live_runner(org, ["linux"], name="lost")
+    rescuer = live_runner(org, ["linux"], name="rescuer")
+    job = new_job(org, labels=["linux"], maxAttempts=2)
+    assert polled_job(org, lost, ["linux"])["_id"] == job["id"]  # type: ignore[index]
+    report(org, lost, job["id"], "running")
+    clock.advance(STALE + 5)
+    heartbeat(org, rescuer)
+    summary = sweep()
+    assert summary["runnersMarkedOffline"] == 1 and summary["jobsRequeued"] == 1, summary
+    requeued = get_job(org, job["id"])
+    assert requeued["status"] == "queued" and requeued["runnerId"] is None and requeued["attempts"] == 1
+    assert runner_item(org, lost)["status"] == "offline" and counters_are_zero(org, lost, rescuer)
+    claimed = polled_job(org, rescuer, ["linux"])
+    assert claimed is not None and claimed["_id"] == job["id"] and claimed["attempts"] == 2
+    # The lost runner comes back and reports: the job is no longer its own.
+    assert report(org, lost, job["id"], "completed")[0] == 404
+    assert report(org, rescuer, job["id"], "completed", result={"ok": True})[0] == 200
+    done = get_job(org, job["id"])
+    assert done["status"] == "completed" and done["runnerId"] == rescuer and done["attempts"] == 2
+    assert counters_are_zero(org, lost, rescuer)
+
+
+def test_after_max_attempts_the_job_fails_runner_lost(org: str) -> None:
+    first = live_runner(org, name="first")
+    job = new_job(org, maxAttempts=1)
+    polled_job(org, first)
+    clock.advance(STALE + 5)
+    summary = sweep()
+    assert summary["jobsFailed"] == 1 and summary["jobsRequeued"] == 0
+    failed = get_job(org, job["id"])
+    assert failed["status"] == "failed" and failed["error"]["code"] == "runner_lost" and failed["attempts"] == 1
+    assert counters_are_zero(org, first)
+
+
+def test_requeued_job_keeps_its_place_in_the_queue(org: str) -> None:
+    lost = live_runner(org, name="lost")
+    older = new_job(org)
+    polled_job(org, lost)
+    newer = new_job(org)
+    clock.advance(STALE + 5)
+    rescuer = live_runner(org, name="rescuer")
+    sweep()
+    assert polled_job(org, rescuer)["_id"] == older["id"]  # type: ignore[index]
+    assert get_job(org, newer["id"])["status"] == "queued"
+
+
+def test_run_timeout_fails_the_job_and_frees_the_slot(org: str) -> None:
+    runner = live_runner(org)
+    job = new_job(org, timeoutSeconds=60)
+    polled_job(org, runner)
+    report(org, runner, job["id"], "running")
+    clock.advance(61)
+    heartbeat(org, runner)  # the runner is alive: only the job's deadline passed
+    summary = sweep()
+    assert summary["jobsTimedOut"] == 1 and summary["runnersMarkedOffline"] == 0, summary
+    failed = get_job(org, job["id"])
+    assert failed["status"] == "failed" and failed["error"]["code"] == "timeout"
+    assert counters_are_zero(org, runner)
+    assert report(org, runner, job["id"], "completed")[0] == 409
+
+
+def test_queue_timeout_expires_the_job(org: str) -> None:
+    job = new_job(org, queueTimeoutSeconds=60)
+    kept = new_job(org, queueTimeoutSeconds=600)
+    clock.advance(61)
+    summary = sweep()
+    assert summary["jobsExpired"] == 1
+    expired = get_job(org, job["id"])
+    assert expired["status"] == "expired" and expired["error"]["code"] == "queue_timeout"
+    assert get_job(org, kept["id"])["status"] == "queued"
+    runner = live_runner(org)
+    assert polled_job(org, runner)["_id"] == kept["id"]  # type: ignore[index]
+
+
+def test_requeued_job_gets_a_fresh_queue_deadline(org: str) -> None:
+    lost = live_runner(org, name="lost")
+    job = new_job(org, queueTimeoutSeconds=120)
+    polled_job(org, lost)
+    clock.advance(STALE + 60)  # past the job's first queue deadline
+    sweep()
+    assert get_job(org, job["id"])["status"] == "queued"
+    clock.advance(121)
+    sweep()
+    assert get_job(org, job["id"])["status"] == "expired"
+
+
+def test_sweeping_twice_is_harmless(org: str) -> None:
+    lost = live_runner(org, name="lost")
+    jobs = [new_job(org, queueTimeoutSeconds=3000) for _ in range(2)]
+    polled_job(org, lost)
+    clock.advance(STALE + 5)
+    first = sweep()
+    assert first["runnersMarkedOffline"] == 1 and first["jobsRequeued"] == 1
+    second = sweep()
+    assert second["runnersMarkedOffline"] == 0 and second["jobsRequeued"] == 0 and second["jobsExpired"] == 0
+    assert second["errors"] == 0 and counters_are_zero(org, lost)
+    assert {get_job(org, job["id"])["status"] for job in jobs} == {"queued"}
+
+
+def test_mark_offline_recovers_the_runners_jobs(org: str) -> None:
+    runner = live_runner(org)
+    job = new_job(org)
+    polled_job(org, runner)
+    status, body, _ = invoke(
+        "MarkRunnerOffline", user_event("MarkRunnerOffline", org, path_params={"runnerId": runner})
+    )
+    assert status == 200 and body["data"]["status"] == "offline" and body["data"]["currentJobs"] == 0
+    assert get_job(org, job["id"])["status"] == "queued" and counters_are_zero(org, runner)
+    # Offline runners claim nothing until they heartbeat again.
+    assert polled_job(org, runner) is None
+    heartbeat(org, runner)
+    assert polled_job(org, runner)["attempts"] == 2  # type: ignore[index]
+
+
+def test_delete_runner_recovers_its_jobs(org: str) -> None:
+    runner = live_runner(org, name="doomed")
+    requeued = new_job(org, maxAttempts=2)
+    failing = new_job(org, maxAttempts=1)
+    invoke(
+        "UpdateRunner",
+        user_event("UpdateRunner", org, path_params={"runnerId": runner}, body={"configuredConcurrency": 2}),
+    )
+    polled_job(org, runner)
+    polled_job(org, runner)
+    runner_count = org_item(org)["runnerCount"]
+    status, _, _ = invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": runner}))
+    assert status == 200
+    assert get_job(org, requeued["id"])["status"] == "queued"
+    lost = get_job(org, failing["id"])
+    assert lost["status"] == "failed" and lost["error"]["code"] == "runner_lost"
+    assert org_item(org)["activeJobs"] == 0 and org_item(org)["runnerCount"] == runner_count - 1
+    assert sweep()["errors"] == 0

@@ -1,0 +1,310 @@
+"""Tenant provisioning and usage-plan keys against moto's API Gateway: one key per tenant (idempotent and
+race-safe), in the usage plan of its license plan, moved when the plan changes, returned by the authorizers."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import jwt
+import pytest
+from hangar import tenants, usage_plans
+from hangar.config import LOCAL_JWT_SECRET, get_settings
+from hangar.store import orgs, usage_keys
+from support import (
+    AwsStack,
+    FakeLambdaContext,
+    handler_module,
+    invoke,
+    load_event,
+    unique_org,
+    user_event,
+)
+
+PREFIX = "hangar-test-"
+PLANS = ("free", "team", "enterprise")
+
+
+@dataclass
+class Plans:
+    apigateway: Any
+    ids: dict[str, str]  # license plan (and "public") -> usage plan id
+
+    def keys_in(self, plan: str) -> set[str]:
+        items = self.apigateway.get_usage_plan_keys(usagePlanId=self.ids[plan])["items"]
+        return {item["id"] for item in items}
+
+    def plans_of(self, key_id: str) -> set[str]:
+        by_id = {plan_id: name for name, plan_id in self.ids.items()}
+        return {by_id[plan["id"]] for plan in self.apigateway.get_usage_plans(keyId=key_id)["items"]}
+
+    def tenant_keys(self, org_id: str) -> list[dict[str, Any]]:
+        name = usage_plans.tenant_key_name(org_id)
+        items = self.apigateway.get_api_keys(nameQuery=name, includeValues=True)["items"]
+        return [item for item in items if item["name"] == name]
+
+
+def _forget_caches() -> None:
+    get_settings.cache_clear()
+    usage_keys.client.cache_clear()
+    usage_keys.forget_usage_plans()
+    usage_plans._key_value.cache_clear()
+
+
+@pytest.fixture
+def plans(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plans]:
+    """Usage plans named as template.yaml names them (`<prefix><plan>`), found by name like in AWS."""
+    apigateway = boto3.client("apigateway", region_name="us-east-1")
+    ids = {
+        plan: apigateway.create_usage_plan(name=f"{PREFIX}{plan}", throttle={"rateLimit": 10.0, "burstLimit": 20})["id"]
+        for plan in (*PLANS, "public")
+    }
+    public_key = apigateway.create_api_key(name=f"{PREFIX}public", enabled=True)
+    apigateway.create_usage_plan_key(usagePlanId=ids["public"], keyId=public_key["id"], keyType="API_KEY")
+    monkeypatch.setenv("USAGE_PLAN_NAME_PREFIX", PREFIX)
+    monkeypatch.setenv("PUBLIC_USAGE_KEY_ID", public_key["id"])
+    _forget_caches()
+    try:
+        yield Plans(apigateway, ids)
+    finally:
+        monkeypatch.delenv("USAGE_PLAN_NAME_PREFIX")
+        monkeypatch.delenv("PUBLIC_USAGE_KEY_ID")
+        _forget_caches()
+
+
+def dev_jwt(org: str, scopes: str = "runners:read runners:manage") -> str:
+    claims = {
+        "sub": f"user@{org}",
+        "org": org,
+        "iss": "hangar-local",
+        "aud": "hangar",
+        "exp": int(time.time()) + 300,
+        "scope": scopes,
+    }
+    return jwt.encode(claims, LOCAL_JWT_SECRET, algorithm="HS256")
+
+
+def authorize(logical_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    event = copy.deepcopy(load_event(logical_id))
+    event["headers"] = headers
+    result: dict[str, Any] = handler_module(logical_id).handler(event, FakeLambdaContext())
+    return result
+
+
+# -- provisioning ------------------------------------------------------------------------------------
+
+
+def test_provisioning_creates_one_key_in_the_default_plans_usage_plan(plans: Plans) -> None:
+    org_id = unique_org()
+    org = tenants.provision_tenant(org_id)
+    keys = plans.tenant_keys(org_id)
+    assert len(keys) == 1
+    key = keys[0]
+    assert key["enabled"] is True
+    assert (org["usageKeyId"], org["usageKey"]) == (key["id"], key["value"])
+    assert org["plan"] == "free"
+    assert plans.plans_of(key["id"]) == {"free"}
+    stored = orgs.get_org(org_id)
+    assert stored is not None and (stored["usageKeyId"], stored["usageKey"]) == (key["id"], key["value"])
+
+
+def test_provisioning_is_idempotent(plans: Plans) -> None:
+    org_id = unique_org()
+    first = tenants.provision_tenant(org_id)
+    calls: list[str] = []
+    usage_keys.client().meta.events.register("before-call.api-gateway.*", lambda model, **_: calls.append(model.name))
+    again = tenants.provision_tenant(org_id)
+    assert again["usageKey"] == first["usageKey"]
+    assert calls == []  # a provisioned tenant costs no API Gateway call
+    assert len(plans.tenant_keys(org_id)) == 1
+
+
+@pytest.fixture
+def serial_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[Plans]:
+    """local/'s backend (moto server, one call at a time, so a conditional write is atomic as in DynamoDB;
+    moto in-process is not) with the tables and usage plans; for concurrency."""
+    from support import clear_client_caches, template
+
+    from local.backend import SerialMotoServer
+    from local.template import create_tables
+
+    server = SerialMotoServer("127.0.0.1", 0)
+    server.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    clear_client_caches()
+    try:
+        create_tables(boto3.client("dynamodb", region_name="us-east-1"), template())
+        apigateway = boto3.client("apigateway", region_name="us-east-1")
+        ids = {plan: apigateway.create_usage_plan(name=f"{PREFIX}{plan}")["id"] for plan in PLANS}
+        monkeypatch.setenv("USAGE_PLAN_NAME_PREFIX", PREFIX)
+        _forget_caches()
+        yield Plans(apigateway, ids)
+    finally:
+        monkeypatch.delenv("AWS_ENDPOINT_URL")
+        monkeypatch.delenv("USAGE_PLAN_NAME_PREFIX")
+        _forget_caches()
+        clear_client_caches()
+        server.stop()
+
+
+def test_concurrent_first_requests_leave_exactly_one_key(serial_backend: Plans) -> None:
+    org_id = unique_org()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: tenants.provision_tenant(org_id), range(8)))
+    keys = serial_backend.tenant_keys(org_id)
+    assert len(keys) == 1
+    assert {result["usageKey"] for result in results} == {keys[0]["value"]}
+    assert serial_backend.keys_in("free") == {keys[0]["id"]}
+
+
+def test_the_loser_of_a_provisioning_race_deletes_its_key(plans: Plans, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic race: another request records its key between our read of the org and our write."""
+    org_id = unique_org()
+    winner = tenants.provision_tenant(org_id)
+    stale = {k: v for k, v in winner.items() if k not in ("usageKeyId", "usageKey")}
+    monkeypatch.setattr(tenants.orgs, "ensure_org", lambda _org_id: dict(stale))
+    result = tenants.provision_tenant(org_id)
+    assert result["usageKey"] == winner["usageKey"]
+    keys = plans.tenant_keys(org_id)
+    assert [key["id"] for key in keys] == [winner["usageKeyId"]]
+    assert plans.keys_in("free") == {winner["usageKeyId"]}  # the loser's key left its plan with it
+
+
+def test_a_license_change_during_provisioning_is_followed(plans: Plans, monkeypatch: pytest.MonkeyPatch) -> None:
+    org_id = unique_org()
+    orgs.ensure_org(org_id)
+    attach = usage_keys.attach_key
+
+    def attach_then_operator_upgrades(plan_id: str, key_id: str) -> None:
+        attach(plan_id, key_id)
+        monkeypatch.setattr(usage_keys, "attach_key", attach)  # once
+        stored = orgs.put_license(org_id, {"plan": "team", "licenseState": "active", "overrides": {}}, None)
+        assert stored is not None
+
+    monkeypatch.setattr(usage_keys, "attach_key", attach_then_operator_upgrades)
+    org = tenants.provision_tenant(org_id)
+    assert org["plan"] == "team"
+    assert plans.plans_of(org["usageKeyId"]) == {"team"}
+
+
+def test_default_plan_comes_from_settings(plans: Plans, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEFAULT_PLAN", "team")
+    get_settings.cache_clear()
+    org = tenants.provision_tenant(unique_org())
+    assert org["plan"] == "team" and plans.plans_of(org["usageKeyId"]) == {"team"}
+
+
+def test_explicit_usage_plan_ids_win_over_names(plans: Plans, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USAGE_PLAN_IDS", f"free={plans.ids['enterprise']}")
+    get_settings.cache_clear()
+    org = tenants.provision_tenant(unique_org())
+    assert plans.plans_of(org["usageKeyId"]) == {"enterprise"}
+
+
+def test_without_usage_plans_tenants_get_no_key(aws: AwsStack) -> None:
+    _forget_caches()
+    calls: list[str] = []
+    usage_keys.client().meta.events.register("before-call.api-gateway.*", lambda model, **_: calls.append(model.name))
+    org = tenants.provision_tenant(unique_org())
+    assert "usageKey" not in org and calls == []
+
+
+def test_a_plan_without_a_usage_plan_leaves_the_tenant_without_a_key(
+    plans: Plans, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plans.apigateway.delete_usage_plan(usagePlanId=plans.ids["free"])
+    usage_keys.forget_usage_plans()
+    org_id = unique_org()
+    org = tenants.provision_tenant(org_id)
+    assert "usageKey" not in org and plans.tenant_keys(org_id) == []
+
+
+# -- moving between plans ----------------------------------------------------------------------------
+
+
+def test_moving_plans_moves_the_key(plans: Plans) -> None:
+    org = tenants.provision_tenant(unique_org())
+    key_id = org["usageKeyId"]
+    for plan in ("team", "enterprise", "enterprise", "free"):
+        usage_plans.move_tenant_to_plan(org, plan)
+        assert plans.plans_of(key_id) == {plan}
+    assert key_id in plans.keys_in("free") and key_id not in plans.keys_in("team")
+
+
+def test_put_license_moves_the_key_and_keeps_its_value(plans: Plans) -> None:
+    org_id = unique_org()
+    org = tenants.provision_tenant(org_id)
+    status, body, _ = invoke(
+        "PutOrgLicense",
+        user_event("PutOrgLicense", org_id, body={"plan": "enterprise"}, path_params={"orgId": org_id}),
+    )
+    assert status == 200, body
+    assert plans.plans_of(org["usageKeyId"]) == {"enterprise"}
+    stored = orgs.get_org(org_id)
+    assert stored is not None and stored["usageKey"] == org["usageKey"]  # runner tokens keep working
+
+
+def test_put_license_for_an_unseen_org_keys_it_on_first_use_in_the_new_plan(plans: Plans) -> None:
+    org_id = unique_org()
+    status, body, _ = invoke(
+        "PutOrgLicense", user_event("PutOrgLicense", org_id, body={"plan": "team"}, path_params={"orgId": org_id})
+    )
+    assert status == 200, body
+    assert plans.tenant_keys(org_id) == []
+    org = tenants.provision_tenant(org_id)
+    assert plans.plans_of(org["usageKeyId"]) == {"team"}
+
+
+# -- the authorizers return the key ------------------------------------------------------------------
+
+
+def test_user_authorizer_provisions_and_returns_the_usage_key(plans: Plans) -> None:
+    org_id = unique_org()
+    policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {dev_jwt(org_id)}"})
+    stored = orgs.get_org(org_id)
+    assert stored is not None and policy["usageIdentifierKey"] == stored["usageKey"]
+    assert plans.plans_of(stored["usageKeyId"]) == {"free"}
+
+
+def test_runner_tokens_carry_the_tenants_key_to_the_runner_authorizer(plans: Plans) -> None:
+    org_id = unique_org()
+    org = tenants.provision_tenant(org_id)
+    status, body, _ = invoke("CreateRunner", user_event("CreateRunner", org_id, body={"name": "r1", "labels": []}))
+    assert status == 201, body
+    policy = authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]})
+    assert policy["usageIdentifierKey"] == org["usageKey"]
+    # Unchanged by a plan move: the key's value stays, only its usage plan changes.
+    usage_plans.move_tenant_to_plan(org, "team")
+    policy = authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]})
+    assert policy["usageIdentifierKey"] == org["usageKey"]
+
+
+def test_public_authorizer_returns_the_templates_public_key(plans: Plans) -> None:
+    expected = plans.apigateway.get_api_key(apiKey=get_settings().public_usage_key_id, includeValue=True)["value"]
+    calls: list[str] = []
+    usage_keys.client().meta.events.register("before-call.api-gateway.*", lambda model, **_: calls.append(model.name))
+    for _ in range(3):
+        policy = authorize("PublicAuthorizer", {})
+        assert policy["usageIdentifierKey"] == expected
+    assert calls == ["GetApiKey"]  # read once per container
+
+
+def test_past_the_api_key_quota_the_new_tenant_fails_and_no_key_is_recorded(
+    plans: Plans, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    def quota_reached(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "limit"}}, "CreateApiKey")
+
+    monkeypatch.setattr(usage_keys.client(), "create_api_key", quota_reached)
+    org_id = unique_org()
+    with pytest.raises(usage_keys.ApiKeyQuotaReached):
+        tenants.provision_tenant(org_id)
+    stored = orgs.get_org(org_id)
+    assert stored is not None and "usageKeyId" not in stored  # the next request tries again
