@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hangar.observability import metrics
 from hangar import clock
 from hangar.auth import RunnerPrincipal
 from hangar.config import get_settings
@@ -39,6 +40,9 @@ def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> It
     )
     if runner is None:
         raise token_revoked()
+    # Heartbeats per minute ÷ (60 / interval) is the dashboard's count of runners online: a gauge
+    # that costs no read (counting the live index each minute would read the whole fleet).
+    metrics.add_metric(name="Heartbeats", unit="Count", value=1)
     return runner
 
 

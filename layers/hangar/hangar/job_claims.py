@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from hangar.observability import metrics
 from hangar import clock
 from hangar.auth import RunnerPrincipal
 from hangar.config import get_settings
@@ -156,6 +157,7 @@ def poll_for_job(principal: RunnerPrincipal) -> Item | None:
                     attempts=int(job.get("attempts", 0)) + 1,
                     assignedAt=clock.iso(now),
                 )
+                metrics.add_metric(name="JobsClaimed", unit="Count", value=1)
                 return job
             if claim.outcome is ClaimOutcome.NO_CAPACITY:
                 return None
@@ -288,6 +290,8 @@ def report_status(
                     continue
                 raise Conflict(f"Job {job_id} is changing; retry the report", code="concurrent_update") from None
             return _explain_refusal(principal, job_id, status, reasons)
+        if status != "running":
+            metrics.add_metric(name="JobsFinished", unit="Count", value=1)
         return StatusReport(job_id, status, cancel_requested=False)
     raise AssertionError("unreachable")
 
