@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hangar.observability import metrics
 from hangar import clock
 from hangar.auth import RunnerPrincipal
 from hangar.config import get_settings
 from hangar.errors import Unauthorized
 from hangar.models.heartbeat import HeartbeatAck, HeartbeatRequest
+from hangar.observability import metrics
 from hangar.runners import runner_status
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import Item

@@ -20,13 +20,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hangar.observability import metrics
 from hangar import clock
 from hangar.auth import RunnerPrincipal
 from hangar.config import get_settings
 from hangar.errors import BadRequest, Conflict, NotFound, Unauthorized
 from hangar.jobs import bounded_json, parse_json
 from hangar.models.jobs import MAX_RESULT_BYTES, ApiJob, JobStatus, JobStatusResult, PollResult, ReportedStatus
+from hangar.observability import metrics
 from hangar.store import jobs as job_store
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import Item, cancellation_reasons, reason_failed, reason_item, transact
