@@ -8,22 +8,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import jwt
+from hangar.auth import OPERATOR_SCOPES, SCOPES
 
 LOCAL_JWT_SECRET = "hangar-local-dev-secret-not-for-production"
 LOCAL_JWT_ISSUER = "hangar-local"
 LOCAL_JWT_AUDIENCE = "hangar"
 
-ALL_SCOPES = (
-    "runners:read",
-    "runners:manage",
-    "jobs:read",
-    "jobs:manage",
-    "targets:read",
-    "targets:manage",
-    "keys:manage",
-    "admin:licenses",
-)
-API_KEY_SCOPES = tuple(scope for scope in ALL_SCOPES if scope != "admin:licenses")
+ALL_SCOPES = SCOPES
+API_KEY_SCOPES = tuple(scope for scope in ALL_SCOPES if scope not in OPERATOR_SCOPES)
 """An API key never carries the operator scope (DESIGN §2)."""
 
 

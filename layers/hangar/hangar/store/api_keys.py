@@ -6,14 +6,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hangar.errors import BadRequest
 from hangar.store.dynamo import (
     Item,
     client,
-    decode_cursor,
-    encode_cursor,
-    from_item,
     is_condition_failure,
+    query_page,
     to_item,
     values,
 )
@@ -44,14 +41,7 @@ def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Ite
         "ScanIndexForward": False,
         "Limit": limit,
     }
-    start = decode_cursor(cursor, API_KEY_CURSOR_NAMES)
-    if start is not None:
-        if start.get("apiKeyOrg") != {"S": org_id}:
-            raise BadRequest("cursor is not a cursor this API issued", field="cursor")
-        params["ExclusiveStartKey"] = start
-    response = client().query(**params)
-    items = [item for item in (from_item(raw) for raw in response.get("Items", [])) if item is not None]
-    return items, encode_cursor(response.get("LastEvaluatedKey"))
+    return query_page(params, cursor, API_KEY_CURSOR_NAMES, ("apiKeyOrg", org_id))
 
 
 def delete_api_key(org_id: str, key_id: str) -> bool:

@@ -103,20 +103,40 @@ def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, key_names: set[str]) -> dict[str, Any] | None:
-    """The ExclusiveStartKey a cursor stands for; a cursor we did not issue is a 400 naming `cursor`."""
+def decode_cursor(
+    cursor: str | None, key_names: set[str], partition: tuple[str, str] | None = None, sk_prefix: str = ""
+) -> dict[str, Any] | None:
+    """The ExclusiveStartKey a cursor stands for; a cursor we did not issue — or one issued for another
+    tenant's list (`partition` = (key name, value)) — is a 400 naming `cursor`."""
     if not cursor:
         return None
+    refused = BadRequest("cursor is not a cursor this API issued", field="cursor")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         plain = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("cursor is not a cursor this API issued", field="cursor") from None
-    if not isinstance(plain, dict) or not set(plain) <= key_names or not plain:
-        raise BadRequest("cursor is not a cursor this API issued", field="cursor")
+        raise refused from None
+    if not isinstance(plain, dict) or not plain or not set(plain) <= key_names:
+        raise refused
     if not all(isinstance(v, str | int) for v in plain.values()):
-        raise BadRequest("cursor is not a cursor this API issued", field="cursor")
+        raise refused
+    if partition is not None and plain.get(partition[0]) != partition[1]:
+        raise refused
+    if sk_prefix and not str(plain.get("sk", "")).startswith(sk_prefix):
+        raise refused
     return to_item(plain)
+
+
+def query_page(
+    params: dict[str, Any], cursor: str | None, key_names: set[str], partition: tuple[str, str], sk_prefix: str = ""
+) -> tuple[list[Item], str | None]:
+    """One page of a Query (params carry Limit) from `cursor`, and the cursor of the next page."""
+    start = decode_cursor(cursor, key_names, partition, sk_prefix)
+    if start is not None:
+        params = {**params, "ExclusiveStartKey": start}
+    response = client().query(**params)
+    items = [item for item in (from_item(raw) for raw in response.get("Items", [])) if item is not None]
+    return items, encode_cursor(response.get("LastEvaluatedKey"))
 
 
 def is_condition_failure(error: ClientError) -> bool:

@@ -22,7 +22,6 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
 
 from hangar.config import get_settings
-from hangar.errors import BadRequest
 from hangar.store import orgs
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import (
@@ -201,10 +200,8 @@ def list_jobs(
         params["FilterExpression"] = " AND ".join(filters)
         if status:
             params["ExpressionAttributeNames"] = {"#status": "status"}
-    start = decode_cursor(cursor, JOB_KEY_NAMES)
+    start = decode_cursor(cursor, JOB_KEY_NAMES, ("orgId", org_id))
     if start is not None:
-        if start.get("orgId") != {"S": org_id}:
-            raise BadRequest("cursor is not a cursor this API issued", field="cursor")
         params["ExclusiveStartKey"] = start
     items: list[Item] = []
     last_key: dict[str, Any] | None = None

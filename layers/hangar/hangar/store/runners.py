@@ -8,14 +8,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hangar.config import get_settings
-from hangar.errors import BadRequest
 from hangar.store.dynamo import (
     Item,
     client,
-    decode_cursor,
-    encode_cursor,
     from_item,
     is_condition_failure,
+    query_page,
     to_item,
     update_expression,
 )
@@ -43,14 +41,7 @@ def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
         "ExpressionAttributeValues": {":org": {"S": org_id}},
         "Limit": limit,
     }
-    start = decode_cursor(cursor, RUNNER_KEY_NAMES)
-    if start is not None:
-        if start.get("orgId") != {"S": org_id}:
-            raise BadRequest("cursor is not a cursor this API issued", field="cursor")
-        params["ExclusiveStartKey"] = start
-    response = client().query(**params)
-    items = [item for item in (from_item(raw) for raw in response.get("Items", [])) if item is not None]
-    return items, encode_cursor(response.get("LastEvaluatedKey"))
+    return query_page(params, cursor, RUNNER_KEY_NAMES, ("orgId", org_id))
 
 
 def put_runner_op(runner: Item) -> dict[str, Any]:

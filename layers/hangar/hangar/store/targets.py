@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hangar.errors import BadRequest
-from hangar.store.dynamo import Item, client, decode_cursor, encode_cursor, from_item, to_item, values
+from hangar.store.dynamo import Item, client, from_item, query_page, to_item, values
 from hangar.store.orgs import org_key, table
 
 TARGET_PREFIX = "TARGET#"
@@ -28,15 +27,7 @@ def list_targets(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
         "ExpressionAttributeValues": values(org=org_id, prefix=TARGET_PREFIX),
         "Limit": limit,
     }
-    start = decode_cursor(cursor, TARGET_KEY_NAMES)
-    if start is not None:
-        sk = start.get("sk", {}).get("S", "")
-        if start.get("orgId") != {"S": org_id} or not sk.startswith(TARGET_PREFIX):
-            raise BadRequest("cursor is not a cursor this API issued", field="cursor")
-        params["ExclusiveStartKey"] = start
-    response = client().query(**params)
-    items = [item for item in (from_item(raw) for raw in response.get("Items", [])) if item is not None]
-    return items, encode_cursor(response.get("LastEvaluatedKey"))
+    return query_page(params, cursor, TARGET_KEY_NAMES, ("orgId", org_id), sk_prefix=TARGET_PREFIX)
 
 
 def put_target_op(target: Item) -> dict[str, Any]:
