@@ -25,6 +25,9 @@ DEFAULT_POLL_INTERVAL = 5.0
 DEFAULT_GRACE_SECONDS = 30.0
 REPORT_RETRY_SECONDS = 600.0  # keep trying to deliver a status report for up to 10 minutes
 SHUTDOWN_REPORT_SECONDS = 15.0  # extra time, after the kill, to deliver the final reports at shutdown
+# The job is no longer ours: 409 (it moved on, e.g. cancelled or finished) or 404 (the sweeper requeued it
+# after our heartbeats stopped, so it names no runner or another one). Nothing more to report.
+NOT_OURS_STATUSES = (404, 409)
 TOKEN_REJECTED_MESSAGE = "runner token rejected (regenerated or runner deleted)"  # noqa: S105
 EXIT_OK = 0
 EXIT_TOKEN_REJECTED = 2
@@ -58,7 +61,7 @@ def system_info() -> dict[str, int | None]:
 class ReportResult:
     delivered: bool
     cancel_requested: bool = False
-    conflict: bool = False  # the server refused the report (409: not ours any more, or another 4xx)
+    conflict: bool = False  # the server refused the report (404/409: not ours any more, or another 4xx)
     http_status: int | None = None
     error: str | None = None  # "<code>: <message>" of a refused report
 
@@ -364,7 +367,7 @@ class Agent:
             return
         if result.cancel_requested and outcome.status == "completed":
             log.info("job_cancelled_by_server", job=job_id)
-        if result.conflict and result.http_status != 409 and outcome.status == "completed":
+        if result.conflict and result.http_status not in NOT_OURS_STATUSES and outcome.status == "completed":
             # e.g. the result was too large or malformed: do not leave the job hanging in "running".
             fallback = Outcome(
                 status="failed", error=_short(f"result rejected by server: {result.error}", 2048)
@@ -381,11 +384,15 @@ class Agent:
         )
         if resp is None:
             return ReportResult(delivered=False)
-        if resp.status == 409:
+        if resp.status in NOT_OURS_STATUSES:
             log.warning(
-                "status_report_conflict", job=job_id, status=body.get("status"), code=resp.error_code()
+                "status_report_conflict",
+                job=job_id,
+                status=body.get("status"),
+                http=resp.status,
+                code=resp.error_code(),
             )
-            return ReportResult(delivered=True, conflict=True, http_status=409)
+            return ReportResult(delivered=True, conflict=True, http_status=resp.status)
         if not resp.ok:
             log.warning(
                 "status_report_rejected",

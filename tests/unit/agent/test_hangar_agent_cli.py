@@ -36,6 +36,7 @@ class FakeJob:
     status: str = "queued"
     cancelled: bool = False
     cancel_before_running: bool = False
+    requeued: bool = False  # the sweeper gave it back to the queue: final reports are 404 (Hangar's answer)
     result: Any = None
     error: str | None = None
 
@@ -173,6 +174,8 @@ class FakeHangar:
                 )
             if path == "/api/runners/jobs/status":
                 reported = self.jobs.get(body.get("jobId"))
+                if reported is not None and reported.requeued and body.get("status") != "running":
+                    return 404, {"error": {"code": "not_found", "message": f"Job {body['jobId']} not found"}}, {}
                 if reported is None or reported.status not in ("assigned", "running"):
                     return 409, {"error": {"code": "conflict", "message": "job not assigned to runner"}}, {}
                 result = body.get("result")
@@ -497,6 +500,25 @@ def test_rejected_result_is_replaced_by_a_failed_report(
     }
     assert server.jobs[job_id].status == "failed"
     assert agent.terminate_and_wait() == 0
+
+
+def test_a_job_requeued_meanwhile_is_dropped_after_one_404(
+    server: FakeHangar, start_agent: Callable[..., AgentProc]
+) -> None:
+    """Our heartbeats stopped long enough for the sweeper to requeue the job: its report is 404, the job is
+    not ours any more, and no fallback report follows (unlike a result the server refused as too large)."""
+    job_id = server.enqueue({"mode": "echo"})
+    server.jobs[job_id].requeued = True
+    agent = start_agent()
+    assert server.wait_for(lambda: bool(final_reports(server, job_id))), agent.log()
+    follow_up = server.enqueue({"mode": "echo"})
+    assert server.wait_for(lambda: bool(final_reports(server, follow_up))), agent.log()
+    assert [r["status"] for r in server.reports(job_id)] == ["running", "completed"]
+    assert agent.terminate_and_wait() == 0
+    log = agent.log()
+    (conflict,) = [line for line in log.splitlines() if "event=status_report_conflict" in line]
+    assert f"job={job_id}" in conflict and "http=404" in conflict
+    assert "status_report_rejected" not in log and "level=error" not in log
 
 
 def test_cancellation_kills_process_group(
