@@ -16,12 +16,13 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 PORT ?= 3000
 
-.PHONY: help install run test lint typecheck validate cfn-lint checkov template-checks build pytest bench openapi clean
+.PHONY: help install run test lint typecheck validate cfn-lint checkov template-checks build pytest fuzz bench openapi clean
 
 help:
 	@echo "make run       - serve the API locally on http://127.0.0.1:$(PORT) (installs what it needs)"
 	@echo "make test      - install, then lint, typecheck, check (sam validate, cfn-lint, checkov) and build the template, run every test"
 	@echo "make lint      - ruff"
+	@echo "make fuzz      - schemathesis over docs/openapi.json against local/ (part of make test)"
 	@echo "make template-checks - sam validate --lint, cfn-lint and checkov on template.yaml"
 	@echo "make build     - sam build (no container)"
 	@echo "make bench     - performance figures (DynamoDB calls, sweeper reads, cold start, gateway)"
@@ -75,10 +76,17 @@ template-checks: validate cfn-lint checkov
 build: $(TOOLS)/sam/.installed
 	$(SAM_ENV) $(SAM) build --template template.yaml --parallel --cached
 
-pytest: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadfile -q
+FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
-test: lint typecheck template-checks build pytest
+pytest: $(VENV)/.installed
+	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST)
+
+# Schemathesis over every documented operation against local/ (full access, then read-only): its own
+# step so that its summary prints (requests, statuses per operation, seconds). Bounded: HANGAR_FUZZ_EXAMPLES.
+fuzz: $(VENV)/.installed
+	$(PY) -m pytest $(FUZZ_TEST) -q -s -p no:cacheprovider
+
+test: lint typecheck template-checks build fuzz pytest
 
 bench: $(VENV)/.installed
 	$(PY) -m bench

@@ -899,6 +899,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._serve()
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+    # Methods no route has still reach the gateway, which answers them as API Gateway does (its
+    # MISSING_AUTHENTICATION_TOKEN response), rather than http.server's 501.
+    do_TRACE = do_CONNECT = do_QUERY = do_GET
 
     def _read_body(self) -> bytes | None:
         """The request body; None when it is over the limit (the connection is then closed)."""

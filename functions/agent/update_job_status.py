@@ -8,7 +8,7 @@ from hangar.models.jobs import JobStatusRequest, JobStatusResult
 app = api_app()
 
 
-@app.post("/api/runners/jobs/status", responses=app.responses(JobStatusResult))
+@app.post("/api/runners/jobs/status", responses=app.responses(JobStatusResult, conflict=True))
 def update_job_status(body: JobStatusRequest) -> Response[str]:
     report = job_claims.report_status(app.runner(), body.jobId, body.status, body.result, body.error)
     return app.ok(job_claims.status_view(report))

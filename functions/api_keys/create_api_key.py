@@ -8,9 +8,9 @@ from hangar.models.api_keys import CreateApiKeyRequest, CreatedApiKeyView
 app = v1_app()
 
 
-@app.post("/v1/api-keys")
+@app.post("/v1/api-keys", responses=app.responses(CreatedApiKeyView, 201), security=app.requires("keys:manage"))
 def create_api_key(body: CreateApiKeyRequest) -> Response[str]:
-    principal = app.user("keys:manage")
+    principal = app.user()
     created = api_keys.create_api_key(
         principal.org_id, body.name, body.scopes, principal.subject or principal.org_id, principal.scopes
     )

@@ -12,11 +12,11 @@ from hangar.models.common import DEFAULT_PAGE_SIZE, Cursor, PageLimit
 app = v1_app()
 
 
-@app.get("/v1/api-keys")
+@app.get("/v1/api-keys", responses=app.responses(ApiKeyList, page=True), security=app.requires("keys:manage"))
 def list_api_keys(
     limit: Annotated[PageLimit, Query()] = DEFAULT_PAGE_SIZE, cursor: Annotated[Cursor | None, Query()] = None
 ) -> Response[str]:
-    principal = app.user("keys:manage")
+    principal = app.user()
     items, next_cursor = api_keys.list_api_keys(principal.org_id, limit, cursor)
     return app.ok(ApiKeyList(apiKeys=[api_keys.view(item) for item in items]), page=next_cursor)
 

@@ -13,9 +13,13 @@ from hangar.models.enrollment import CreateEnrollmentTokenRequest, EnrollmentTok
 app = v1_app()
 
 
-@app.post("/v1/runners/enrollment-tokens", responses=app.responses(EnrollmentToken, 201))
+@app.post(
+    "/v1/runners/enrollment-tokens",
+    responses=app.responses(EnrollmentToken, 201),
+    security=app.requires("runners:manage"),
+)
 def create_enrollment_token(body: Annotated[CreateEnrollmentTokenRequest | None, Body()] = None) -> Response[str]:
-    principal = app.user("runners:manage")
+    principal = app.user()
     request = body or CreateEnrollmentTokenRequest()
     created = enrollment.create_enrollment_token(principal.org_id, principal.subject, request.name, request.ttlSeconds)
     return app.ok(created, status=201)

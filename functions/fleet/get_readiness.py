@@ -7,15 +7,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from hangar import readiness
 from hangar.http import lambda_handler, v1_app
 from hangar.models.common import PathId
+from hangar.models.readiness import Readiness
 
 app = v1_app()
 
 
-@app.get("/v1/runners/readiness")
+@app.get("/v1/runners/readiness", responses=app.responses(Readiness), security=app.requires("runners:read"))
 def get_readiness(
     targetId: Annotated[PathId | None, Query()] = None, runnerId: Annotated[PathId | None, Query()] = None
 ) -> Response[str]:
-    principal = app.user("runners:read")
+    principal = app.user()
     return app.ok(readiness.get_readiness(principal.org_id, targetId, runnerId))
 
 

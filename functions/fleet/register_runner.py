@@ -13,7 +13,7 @@ from hangar.observability import metrics
 app = v1_app()
 
 
-@app.post("/v1/runners/register", responses=app.responses(RegisteredRunner, 201))
+@app.post("/v1/runners/register", responses=app.responses(RegisteredRunner, 201, conflict=True))
 def register_runner(body: RegisterRunnerRequest) -> Response[str]:
     runner, token = enrollment.register_runner(body)
     metrics.add_metric(name="RunnersRegistered", unit="Count", value=1)

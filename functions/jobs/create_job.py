@@ -12,12 +12,16 @@ from hangar.observability import metrics
 app = v1_app()
 
 
-@app.post("/v1/jobs", responses=app.responses(V1Job, 201, description="The job (a replay: the first job)"))
+@app.post(
+    "/v1/jobs",
+    responses=app.responses(V1Job, 201, conflict=True, description="The job (a replay: the first job)"),
+    security=app.requires("jobs:manage"),
+)
 def create_job(
     body: CreateJobRequest,
     idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response[str]:
-    principal = app.user("jobs:manage")
+    principal = app.user()
     job, replayed = jobs.create_job(principal.org_id, body, idempotency_key, app.lambda_context)
     if not replayed:
         metrics.add_metric(name="JobsCreated", unit="Count", value=1)

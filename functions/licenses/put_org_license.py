@@ -4,18 +4,25 @@ The only cross-tenant route: `orgId` is any tenant, not the caller's. Partial up
 keep their value; an override set to null goes back to the plan's value.
 """
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from hangar import licensing
 from hangar.http import lambda_handler, v1_app
-from hangar.models.licenses import PutLicenseRequest
+from hangar.models.licenses import LicenseView, OrgId, PutLicenseRequest
 from hangar.observability import logger
 
 app = v1_app()
 
 
-@app.put("/v1/orgs/<orgId>/license")
-def put_org_license(orgId: str, body: PutLicenseRequest) -> Response[str]:
-    operator = app.user("admin:licenses")
+@app.put(
+    "/v1/orgs/<orgId>/license",
+    responses=app.responses(LicenseView, conflict=True),
+    security=app.requires("admin:licenses"),
+)
+def put_org_license(orgId: Annotated[OrgId, Path()], body: PutLicenseRequest) -> Response[str]:
+    operator = app.user()
     license_ = licensing.put_org_license(orgId, body)
     logger.info(
         "license changed",

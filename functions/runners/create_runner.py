@@ -9,9 +9,9 @@ from hangar.observability import metrics
 app = api_app()
 
 
-@app.post("/api/runners", responses=app.responses(ApiCreatedRunner, 201))
+@app.post("/api/runners", responses=app.responses(ApiCreatedRunner, 201), security=app.requires("runners:manage"))
 def create_runner(body: CreateRunnerRequest) -> Response[str]:
-    principal = app.user("runners:manage")
+    principal = app.user()
     runner, token = runners.create_runner(principal.org_id, body.name, body.labels, body.configuredConcurrency)
     metrics.add_metric(name="RunnersCreated", unit="Count", value=1)
     created = ApiCreatedRunner(

@@ -17,10 +17,7 @@ SHELL_SCRIPT = "text/x-shellscript"
 
 @app.get(
     "/api/runners/<runnerId>/setup",
-    responses={
-        **app.responses(),
-        200: {"description": "The install script", "content": {SHELL_SCRIPT: {"schema": {"type": "string"}}}},
-    },
+    responses=app.responses(str, media_type=SHELL_SCRIPT, description="The install script (bash)"),
 )
 def get_install_script(runnerId: Annotated[PathId, Path()]) -> Response[str]:
     event = app.current_event

@@ -1,16 +1,20 @@
 """GET /api/runners/{runnerId} — one of the caller's runners; another tenant's id is a 404."""
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from hangar import runners
 from hangar.http import api_app, lambda_handler
+from hangar.models.common import PathId
 from hangar.models.runners import ApiRunner
 
 app = api_app()
 
 
-@app.get("/api/runners/<runnerId>", responses=app.responses(ApiRunner))
-def get_runner(runnerId: str) -> Response[str]:
-    principal = app.user("runners:read")
+@app.get("/api/runners/<runnerId>", responses=app.responses(ApiRunner), security=app.requires("runners:read"))
+def get_runner(runnerId: Annotated[PathId, Path()]) -> Response[str]:
+    principal = app.user()
     return app.ok(runners.api_view(runners.get_runner(principal.org_id, runnerId)))
 
 

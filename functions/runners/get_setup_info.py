@@ -13,9 +13,11 @@ from hangar.models.enrollment import SetupInfo
 app = api_app()
 
 
-@app.get("/api/runners/<runnerId>/setup-info", responses=app.responses(SetupInfo))
+@app.get(
+    "/api/runners/<runnerId>/setup-info", responses=app.responses(SetupInfo), security=app.requires("runners:manage")
+)
 def get_setup_info(runnerId: Annotated[PathId, Path()]) -> Response[str]:
-    principal = app.user("runners:manage")
+    principal = app.user()
     api_url = runner_tokens.public_api_url(app.current_event.raw_event.get("requestContext") or {})
     return app.ok(runner_tokens.setup_info(principal.org_id, runnerId, api_url))
 

@@ -12,11 +12,11 @@ from hangar.models.runners import ApiRunner
 app = api_app()
 
 
-@app.get("/api/runners", responses=app.responses(list[ApiRunner], page=True))
+@app.get("/api/runners", responses=app.responses(list[ApiRunner], page=True), security=app.requires("runners:read"))
 def list_runners(
     limit: Annotated[PageLimit, Query()] = DEFAULT_PAGE_SIZE, cursor: Annotated[Cursor | None, Query()] = None
 ) -> Response[str]:
-    principal = app.user("runners:read")
+    principal = app.user()
     items, next_cursor = runners.list_runners(principal.org_id, limit, cursor)
     return app.ok([runners.api_view(item) for item in items], page=next_cursor)
 

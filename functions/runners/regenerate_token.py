@@ -14,9 +14,13 @@ from hangar.models.enrollment import RegeneratedToken
 app = api_app()
 
 
-@app.post("/api/runners/<runnerId>/regenerate-token", responses=app.responses(RegeneratedToken))
+@app.post(
+    "/api/runners/<runnerId>/regenerate-token",
+    responses=app.responses(RegeneratedToken, conflict=True),
+    security=app.requires("runners:manage"),
+)
 def regenerate_token(runnerId: Annotated[PathId, Path()]) -> Response[str]:
-    principal = app.user("runners:manage")
+    principal = app.user()
     return app.ok(runner_tokens.regenerate_token(principal.org_id, runnerId))
 
 

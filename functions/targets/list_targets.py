@@ -12,11 +12,11 @@ from hangar.models.targets import TargetList
 app = v1_app()
 
 
-@app.get("/v1/targets")
+@app.get("/v1/targets", responses=app.responses(TargetList, page=True), security=app.requires("targets:read"))
 def list_targets(
     limit: Annotated[PageLimit, Query()] = DEFAULT_PAGE_SIZE, cursor: Annotated[Cursor | None, Query()] = None
 ) -> Response[str]:
-    principal = app.user("targets:read")
+    principal = app.user()
     items, next_cursor = targets.list_targets(principal.org_id, limit, cursor)
     return app.ok(TargetList(targets=[targets.view(item) for item in items]), page=next_cursor)
 

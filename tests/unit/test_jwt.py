@@ -110,3 +110,9 @@ def test_hs256_signed_with_public_key_against_rs_config_is_refused(monkeypatch: 
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with pytest.raises(Unauthorized):
         verify_jwt(jwt.encode(claims(), other_key, algorithm="RS256", headers={"kid": "k1"}), rs_settings)
+
+
+def test_org_claim_with_a_trailing_newline_is_refused() -> None:
+    token = jwt.encode(claims(org="acme\n"), SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized):
+        principal_from_claims(verify_jwt(token, HS))

@@ -151,7 +151,7 @@ def verify_jwt(token: str, settings: Settings | None = None) -> dict[str, Any]:
 def principal_from_claims(claims: Mapping[str, Any]) -> UserPrincipal:
     subject = str(claims.get("sub") or "")
     org_id = str(claims.get("org") or subject)
-    if not subject or not ORG_ID_RE.match(org_id):
+    if not subject or not ORG_ID_RE.fullmatch(org_id):
         raise Unauthorized("Token has no usable subject or org")
     return UserPrincipal(org_id=org_id, subject=subject, scopes=parse_scopes(claims) & set(SCOPES), kind="jwt")
 

@@ -45,6 +45,11 @@ class PayloadTooLarge(HangarError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(HangarError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class RateLimited(HangarError):
     status = 429
     code = "rate_limited"

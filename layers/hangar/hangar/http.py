@@ -9,20 +9,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, create_model
 
 from hangar.auth import RunnerPrincipal, UserPrincipal, runner_from_context, user_from_context
-from hangar.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, RateLimited
+from hangar.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, RateLimited, UnsupportedMediaType
 from hangar.observability import logger, metrics, tracer
 
 MAX_BODY_BYTES = 64 * 1024
+JSON = content_types.APPLICATION_JSON
 
 
 class Dialect(StrEnum):
@@ -64,6 +68,35 @@ def error_response(dialect: Dialect, error: HangarError) -> Response[str]:
     )
 
 
+def parse_json_body(text: str) -> Any:
+    """A request body as the resolver reads it: JSON whose top level is an object, as every Hangar
+    request body is. NaN and Infinity parse (as Python's json does) so that the field holding one is
+    the one refused, by its model or `jobs.bounded_json`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise  # the resolver reports it as `Request body is not valid JSON`
+    except (ValueError, RecursionError):
+        # An integer past Python's digit limit, nesting deeper than the parser goes: no body Hangar takes.
+        raise BadRequest("Request body is not valid JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object", field="body")
+    return data
+
+
+def _media_type_refusal(event: dict[str, Any]) -> HangarError | None:
+    """A body must be JSON: a request that sends one as anything else (a form, text) gets 415 rather than
+    a misleading field error. No Content-Type is read as JSON, as clients that omit it mean."""
+    if not event.get("body"):
+        return None
+    headers = event.get("headers") or {}
+    content_type = next((str(value) for name, value in headers.items() if name.lower() == "content-type"), "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in ("", JSON):
+        return None
+    return UnsupportedMediaType(f"Send the body as {JSON}, not {media_type}", field="body")
+
+
 def _field_of(loc: Sequence[Any]) -> str:
     parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -83,13 +116,14 @@ def _validation_message(error: dict[str, Any], field: str) -> str:
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    # Present on 400s (and some 404s/413s): the request field at fault, e.g. `labels.0` or `runnerId`.
     field: str | None = None
 
 
 class ApiErrorBody(BaseModel):
     """`/api` dialect error (also the body of API Gateway's own 401/403/404/429 gateway responses)."""
 
-    success: bool = False
+    success: Literal[False] = False
     error: ErrorDetail
 
 
@@ -99,23 +133,30 @@ class V1ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+# What every route may answer besides its success; 409 only where a state transition can be refused.
 ERROR_STATUSES = {
     400: "Invalid input; `error.field` names the field at fault",
     401: "Missing or invalid credential",
     403: "Missing scope, or the license forbids it",
     404: "Unknown id, or another tenant's",
-    409: "Invalid state transition",
+    409: "Invalid state transition, or a concurrent change",
     413: "Body too large",
+    415: "A body that is not `application/json`",
     429: "Rate limited; retry after `Retry-After` seconds",
 }
+CONFLICT = 409
+# OpenAPI placeholder security scheme for a user route's scopes: docs generation (local/openapi.py)
+# puts them on each of the user authorizer's schemes (OpenAPI 3.1 lets any scheme list role names).
+USER_SCOPES_SCHEME = "userScopes"
 
 
 class HangarResolver(APIGatewayRestResolver):
     """A REST resolver that knows its response dialect."""
 
     def __init__(self, dialect: Dialect) -> None:
-        super().__init__(enable_validation=True, serializer=_json)
+        super().__init__(enable_validation=True, serializer=_json, json_body_deserializer=parse_json_body)
         self.dialect = dialect
+        self.required_scopes: frozenset[str] = frozenset()
 
         @self.exception_handler(HangarError)  # type: ignore[untyped-decorator]
         def _domain_error(error: HangarError) -> Response[str]:
@@ -126,6 +167,11 @@ class HangarResolver(APIGatewayRestResolver):
             first: dict[str, Any] = dict(error.errors()[0]) if error.errors() else {}
             field = "body" if first.get("type") == "json_invalid" else _field_of(first.get("loc", ()))
             return error_response(self.dialect, BadRequest(_validation_message(first, field), field=field))
+
+        @self.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+        def _unsupported_content_type(_: RequestUnsupportedContentType) -> Response[str]:
+            # Only a JSON type spelt in capitals gets past `_media_type_refusal` to the resolver's own check.
+            return error_response(self.dialect, UnsupportedMediaType(f"Send the body as {JSON}", field="body"))
 
         @self.not_found
         def _no_route(_: NotFoundError) -> Response[str]:
@@ -151,42 +197,68 @@ class HangarResolver(APIGatewayRestResolver):
         )
 
     def responses(
-        self, model: Any = None, status: int = 200, *, page: bool = False, description: str = "Success"
+        self,
+        model: Any,
+        status: int = 200,
+        *,
+        page: bool = False,
+        conflict: bool = False,
+        description: str = "Success",
+        media_type: str = JSON,
     ) -> dict[int, Any]:
-        """OpenAPI `responses` for a route: its success body in this dialect, and the error bodies."""
+        """OpenAPI `responses` for a route: its success body (`model`, in this dialect; a list when `page`),
+        and the error bodies. `conflict` documents 409; a non-JSON `media_type` documents a string body."""
         error_model = ApiErrorBody if self.dialect is Dialect.API else V1ErrorBody
         result: dict[int, Any] = {
-            code: {"description": text, "content": {"application/json": {"model": error_model}}}
+            code: {"description": text, "content": {JSON: {"model": error_model}}}
             for code, text in ERROR_STATUSES.items()
+            if code != CONFLICT or conflict
         }
         result[429]["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
-        if model is not None:
-            result[status] = {
-                "description": description,
-                "content": {"application/json": {"model": self._body_model(model, page)}},
-            }
+        success = {"schema": {"type": "string"}} if media_type != JSON else {"model": self._body_model(model, page)}
+        result[status] = {"description": description, "content": {media_type: success}}
         return result
 
     def _body_model(self, model: Any, page: bool) -> Any:
         if self.dialect is Dialect.V1:
+            # A `/v1` list is an object with its list key and `nextCursor`, which the view declares.
+            if page and "nextCursor" not in getattr(model, "model_fields", {}):
+                raise TypeError(f"{model.__name__} is a page: it needs a nextCursor field")
             return model
-        fields: dict[str, Any] = {"success": (bool, True), "data": (model, ...)}
+        fields: dict[str, Any] = {"success": (Literal[True], ...), "data": (model, ...)}
         if page:
-            fields["nextCursor"] = (str | None, None)
+            fields["nextCursor"] = (str | None, ...)
         name = getattr(model, "__name__", None) or "Data"
         if getattr(model, "__origin__", None) is list:
             name = "ListOf" + model.__args__[0].__name__
         return create_model(f"ApiEnvelope{name}", **fields)
 
+    def requires(self, *any_of: str) -> list[dict[str, list[str]]]:
+        """Makes this app's route a user route that needs one of these scopes, and returns its OpenAPI
+        `security` (docs generation puts the scopes on the user authorizer's schemes). The scope is
+        checked before the request's input is read: a caller without it gets 403 whatever it sent."""
+        self.required_scopes = frozenset(any_of)
+        return [{USER_SCOPES_SCHEME: [scope]} for scope in any_of]
+
+    def scope_refusal(self, event: dict[str, Any]) -> HangarError | None:
+        """Why the caller of `event` may not use this app's user route (401/403), or None."""
+        if not self.required_scopes:
+            return None
+        try:
+            user_from_context((event.get("requestContext") or {}).get("authorizer")).require_any(self.required_scopes)
+        except HangarError as error:
+            return error
+        return None
+
     def authorizer_context(self) -> dict[str, Any]:
         context: dict[str, Any] = self.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
         return context
 
-    def user(self, scope: str | None = None) -> UserPrincipal:
-        """The calling user, after checking it holds `scope` (403 otherwise)."""
+    def user(self) -> UserPrincipal:
+        """The calling user, holding one of the scopes the route `requires` (403 otherwise)."""
         principal = user_from_context(self.authorizer_context())
-        if scope:
-            principal.require(scope)
+        if self.required_scopes:
+            principal.require_any(self.required_scopes)
         return principal
 
     def runner(self) -> RunnerPrincipal:
@@ -221,13 +293,18 @@ def lambda_handler(
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        if _body_too_large(event, max_body_bytes):
-            # Refused before parsing: nothing of an oversized body is read or stored.
+        # Refused before parsing: nothing of the request of a caller without the scope, or of an
+        # oversized body, is read or stored.
+        error = app.scope_refusal(event)
+        if error is None and _body_too_large(event, max_body_bytes):
             error = PayloadTooLarge(f"Request body exceeds {max_body_bytes // 1024} KiB", field="body")
+        if error is None:
+            error = _media_type_refusal(event)
+        if error is not None:
             response = error_response(app.dialect, error)
             return {
                 "statusCode": response.status_code,
-                "headers": {"Content-Type": content_types.APPLICATION_JSON},
+                "headers": {**response.headers, "Content-Type": content_types.APPLICATION_JSON},
                 "body": response.body,
                 "isBase64Encoded": False,
             }

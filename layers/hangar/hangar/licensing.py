@@ -84,7 +84,7 @@ def _license_fields(org: Item, change: PutLicenseRequest) -> Item:
 def put_org_license(org_id: str, change: PutLicenseRequest) -> LicenseView:
     """Sets an org's plan, state and overrides (creating the org if it was never seen) and returns the
     effective license. Operator-only: the handler checks `admin:licenses`."""
-    if not ORG_ID_RE.match(org_id):
+    if not ORG_ID_RE.fullmatch(org_id):
         raise BadRequest("orgId is not a valid org id", field="orgId")
     for _ in range(PUT_LICENSE_ATTEMPTS):
         current = orgs.org_or_default(org_id)

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from pydantic import Field
 
+from hangar.auth import SCOPES
 from hangar.models.common import Name, StrictModel, View
 
 # Scope strings are checked against hangar.auth.SCOPES by the domain (so its error names `scopes`);
-# here only their shape and number are bounded.
-ScopeName = Annotated[str, Field(min_length=1, max_length=64)]
+# here only their shape and number are bounded, and the documented schema lists the scopes there are.
+ScopeName = Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={"enum": list(SCOPES)})]
 
 
 class CreateApiKeyRequest(StrictModel):
@@ -40,3 +41,4 @@ class ApiKeyView(View):
 
 class ApiKeyList(View):
     apiKeys: list[ApiKeyView]
+    nextCursor: str | None = None

@@ -14,10 +14,12 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"
 # Routing labels: 1–64 characters from [A-Za-z0-9._:-].
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 Labels = Annotated[list[Label], Field(max_length=50)]
-Concurrency = Annotated[int, Field(ge=1, le=64)]
+# JSON numbers only in bodies: "2" or true is not a concurrency (query parameters stay lax: they are text).
+Concurrency = Annotated[int, Field(strict=True, ge=1, le=64)]
 PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-# Path ids: anything longer than this is no id we issued (answers 404 like any unknown id).
+# Ids in a path or query: anything longer is no id we issue, and invalid input (400 naming the parameter);
+# an id of a valid shape that is unknown, or another tenant's, is a 404.
 PathId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
@@ -28,9 +30,17 @@ class StrictModel(BaseModel):
 
 
 class View(BaseModel):
-    """Response bodies."""
+    """Response bodies. Every field is always sent (null when unknown), so the documented schema lists
+    every field as required, defaults or not."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, json_schema_serialization_defaults_required=True)
+
+
+class V1Deleted(View):
+    """What a `/v1` DELETE answers."""
+
+    id: str
+    deleted: bool
 
 
 def unique(labels: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ from hangar.models.runners import V1Runner
 MIN_ENROLLMENT_TTL_SECONDS = 60
 MAX_ENROLLMENT_TTL_SECONDS = 86400
 
-EnrollmentTtl = Annotated[int, Field(ge=MIN_ENROLLMENT_TTL_SECONDS, le=MAX_ENROLLMENT_TTL_SECONDS)]
+EnrollmentTtl = Annotated[int, Field(strict=True, ge=MIN_ENROLLMENT_TTL_SECONDS, le=MAX_ENROLLMENT_TTL_SECONDS)]
 
 
 class CreateEnrollmentTokenRequest(StrictModel):

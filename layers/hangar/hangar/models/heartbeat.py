@@ -13,13 +13,24 @@ from hangar.models.common import Concurrency, StrictModel, View
 MAX_REPORTED_OBJECT_BYTES = 4096
 MAX_REPORTED_OBJECT_DEPTH = 4
 MAX_KEY_LENGTH = 128
-# DynamoDB numbers hold 38 significant digits, up to 9.99E+125; stay well inside.
+# DynamoDB numbers hold 38 significant digits, from 1E-130 to 9.99E+125 in magnitude; stay well inside.
 MAX_ABS_NUMBER = 1e38
+MIN_ABS_NUMBER = 1e-38
 
 # Agent version and container engine: short printable strings ("1.2.0", "docker").
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x20-\x7e]+$")]
-# A resource figure (CPU count, bytes of memory or disk); null when the agent cannot tell.
-Measure = Annotated[float, Field(ge=0, le=1e18, allow_inf_nan=False)]
+
+
+def _storable(value: float) -> float:
+    """A float DynamoDB can store: 1e-308 would underflow there, so it is refused here."""
+    if 0 < abs(value) < MIN_ABS_NUMBER:
+        raise ValueError(f"numbers must be 0 or at least {MIN_ABS_NUMBER} in magnitude")
+    return value
+
+
+# A resource figure (CPU count, bytes of memory or disk); null when the agent cannot tell. A JSON number:
+# strict, so `false` or "4" is refused rather than read as 0 or 4.
+Measure = Annotated[float, Field(strict=True, ge=0, le=1e18, allow_inf_nan=False), AfterValidator(_storable)]
 
 
 def _check_value(value: Any, depth: int) -> None:
@@ -34,8 +45,10 @@ def _check_value(value: Any, depth: int) -> None:
     elif isinstance(value, list):
         for item in value:
             _check_value(item, depth + 1)
-    elif isinstance(value, float) and (not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER):
-        raise ValueError("numbers must be finite and at most 1e38")
+    elif isinstance(value, float):
+        if not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER:
+            raise ValueError("numbers must be finite and at most 1e38")
+        _storable(value)
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_ABS_NUMBER:
         raise ValueError("numbers must be at most 1e38")
 

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from hangar.auth import ORG_ID_RE
 from hangar.licenses import LicenseState, PlanName, Visibility
 from hangar.models.common import StrictModel, View
 
 # Bounds on operator overrides: generous, but a typo like 1e12 is refused rather than stored.
 MAX_LIMIT = 100_000
 LimitOverride = Annotated[int, Field(ge=0, le=MAX_LIMIT, strict=True)]
+# A tenant id as the authorizer accepts it (the JWT's `org`, or its `sub`).
+OrgId = Annotated[str, StringConstraints(pattern=ORG_ID_RE.pattern)]
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    """Documents `X | None = None` as X: the field may be left out, not sent as null."""
+    branches = schema.pop("anyOf", [])
+    schema.update(next(branch for branch in branches if branch != {"type": "null"}))
+    schema.pop("default", None)
 
 
 class PutLicenseRequest(StrictModel):
     """Partial update: a field left out keeps its value; an override set to null goes back to the plan's."""
 
-    plan: PlanName | None = None
-    licenseState: LicenseState | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    plan: PlanName | None = Field(default=None, json_schema_extra=_without_null)
+    licenseState: LicenseState | None = Field(default=None, json_schema_extra=_without_null)
     runnerLimit: LimitOverride | None = None
     concurrentJobLimit: LimitOverride | None = None
     targetLimit: LimitOverride | None = None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import SerializerFunctionWrapHandler, model_serializer
+from pydantic import ConfigDict, Field
 
 from hangar.licenses import Visibility
 from hangar.models.common import View
@@ -24,8 +22,11 @@ class Readiness(View):
     """`visibility` appears only when a target was named; `reasons` (ours, not the seed's) says why
     `ready` is false — machine codes, empty when ready."""
 
+    # Every field but `visibility` is always sent (none other has a default): only it is optional.
+    model_config = ConfigDict(populate_by_name=True, json_schema_serialization_defaults_required=False)
+
     ready: bool
-    visibility: Visibility | None = None
+    visibility: Visibility | None = Field(default=None, exclude_if=lambda value: value is None)
     visibilityOk: bool
     runnerOk: bool
     selectedRunnerId: str | None
@@ -33,16 +34,10 @@ class Readiness(View):
     runners: list[ReadinessRunner]
     reasons: list[str]
 
-    @model_serializer(mode="wrap")
-    def _without_absent_visibility(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict) and data.get("visibility") is None:
-            data.pop("visibility", None)
-        return data
-
 
 class RunnersWithReadiness(View):
-    """GET /v1/runners (seed 003); `nextCursor` is added beside `runners` by the HTTP glue."""
+    """GET /v1/runners (seed 003): a page of runners, and readiness over the whole fleet."""
 
     runners: list[V1Runner]
     readiness: Readiness
+    nextCursor: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, HttpUrl, StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, HttpUrl, StringConstraints, TypeAdapter, ValidationError, WithJsonSchema
 
 from hangar.licenses import Visibility
 from hangar.models.common import Name, StrictModel, View
@@ -28,7 +28,15 @@ def _check_http_url(value: str) -> str:
     return value
 
 
-TargetUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH), AfterValidator(_check_http_url)]
+TargetUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_URL_LENGTH),
+    AfterValidator(_check_http_url),
+    # Documented: what every accepted URL looks like (the validator also wants a host it can parse).
+    WithJsonSchema(
+        {"type": "string", "format": "uri", "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$", "maxLength": MAX_URL_LENGTH}
+    ),
+]
 
 
 class CreateTargetRequest(StrictModel):
@@ -47,3 +55,4 @@ class TargetView(View):
 
 class TargetList(View):
     targets: list[TargetView]
+    nextCursor: str | None = None
