@@ -35,6 +35,15 @@ import pytest  # noqa: E402
 from support import AwsStack, start_aws_stack  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def reset_clock() -> Iterator[None]:
+    """Tests may move hangar.clock forward; every test starts from real time."""
+    yield
+    from hangar import clock
+
+    clock.reset()
+
+
 @pytest.fixture
 def aws() -> Iterator[AwsStack]:
     """moto in-process with every table of template.yaml and the setup-token KMS key; fresh per test."""

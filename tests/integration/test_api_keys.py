@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,12 +13,6 @@ from hangar.store import tokens as token_store
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 ALL_BUT_OPERATOR = "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage"
-
-
-@pytest.fixture(autouse=True)
-def _reset_clock() -> Iterator[None]:
-    yield
-    clock.reset()
 
 
 def create(org: str, body: Any, scopes: str = ALL_BUT_OPERATOR) -> tuple[int, Any]:

@@ -6,17 +6,8 @@ not affected; an hour later the tenant may create again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from hangar import clock, limits
 from support import AwsStack, invoke, unique_org, user_event
-
-
-@pytest.fixture(autouse=True)
-def _reset_clock() -> Iterator[None]:
-    yield
-    clock.reset()
 
 
 def _start_of_an_hour() -> None:

@@ -15,12 +15,6 @@ from hangar.tokens import TokenType
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 
-@pytest.fixture(autouse=True)
-def reset_clock() -> Iterator[None]:
-    yield
-    clock.reset()
-
-
 class DynamoCalls:
     """Counts DynamoDB API calls made through hangar's client (a botocore event hook)."""
 

@@ -13,12 +13,6 @@ from hangar.store.runners import live_shard
 from support import AwsStack, invoke, load_event, runner_event, unique_org, user_event
 
 
-@pytest.fixture(autouse=True)
-def reset_clock() -> Iterator[None]:
-    yield
-    clock.reset()
-
-
 @pytest.fixture
 def dynamo_calls(aws: AwsStack) -> Iterator[list[str]]:
     calls: list[str] = []

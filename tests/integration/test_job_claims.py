@@ -3,8 +3,6 @@ the token guard, cancellation, and the DynamoDB calls each costs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hangar import clock
 from hangar.config import get_settings
@@ -38,12 +36,6 @@ POLL_JOB_KEYS = {
     "attempts",
     "maxAttempts",
 }
-
-
-@pytest.fixture(autouse=True)
-def reset_clock() -> Iterator[None]:
-    yield
-    clock.reset()
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hangar import clock
 from hangar.config import get_settings
 from hangar.store import dynamo, orgs
@@ -37,12 +35,6 @@ SEED_V1_RUNNER_KEYS = {
     "capabilities",
     "lastHeartbeatAt",
 }
-
-
-@pytest.fixture(autouse=True)
-def _reset_clock() -> Iterator[None]:
-    yield
-    clock.reset()
 
 
 def put_license(org: str, **fields: Any) -> dict[str, Any]:

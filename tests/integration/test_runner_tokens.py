@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,12 +15,6 @@ from hangar.config import get_settings
 from hangar.credentials import authenticate_runner
 from hangar.errors import Unauthorized
 from support import AwsStack, invoke, runner_event, unique_org, user_event
-
-
-@pytest.fixture(autouse=True)
-def reset_clock() -> Iterator[None]:
-    yield
-    clock.reset()
 
 
 def create_runner(org: str, name: str = "tok-runner", labels: list[str] | None = None) -> dict[str, Any]:

@@ -29,12 +29,6 @@ from support import AwsStack, invoke, unique_org, user_event
 STALE = get_settings().stale_after_seconds
 
 
-@pytest.fixture(autouse=True)
-def reset_clock() -> Iterator[None]:
-    yield
-    clock.reset()
-
-
 @pytest.fixture
 def org(aws: AwsStack) -> str:
     org_id = unique_org()
