@@ -159,6 +159,17 @@ def reason_item(reason: dict[str, Any]) -> Item | None:
     return from_item(reason.get("Item"))
 
 
+def update_if(**params: Any) -> Item | None:
+    """A conditional UpdateItem: the item as it is after the update, or None when the condition refused it."""
+    try:
+        response = client().update_item(**params, ReturnValues="ALL_NEW")
+    except ClientError as error:
+        if is_condition_failure(error):
+            return None
+        raise
+    return from_item(response.get("Attributes"))
+
+
 def transact(operations: list[dict[str, Any]]) -> None:
     """One TransactWriteItems call: all of the operations happen, or none."""
     client().transact_write_items(TransactItems=operations)

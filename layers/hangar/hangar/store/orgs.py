@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from hangar import clock
 from hangar.config import get_settings
 from hangar.licenses import effective_license
-from hangar.store.dynamo import Item, client, from_item, is_condition_failure, to_item, values
+from hangar.store.dynamo import Item, client, from_item, is_condition_failure, to_item, update_if, values
 
 ORG_SK = "ORG"
 
@@ -115,21 +115,14 @@ def put_license(org_id: str, license_fields: Item, expected_version: int | None)
     extra: dict[str, Any] = {"nextVersion": (expected_version or 0) + 1, "now": now, "zero": 0}
     if expected_version is not None:
         extra["expected"] = expected_version
-    try:
-        response = client().update_item(
-            TableName=table(),
-            Key=org_key(org_id),
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=condition,
-            ExpressionAttributeNames={f"#{name}": name for name in license_fields},
-            ExpressionAttributeValues=values(**license_fields, **extra),
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as error:
-        if is_condition_failure(error):
-            return None
-        raise
-    return from_item(response.get("Attributes"))
+    return update_if(
+        TableName=table(),
+        Key=org_key(org_id),
+        UpdateExpression="SET " + ", ".join(sets),
+        ConditionExpression=condition,
+        ExpressionAttributeNames={f"#{name}": name for name in license_fields},
+        ExpressionAttributeValues=values(**license_fields, **extra),
+    )
 
 
 def reserve_target_op(org_id: str, target_limit: int) -> dict[str, Any]:

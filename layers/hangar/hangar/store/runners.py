@@ -5,17 +5,15 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from hangar.config import get_settings
 from hangar.store.dynamo import (
     Item,
     client,
     from_item,
-    is_condition_failure,
     query_page,
     to_item,
     update_expression,
+    update_if,
 )
 
 RUNNER_KEY_NAMES = {"orgId", "runnerId"}
@@ -75,17 +73,10 @@ def update_runner(
         "UpdateExpression": expression,
         "ConditionExpression": "attribute_exists(runnerId)",
         "ExpressionAttributeNames": names,
-        "ReturnValues": "ALL_NEW",
     }
     if vals:
         params["ExpressionAttributeValues"] = vals
-    try:
-        response = client().update_item(**params)
-    except ClientError as error:
-        if is_condition_failure(error):
-            return None
-        raise
-    return from_item(response.get("Attributes"))
+    return update_if(**params)
 
 
 # The live-runner index is sharded so heartbeats from a large fleet spread over partitions;
@@ -118,21 +109,14 @@ def update_runner_guarded(
     """A runner-route write under TOKEN_GUARD; the runner as it is now, or None when the caller's token
     was regenerated or the runner deleted (the caller answers 401)."""
     expression, names, vals = update_expression(set_fields, remove_fields)
-    try:
-        response = client().update_item(
-            TableName=table(),
-            Key=runner_key(org_id, runner_id),
-            UpdateExpression=expression,
-            ConditionExpression=TOKEN_GUARD,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={**vals, **token_guard_values(token_version)},
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as error:
-        if is_condition_failure(error):
-            return None
-        raise
-    return from_item(response.get("Attributes"))
+    return update_if(
+        TableName=table(),
+        Key=runner_key(org_id, runner_id),
+        UpdateExpression=expression,
+        ConditionExpression=TOKEN_GUARD,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={**vals, **token_guard_values(token_version)},
+    )
 
 
 def rotate_token_op(

@@ -16,8 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from hangar import clock
-from hangar.store.dynamo import Item, from_item, is_condition_failure, values
-from hangar.store.dynamo import client as dynamodb
+from hangar.store.dynamo import Item, update_if, values
 from hangar.store.orgs import org_key, table
 
 
@@ -105,17 +104,10 @@ def forget_usage_plans() -> None:
 def store_org_key(org_id: str, key_id: str, value: str) -> Item | None:
     """Records the tenant's key on its org item, only if it has none yet (two first requests may race);
     the org item as it is now, or None when another key was recorded first."""
-    try:
-        response = dynamodb().update_item(
-            TableName=table(),
-            Key=org_key(org_id),
-            UpdateExpression="SET usageKeyId = :keyId, usageKey = :value, updatedAt = :now",
-            ConditionExpression="attribute_exists(orgId) AND attribute_not_exists(usageKeyId)",
-            ExpressionAttributeValues=values(keyId=key_id, value=value, now=clock.iso()),
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as error:
-        if is_condition_failure(error):
-            return None
-        raise
-    return from_item(response.get("Attributes"))
+    return update_if(
+        TableName=table(),
+        Key=org_key(org_id),
+        UpdateExpression="SET usageKeyId = :keyId, usageKey = :value, updatedAt = :now",
+        ConditionExpression="attribute_exists(orgId) AND attribute_not_exists(usageKeyId)",
+        ExpressionAttributeValues=values(keyId=key_id, value=value, now=clock.iso()),
+    )
