@@ -72,25 +72,32 @@ def parse_json(text: str | None) -> dict[str, Any] | None:
     return parsed
 
 
+def work_fields(job: Item) -> dict[str, Any]:
+    """What a job asks a runner to do: the fields both dialects' job views share."""
+    return {
+        "type": job["type"],
+        "repositoryConfig": job.get("repositoryConfig"),
+        "repositoryName": job.get("repositoryName"),
+        "branch": job.get("branch"),
+        "targetId": job.get("targetId"),
+        "labels": job.get("labels") or [],
+        "payload": parse_json(job.get("payloadJson")),
+        "timeoutSeconds": int(job["timeoutSeconds"]),
+        "maxAttempts": int(job["maxAttempts"]),
+    }
+
+
 def v1_view(job: Item) -> V1Job:
     error = job.get("error")
     return V1Job(
         id=job["jobId"],
         status=job["status"],
-        type=job["type"],
-        repositoryConfig=job.get("repositoryConfig"),
-        repositoryName=job.get("repositoryName"),
-        branch=job.get("branch"),
-        targetId=job.get("targetId"),
-        labels=job.get("labels") or [],
+        **work_fields(job),
         runnerId=job.get("runnerId") or job.get("pinnedRunnerId"),
         pinnedRunnerId=job.get("pinnedRunnerId"),
         attempts=int(job.get("attempts", 0)),
-        maxAttempts=int(job["maxAttempts"]),
         result=parse_json(job.get("resultJson")),
         error=JobError(**error) if isinstance(error, dict) else None,
-        payload=parse_json(job.get("payloadJson")),
-        timeoutSeconds=int(job["timeoutSeconds"]),
         queueTimeoutSeconds=int(job["queueTimeoutSeconds"]),
         cancelRequested=bool(job.get("cancelRequested", False)),
         createdAt=job["createdAt"],
