@@ -185,6 +185,8 @@ def upload_artifact(
         if not resp.ok:
             raise UploadError(f"{name}: refused by the server: {resp.error_code()}: {resp.error_message()}")
         url, headers = _upload_target(resp.data(), name)
+        if not any(key.lower() == "content-type" for key in headers):
+            headers["Content-Type"] = body["contentType"]  # unsigned, so harmless; the object gets its type
         failure = ""
         for attempt in range(PUT_ATTEMPTS):
             if attempt:

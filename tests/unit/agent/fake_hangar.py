@@ -102,6 +102,8 @@ class FakeHangar:
     max_artifact_bytes: int = 100 * 1024 * 1024
     signed_size_delta: int = 0  # presigned URLs bound to size + delta (a server that signed the wrong size)
     s3_503: int = 0
+    omit_upload_content_type: bool = False  # presign without Content-Type: the returned headers lack it
+    on_artifact_created: Callable[[FakeArtifact], None] | None = None
 
     queue: list[str] = field(default_factory=list)
     jobs: dict[str, FakeJob] = field(default_factory=dict)
@@ -332,13 +334,18 @@ class FakeHangar:
         )
         job.artifacts.append(artifact)
         self.artifacts[artifact.artifact_id] = artifact
+        headers = {"x-amz-server-side-encryption": "AES256"}
+        if not self.omit_upload_content_type:
+            headers["Content-Type"] = content_type
         upload = {
             "artifactId": artifact.artifact_id,
             "uploadUrl": f"{self.url}/s3/{artifact.artifact_id}?X-Amz-Signature={secrets.token_hex(8)}",
             "method": "PUT",
-            "headers": {"Content-Type": content_type, "x-amz-server-side-encryption": "AES256"},
+            "headers": headers,
             "expiresAt": "2099-01-01T00:00:00Z",
         }
+        if self.on_artifact_created is not None:
+            self.on_artifact_created(artifact)
         return _ok(upload, status=201)
 
     def s3_put(self, path: str, headers: dict[str, str], read: Callable[[int], bytes]) -> tuple[int, str]:
@@ -357,7 +364,8 @@ class FakeHangar:
         if length is None:
             return 411, _s3_error("MissingContentLength", "You must provide the Content-Length HTTP header.")
         data = read(int(length))
-        if int(length) != artifact.signed_size or headers.get("content-type") != artifact.content_type:
+        signed_type = None if self.omit_upload_content_type else artifact.content_type
+        if int(length) != artifact.signed_size or (signed_type and headers.get("content-type") != signed_type):
             return 403, _s3_error("SignatureDoesNotMatch", "The request signature we calculated does not match")
         if len(data) != int(length):
             return 400, _s3_error("IncompleteBody", "You did not provide the number of bytes specified")
