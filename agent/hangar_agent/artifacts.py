@@ -186,7 +186,7 @@ def upload_artifact(
             raise UploadError(f"{name}: refused by the server: {resp.error_code()}: {resp.error_message()}")
         url, headers = _upload_target(resp.data(), name)
         if not any(key.lower() == "content-type" for key in headers):
-            headers["Content-Type"] = body["contentType"]  # unsigned, so harmless; the object gets its type
+            headers["Content-Type"] = content_type(name)  # unsigned, so harmless; the object gets its type
         failure = ""
         for attempt in range(PUT_ATTEMPTS):
             if attempt:
