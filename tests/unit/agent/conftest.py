@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 from fake_hangar import FakeHangar, serve
-from harness import JOB_SCRIPT, AgentProc, agent_env, write_config
+from harness import AGENT_DIR, JOB_SCRIPT, AgentProc, agent_env, write_config
+
+# In-process tests import the agent from this checkout (as the subprocess tests run it).
+if str(AGENT_DIR) not in sys.path:
+    sys.path.insert(0, str(AGENT_DIR))
 
 
 @pytest.fixture

@@ -139,6 +139,14 @@ class FakeHangar:
             self.cond.notify_all()
         return job_id
 
+    def running_job(self) -> str:
+        """A job already assigned to this runner and running (for tests that drive the routes directly)."""
+        job_id = self.enqueue(None)
+        with self.cond:
+            self.queue.remove(job_id)
+            self.jobs[job_id].status = "running"
+        return job_id
+
     def cancel(self, job_id: str) -> None:
         with self.cond:
             self.jobs[job_id].cancelled = True

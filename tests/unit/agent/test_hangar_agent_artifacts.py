@@ -4,18 +4,11 @@ call, then a PUT of exactly the declared size) against the fake Hangar and its f
 from __future__ import annotations
 
 import os
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_hangar import FakeArtifact, FakeHangar, serve
-from harness import AGENT_DIR
-
-if str(AGENT_DIR) not in sys.path:
-    sys.path.insert(0, str(AGENT_DIR))
-
+from fake_hangar import FakeArtifact, FakeHangar
 from hangar_agent.api import ApiClient
 from hangar_agent.artifacts import (
     Artifact,
@@ -25,19 +18,6 @@ from hangar_agent.artifacts import (
     upload_artifact,
     upload_artifacts,
 )
-
-
-@pytest.fixture
-def server() -> Iterator[FakeHangar]:
-    yield from serve(FakeHangar())
-
-
-def running_job(server: FakeHangar) -> str:
-    job_id = server.enqueue(None)
-    with server.cond:
-        server.queue.remove(job_id)
-        server.jobs[job_id].status = "running"
-    return job_id
 
 
 def client(server: FakeHangar) -> ApiClient:
@@ -78,7 +58,7 @@ def test_artifacts_are_the_regular_files_named_by_their_relative_path(tmp_path: 
 
 
 def test_an_upload_sends_the_declared_size_with_the_returned_headers(server: FakeHangar, tmp_path: Path) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     data = os.urandom(300_000)  # more than one upload block
     (tmp_path / "blob.bin").write_bytes(data)
     uploaded, error = upload_artifacts(client(server), job_id, tmp_path, abort=threading.Event(), deadline=None)
@@ -99,14 +79,14 @@ def test_an_upload_sends_the_declared_size_with_the_returned_headers(server: Fak
 
 def test_without_a_signed_content_type_the_guessed_one_is_sent(server: FakeHangar, tmp_path: Path) -> None:
     server.omit_upload_content_type = True
-    job_id = running_job(server)
+    job_id = server.running_job()
     (tmp_path / "r.sarif").write_text("{}")
     assert upload_artifacts(client(server), job_id, tmp_path, abort=threading.Event(), deadline=None) == (1, None)
     assert server.jobs[job_id].artifacts[0].put_headers["content-type"] == "application/sarif+json"
 
 
 def test_a_file_that_shrinks_after_it_was_declared_fails_the_upload(server: FakeHangar, tmp_path: Path) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     path = tmp_path / "growing.log"
     path.write_bytes(b"x" * 5000)
 
@@ -122,7 +102,7 @@ def test_a_file_that_shrinks_after_it_was_declared_fails_the_upload(server: Fake
 
 def test_the_storage_services_refusal_is_final_and_named(server: FakeHangar, tmp_path: Path) -> None:
     server.signed_size_delta = -1  # a URL bound to another size: S3 refuses the PUT
-    job_id = running_job(server)
+    job_id = server.running_job()
     (tmp_path / "a.txt").write_text("abc")
     uploaded, error = upload_artifacts(client(server), job_id, tmp_path, abort=threading.Event(), deadline=None)
     assert uploaded == 0
@@ -134,7 +114,7 @@ def test_the_storage_services_refusal_is_final_and_named(server: FakeHangar, tmp
 
 
 def test_an_api_refusal_stops_the_uploads(server: FakeHangar, tmp_path: Path) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     server.max_artifact_bytes = 10
     (tmp_path / "a-small.txt").write_text("ok")
     (tmp_path / "b-big.txt").write_text("x" * 11)

@@ -6,28 +6,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from fake_hangar import FakeHangar, serve
-from harness import AGENT_DIR
-
-if str(AGENT_DIR) not in sys.path:
-    sys.path.insert(0, str(AGENT_DIR))
-
+from fake_hangar import FakeHangar
 from hangar_agent.api import ApiClient
 from hangar_agent.logstream import CHUNK_BYTES, LogStream, RequestPacer, utf8_prefix
 
 ROUTE_BODY_LIMIT = 72 * 1024
 MARKER_RE = re.compile(r"\[hangar-agent\] (\d+) bytes \((\d+) lines\) of this job's output were dropped here")
-
-
-@pytest.fixture
-def server() -> Iterator[FakeHangar]:
-    yield from serve(FakeHangar())
 
 
 class Events:
@@ -37,14 +24,6 @@ class Events:
 
     def cancel(self) -> None:
         self.cancels += 1
-
-
-def running_job(server: FakeHangar) -> str:
-    job_id = server.enqueue(None)
-    with server.cond:
-        server.queue.remove(job_id)
-        server.jobs[job_id].status = "running"
-    return job_id
 
 
 def stream_for(
@@ -82,7 +61,7 @@ def test_utf8_prefix_never_splits_a_character() -> None:
 
 
 def test_text_split_anywhere_arrives_whole_in_ordered_chunks_of_at_most_64_kib(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     events = Events()
     stream = stream_for(server, job_id, events)
     text = "".join(f"line {i}: é€😀 ü\n" for i in range(12000))  # ~260 KiB, multi-byte characters
@@ -97,7 +76,7 @@ def test_text_split_anywhere_arrives_whole_in_ordered_chunks_of_at_most_64_kib(s
 
 
 def test_invalid_utf8_is_replaced_not_lost(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     stream = stream_for(server, job_id, Events())
     stream.feed(b"ok \xff\xfe bytes\n")
     stream.feed(b"cut \xe2\x82")  # an incomplete character at the end of the output
@@ -106,7 +85,7 @@ def test_invalid_utf8_is_replaced_not_lost(server: FakeHangar) -> None:
 
 
 def test_control_characters_never_push_a_body_past_the_route_limit(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     stream = stream_for(server, job_id, Events())
     text = "\x1b[2K\r" * 40000  # terminal escapes: JSON writes \u001b, six bytes for one
     stream.feed(text.encode())
@@ -118,7 +97,7 @@ def test_control_characters_never_push_a_body_past_the_route_limit(server: FakeH
 
 
 def test_a_lost_answer_is_retried_with_the_same_seq_and_stored_once(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     server.log_drop_response_seqs = {1}
     stream = stream_for(server, job_id, Events(), flush_interval=0.05)
     stream.feed(b"first\n")
@@ -134,7 +113,7 @@ def test_a_lost_answer_is_retried_with_the_same_seq_and_stored_once(server: Fake
 
 
 def test_server_errors_are_retried_with_the_same_seq(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     server.log_503 = 2
     stream = stream_for(server, job_id, Events())
     stream.feed(b"hello\n")
@@ -144,7 +123,7 @@ def test_server_errors_are_retried_with_the_same_seq(server: FakeHangar) -> None
 
 
 def test_a_conflict_resumes_from_the_servers_next_seq(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     server.jobs[job_id].log_chunks = ["another sender\n"] * 3
     stream = stream_for(server, job_id, Events(), flush_interval=0.05)
     stream.feed(b"mine\n")
@@ -156,7 +135,7 @@ def test_a_conflict_resumes_from_the_servers_next_seq(server: FakeHangar) -> Non
 
 
 def test_a_finished_job_stops_the_stream_after_one_refusal(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     server.jobs[job_id].status = "completed"
     stream = stream_for(server, job_id, Events(), flush_interval=0.05)
     stream.feed(b"too late\n")
@@ -167,7 +146,7 @@ def test_a_finished_job_stops_the_stream_after_one_refusal(server: FakeHangar) -
 
 
 def test_past_the_log_cap_nothing_more_is_sent(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     server.log_cap = 100
     stream = stream_for(server, job_id, Events(), flush_interval=0.05)
     stream.feed(b"a" * 60 + b"\n")
@@ -182,7 +161,7 @@ def test_past_the_log_cap_nothing_more_is_sent(server: FakeHangar) -> None:
 
 
 def test_cancel_requested_in_an_answer_cancels_the_job_once(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     events = Events()
     stream = stream_for(server, job_id, events, flush_interval=0.05)
     stream.feed(b"working\n")
@@ -198,7 +177,7 @@ def test_cancel_requested_in_an_answer_cancels_the_job_once(server: FakeHangar) 
 
 
 def test_a_rejected_token_is_reported(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     events = Events()
     stream = stream_for(server, job_id, events, token="hgr_" + "0" * 40)
     stream.feed(b"x\n")
@@ -207,7 +186,7 @@ def test_a_rejected_token_is_reported(server: FakeHangar) -> None:
 
 
 def test_a_slow_server_never_blocks_the_feeder_and_drops_are_written_into_the_log(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     server.log_gate = threading.Event()  # the server takes no log request until the gate opens
     stream = stream_for(server, job_id, Events(), spool_bytes=CHUNK_BYTES)
     lines = [f"{i:07d} {'x' * 90}\n" for i in range(20000)]  # ~2 MiB, far more than the spool
@@ -241,7 +220,7 @@ def test_a_slow_server_never_blocks_the_feeder_and_drops_are_written_into_the_lo
 
 
 def test_small_output_is_batched_not_sent_line_by_line(server: FakeHangar) -> None:
-    job_id = running_job(server)
+    job_id = server.running_job()
     server.log_gate = threading.Event()
     stream = stream_for(server, job_id, Events(), flush_interval=0.2)
     stream.feed(b"first\n")  # sent at once, then held up by the slow server

@@ -10,16 +10,10 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from harness import AGENT_DIR, cli
-
-if str(AGENT_DIR) not in sys.path:
-    sys.path.insert(0, str(AGENT_DIR))
-
 from hangar_agent.service import (
     Layout,
     ServiceError,
@@ -31,6 +25,7 @@ from hangar_agent.service import (
     render_unit,
     unit_template,
 )
+from harness import AGENT_DIR, cli
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_systemd_analyze = pytest.mark.skipif(
