@@ -8,10 +8,15 @@
 
 The server is shared: every test works in its own org (`org` fixture / `unique_org()`), and the clock
 only moves forward. When a test fails, the server's output during that test is attached to the report.
+
+`HANGAR_E2E_DYNAMODB=local` runs the suite on AWS's DynamoDB Local instead of the embedded moto: each
+test session (each xdist worker) starts one and stops it at the end, and every server started in it has
+tables of its own (`local.testing.start_local_api`). `make test` runs the suite both ways.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +27,38 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
-from local.testing import LocalApi, http_call, start_local_api, unique_org  # noqa: E402
+from local.testing import (  # noqa: E402
+    TEST_DYNAMODB_VARIABLE,
+    LocalApi,
+    http_call,
+    start_dynamodb_local,
+    start_local_api,
+    unique_org,
+)
 
 __all__ = ["LocalApi", "http_call", "unique_org"]
 
 _E2E_DIR = Path(__file__).resolve().parent
 _running: dict[str, LocalApi] = {}
 _MARK = pytest.StashKey[int]()
+
+
+ON_DYNAMODB_LOCAL = os.environ.get("HANGAR_E2E_DYNAMODB", "moto") == "local"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dynamodb_local() -> Iterator[str | None]:
+    """With HANGAR_E2E_DYNAMODB=local: DynamoDB Local for this session, used by every server it starts."""
+    if not ON_DYNAMODB_LOCAL:
+        yield None
+        return
+    database = start_dynamodb_local()
+    os.environ[TEST_DYNAMODB_VARIABLE] = database.endpoint
+    try:
+        yield database.endpoint
+    finally:
+        os.environ.pop(TEST_DYNAMODB_VARIABLE, None)
+        database.stop()
 
 
 @pytest.fixture(scope="session")
