@@ -557,3 +557,16 @@ def test_a_port_in_use_says_which_setting_to_change(option: str, setting: str) -
         result = _start_failure({}, [option, port, other, "0"])
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use: set {setting}=" in result.stderr
+
+
+def test_a_malformed_request_gets_the_templates_default_4xx_shape(local_api: LocalApi) -> None:
+    url = urlsplit(local_api.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as connection:
+        connection.sendall(b"POST /api/runners HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400"
+    document = json.loads(body)
+    assert document["success"] is False and document["error"]["code"] == "bad_request"
