@@ -53,9 +53,12 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
 
 
 def run_child(fd: int) -> int:
-    """The child process: serve on the inherited socket until the parent goes away (stdin closes)."""
+    """The child process: serve on the inherited socket until the parent goes away (stdin closes).
+    Ctrl-C in `make run` reaches the whole process group: the parent decides when the child stops."""
     import logging
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = wsgi_server(backend_app(), socket.socket(fileno=fd))
     threading.Thread(target=lambda: (sys.stdin.buffer.read(), server.close()), daemon=True).start()

@@ -9,6 +9,7 @@ cannot serve keep-alive clients; waitress is the pure-Python WSGI server that ca
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ def wsgi_server(
 ) -> Any:
     """A waitress server on `sock`; `error_response(status)` renders what waitress refuses itself (a
     body over MAX_REQUEST_BYTES, a malformed request) instead of its plain-text page."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": a burst, not news
     server = create_server(
         app,
         sockets=[sock],

@@ -85,6 +85,10 @@ def unique_org(prefix: str = "org") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 
+RUNNING: list[LocalApi] = []
+"""Every server `start_local_api` started that has not been stopped (tests attach their output on failure)."""
+
+
 class LocalApi:
     """A running `python -m local serve` subprocess."""
 
@@ -188,6 +192,8 @@ class LocalApi:
 
     def stop(self, timeout: float = 15) -> int | None:
         """SIGTERM, then SIGKILL if it has not exited within `timeout`; its exit code."""
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -232,6 +238,7 @@ def start_local_api(
         stderr=subprocess.STDOUT,
     )
     api = LocalApi(process, env.get("HANGAR_TABLE_PREFIX", ""))
+    RUNNING.append(api)
     started = time.monotonic()
     api.wait_ready(timeout)
     api.startup_seconds = time.monotonic() - started

@@ -28,6 +28,7 @@ if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
 from local.testing import (  # noqa: E402
+    RUNNING,
     TEST_DYNAMODB_VARIABLE,
     LocalApi,
     http_call,
@@ -39,8 +40,7 @@ from local.testing import (  # noqa: E402
 __all__ = ["LocalApi", "http_call", "unique_org"]
 
 _E2E_DIR = Path(__file__).resolve().parent
-_running: dict[str, LocalApi] = {}
-_MARK = pytest.StashKey[int]()
+_MARKS = pytest.StashKey[dict[int, int]]()
 
 
 ON_DYNAMODB_LOCAL = os.environ.get("HANGAR_E2E_DYNAMODB", "moto") == "local"
@@ -66,11 +66,9 @@ def local_api() -> Iterator[LocalApi]:
     """`python -m local serve --port 0` as a subprocess (schedules off), stopped at the session's end."""
     # The install script installs the agent from this checkout, not from a package index.
     api = start_local_api(extra_env={"HANGAR_PARAM_AgentPackageSpec": str(_REPO_ROOT / "agent")}, timeout=60)
-    _running["api"] = api
     try:
         yield api
     finally:
-        _running.pop("api", None)
         api.stop()
 
 
@@ -88,16 +86,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    api = _running.get("api")
-    item.stash[_MARK] = api.output_mark() if api else 0
+    item.stash[_MARKS] = {id(api): api.output_mark() for api in RUNNING}
     yield
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test gets the output of every server running during it (from the test's start)."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    api = _running.get("api")
-    if api is not None and report.when == "call" and report.failed:
-        output = api.output(item.stash.get(_MARK, 0))
-        report.sections.append(("python -m local output during this test", output[-20000:] or "(none)"))
+    if report.when == "call" and report.failed:
+        marks = item.stash.get(_MARKS, {})
+        for api in RUNNING:
+            output = api.output(marks.get(id(api), 0))
+            report.sections.append((f"python -m local on {api.url}, during this test", output[-20000:] or "(none)"))
