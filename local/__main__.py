@@ -24,6 +24,13 @@ def _parser() -> argparse.ArgumentParser:
         help="port of the API (default $PORT or 3000; 0 picks a free port)",
     )
     serve.add_argument("--host", default=os.environ.get("HANGAR_LOCAL_HOST") or "127.0.0.1")
+    # Where the embedded backend (moto) listens: another address (e.g. the docker bridge) lets containers in.
+    serve.add_argument("--backend-host", default=os.environ.get("HANGAR_BACKEND_HOST") or "127.0.0.1")
+    serve.add_argument(
+        "--backend-port",
+        type=int,
+        default=int(os.environ.get("HANGAR_BACKEND_PORT") or os.environ.get("HANGAR_DYNAMODB_PORT") or 0),
+    )
     serve.add_argument("--template", default=None, help="template file (default: the repository's template.yaml)")
     serve.add_argument("--no-schedules", action="store_true", help="do not run schedules on a timer")
     serve.add_argument("--quiet", action="store_true", help="no access log line per request")
@@ -65,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(
             port=args.port,
             host=args.host,
+            backend_host=args.backend_host,
+            backend_port=args.backend_port,
             template_file=args.template,
             run_schedules=not args.no_schedules,
             access_log=not args.quiet,

@@ -101,6 +101,8 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def serve(
     port: int = 3000,
     host: str = "127.0.0.1",
+    backend_host: str = "127.0.0.1",
+    backend_port: int = 0,
     template_file: str | Path | None = None,
     run_schedules: bool = True,
     access_log: bool = True,
@@ -115,8 +117,7 @@ def serve(
     scheduler: Any = None
     try:
         template = load_template(template_file)
-        backend_port = int(os.environ.get("HANGAR_DYNAMODB_PORT") or 0)
-        moto = SerialMotoServer(host, backend_port)
+        moto = SerialMotoServer(backend_host, backend_port)
         moto.start()
         endpoint = moto.endpoint
         apply_environment(aws_environment(endpoint))
