@@ -73,8 +73,15 @@ checkov: $(TOOLS)/checkov/.installed
 
 template-checks: validate cfn-lint checkov
 
+# sam build (no container), then bytecode for python3.13: sam build ships none, and Lambda's code
+# directories are read-only, so every cold start would compile the layer (tools/bytecode.py).
+# make test-sam-local builds its x86_64 copy of the template through the same recipe.
+SAM_TEMPLATE ?= template.yaml
+SAM_BUILD_DIR ?= .aws-sam/build
+SAM_CACHE_DIR ?= .aws-sam/cache
 build: $(TOOLS)/sam/.installed
-	$(SAM_ENV) $(SAM) build --template template.yaml --parallel --cached
+	$(SAM_ENV) $(SAM) build --template $(SAM_TEMPLATE) --build-dir $(SAM_BUILD_DIR) --cache-dir $(SAM_CACHE_DIR) --parallel --cached
+	$(SAM_ENV) python3.13 -m tools.bytecode $(SAM_BUILD_DIR)
 
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
