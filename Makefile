@@ -17,7 +17,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 PORT ?= 3000
 
 .PHONY: help install run test lint typecheck validate cfn-lint checkov template-checks build pytest fuzz bench openapi clean
-.PHONY: sam-local sam-local-packages test-sam-local
+.PHONY: sam-local sam-local-packages sam-local-x86-build test-sam-local
 
 help:
 	@echo "make run       - serve the API locally on http://127.0.0.1:$(PORT) (installs what it needs)"
@@ -106,23 +106,41 @@ SAM_PORT ?= 3001
 SAM_LOCAL_STATE := .tools/sam-local
 SAM_LOCAL_PACKAGES := docker.io debootstrap qemu-user-static binfmt-support
 
+# The x86_64 copy of the template, built like make build: an x86_64 machine runs it without emulation,
+# where the arm64 functions' cold starts under qemu outlast their 10 s timeout.
+SAM_LOCAL_X86_TEMPLATE := $(SAM_LOCAL_STATE)/template-x86_64.yaml
+SAM_LOCAL_X86_BUILD := $(SAM_LOCAL_STATE)/build-x86_64
+sam-local-x86-build: $(VENV)/.installed $(TOOLS)/sam/.installed
+	$(PY) -m tools.sam_local x86-template $(SAM_LOCAL_X86_TEMPLATE)
+	$(MAKE) --no-print-directory build SAM_TEMPLATE=$(SAM_LOCAL_X86_TEMPLATE) SAM_BUILD_DIR=$(SAM_LOCAL_X86_BUILD) \
+		SAM_CACHE_DIR=$(SAM_LOCAL_STATE)/cache-x86_64
+
+ifeq ($(shell uname -m),x86_64)
+SAM_LOCAL_BUILD ?= sam-local-x86-build
+SAM_LOCAL_TEMPLATE ?= $(SAM_LOCAL_X86_BUILD)/template.yaml
+else
+SAM_LOCAL_BUILD ?= build
+SAM_LOCAL_TEMPLATE ?= $(SAM_BUILD_DIR)/template.yaml
+endif
+
 # make run's stack (API on $(PORT)) with its embedded backend where containers reach it (the docker bridge,
-# HANGAR_BACKEND_PORT, default 8000), and sam local start-api on $(SAM_PORT) against it. Ctrl-C stops all.
-sam-local: build
-	$(SAM_ENV) $(PY) -m tools.sam_local serve --template $(SAM_BUILD_DIR)/template.yaml --port $(SAM_PORT) --api-port $(PORT)
+# HANGAR_BACKEND_PORT, default 8000), and sam local start-api on $(SAM_PORT) against it, on the build of this
+# machine's architecture. Ctrl-C stops all. SAM_LOCAL_ARGS go to sam local start-api (e.g. --skip-pull-image
+# with locally built base images).
+SAM_LOCAL_ARGS ?=
+sam-local: $(SAM_LOCAL_BUILD)
+	$(SAM_ENV) $(PY) -m tools.sam_local serve --template $(SAM_LOCAL_TEMPLATE) --port $(SAM_PORT) \
+		--api-port $(PORT) -- $(SAM_LOCAL_ARGS)
 
 sam-local-packages:
 	@dpkg -s $(SAM_LOCAL_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SAM_LOCAL_PACKAGES); }
 
-# tests/sam_local: sam local invoke and start-api in Docker against the embedded backend (x86_64 copy of the
-# template for speed, the arm64 build for one invoke). Prints its duration; CI runs it after make test.
+# tests/sam_local: sam local invoke and start-api in Docker against the embedded backend (the x86_64 copy of
+# the template for speed, the arm64 build for one invoke). Prints its duration; CI runs it after make test.
 test-sam-local: $(VENV)/.installed $(TOOLS)/sam/.installed sam-local-packages
 	@started=$$(date +%s); \
-	$(MAKE) --no-print-directory build && \
-	$(PY) -m tools.sam_local x86-template $(SAM_LOCAL_STATE)/template-x86_64.yaml && \
-	$(MAKE) --no-print-directory build SAM_TEMPLATE=$(SAM_LOCAL_STATE)/template-x86_64.yaml \
-		SAM_BUILD_DIR=$(SAM_LOCAL_STATE)/build-x86_64 SAM_CACHE_DIR=$(SAM_LOCAL_STATE)/cache-x86_64 && \
+	$(MAKE) --no-print-directory build && $(MAKE) --no-print-directory sam-local-x86-build && \
 	HANGAR_SAM_LOCAL=1 $(SAM_ENV) $(PY) -m pytest tests/sam_local -q -s -p no:cacheprovider; \
 	status=$$?; echo "make test-sam-local took $$(( $$(date +%s) - started )) s (exit $$status)"; exit $$status
 
