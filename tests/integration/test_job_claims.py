@@ -259,9 +259,9 @@ def test_regenerated_token_is_refused(org: str) -> None:
     new_job(org)
     # The authorizer's cached context still carries tokenVersion 1.
     status, body = poll(org, runner, token_version=1)
-    assert status == 401 and body["error"]["code"] == "unauthorized"
+    assert status == 401 and body["error"]["code"] == "token_regenerated"
     status, body = report(org, runner, job["id"], "completed", token_version=1)
-    assert status == 401
+    assert status == 401 and body["error"]["code"] == "token_regenerated"
     assert get_job(org, job["id"])["status"] == "assigned"
     assert report(org, runner, job["id"], "completed", token_version=2)[0] == 200
 
@@ -270,8 +270,8 @@ def test_deleted_runner_token_is_refused(org: str) -> None:
     runner = live_runner(org)
     new_job(org)
     invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": runner}))
-    status, _ = poll(org, runner)
-    assert status == 401
+    status, body = poll(org, runner)
+    assert status == 401 and body["error"]["code"] == "runner_deleted"
 
 
 def test_cancelled_while_held_is_told_to_the_runner(org: str) -> None:
@@ -295,7 +295,7 @@ def test_dynamodb_call_counts(org: str) -> None:
     runner = live_runner(org, ["linux"])
     with dynamodb_calls() as calls:
         assert polled_job(org, runner, ["linux"]) is None
-    assert calls == ["Query"]
+    assert calls == ["Query", "GetItem"]  # the queue, then the runner: is the token still its token?
     job = new_job(org, labels=["linux"])
     with dynamodb_calls() as calls:
         assert polled_job(org, runner, ["linux"]) is not None
@@ -312,8 +312,8 @@ def test_dynamodb_call_counts(org: str) -> None:
 
 
 def test_fixture_events_work_as_shipped(aws: AwsStack) -> None:
+    # The fixtures' runner does not exist: its token is refused, on an empty poll too.
     status, body, _ = invoke("PollJob", load_event("PollJob"))
-    assert status == 200 and body == {"success": True, "data": {"job": None, "pollIntervalSeconds": 10}}
+    assert status == 401 and body["error"]["code"] == "runner_deleted", body
     status, body, _ = invoke("UpdateJobStatus", load_event("UpdateJobStatus"))
-    # The fixture's runner does not exist: its token is refused.
     assert status == 401 and body["success"] is False

@@ -78,6 +78,24 @@ class RunnerPrincipal:
         }
 
 
+def runner_token_refused(runner: Mapping[str, Any] | None) -> Unauthorized:
+    """Why a runner token the authorizer accepted (its Allow may be cached for minutes) no longer works:
+    the runner was deleted, or its token regenerated (the runner's tokenVersion moved past the caller's)."""
+    if runner is None:
+        return Unauthorized("The runner was deleted; its token no longer works", code="runner_deleted")
+    return Unauthorized(
+        "The runner token was regenerated; this one no longer works. Use the new token from regenerate-token",
+        code="token_regenerated",
+    )
+
+
+def require_current_runner_token(principal: RunnerPrincipal, runner: dict[str, Any] | None) -> dict[str, Any]:
+    """The runner, as read strongly consistent, if the caller's token is still its token; else 401."""
+    if runner is None or int(runner.get("tokenVersion", 0)) != principal.token_version:
+        raise runner_token_refused(runner)
+    return runner
+
+
 def user_from_context(context: Mapping[str, Any] | None) -> UserPrincipal:
     """The user principal the user authorizer placed in requestContext.authorizer."""
     if not context or context.get("principalType") not in ("jwt", "apikey") or not context.get("orgId"):

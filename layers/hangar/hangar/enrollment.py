@@ -12,8 +12,6 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from hangar import clock, limits, runners, tokens
 from hangar.config import get_settings
 from hangar.credentials import hash_token
@@ -24,7 +22,7 @@ from hangar.ratelimit import enforce_rate_limit
 from hangar.store import enrollment as enrollment_store
 from hangar.store import orgs
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, cancellation_reasons, reason_failed, reason_item
+from hangar.store.dynamo import Item, TransactionCancelled
 from hangar.tokens import TokenType
 
 
@@ -125,14 +123,14 @@ def register_runner(request: RegisterRunnerRequest) -> tuple[Item, str]:
         parsed.token_id, token_hash, clock.now(), clock.iso(), runner_id
     )
     try:
-        runners.commit_runner(new, org=None, preceding=[use_token])
-    except ClientError as error:
-        reasons = cancellation_reasons(error)
-        if not reasons or not reason_failed(reasons[0]):
+        runners.commit_runner(new, org=None, preceding={"enrollment": use_token})
+    except TransactionCancelled as cancelled:
+        if cancelled["enrollment"].ok:
             raise
         # Another registration got there first, or the token expired meanwhile: its state says which.
-        current = reason_item(reasons[0]) if runners.is_condition_failed(reasons[0]) else None
-        raise_unless_usable(current or token_store.get_token(parsed.token_id), token_hash, clock.now())
+        raise_unless_usable(
+            cancelled["enrollment"].item or token_store.get_token(parsed.token_id), token_hash, clock.now()
+        )
         raise Conflict(
             "The enrollment token is being used by a concurrent registration; try again", code="token_busy"
         ) from None

@@ -5,18 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from hangar import clock
-from hangar.auth import RunnerPrincipal
+from hangar.auth import RunnerPrincipal, runner_token_refused
 from hangar.config import get_settings
-from hangar.errors import Unauthorized
 from hangar.models.heartbeat import HeartbeatAck, HeartbeatRequest
 from hangar.observability import metrics
 from hangar.runners import runner_status
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import Item
-
-
-def token_revoked() -> Unauthorized:
-    return Unauthorized("Runner token was regenerated or revoked")
 
 
 def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> Item:
@@ -35,11 +30,11 @@ def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> It
         "updatedAt": clock.iso(now),
     }
     fields.update(report.model_dump(exclude_unset=True, exclude_none=True, exclude={"status"}))
-    runner = runner_store.update_runner_guarded(
+    written, runner = runner_store.update_runner_guarded(
         principal.org_id, principal.runner_id, principal.token_version, fields, remove_fields=("setupToken",)
     )
-    if runner is None:
-        raise token_revoked()
+    if not written or runner is None:
+        raise runner_token_refused(runner)
     # Heartbeats per minute ÷ (60 / interval) is the dashboard's count of runners online: a gauge
     # that costs no read (counting the live index each minute would read the whole fleet).
     metrics.add_metric(name="Heartbeats", unit="Count", value=1)
