@@ -14,7 +14,7 @@ import boto3
 import jwt
 import pytest
 from hangar import tenants, usage_plans
-from hangar.config import LOCAL_JWT_SECRET, get_settings
+from hangar.config import get_settings
 from hangar.store import orgs, usage_keys
 from support import (
     AwsStack,
@@ -25,6 +25,8 @@ from support import (
     unique_org,
     user_event,
 )
+
+from local.devtokens import LOCAL_JWT_SECRET
 
 PREFIX = "hangar-test-"
 PLANS = ("free", "team", "enterprise")

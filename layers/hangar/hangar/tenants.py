@@ -38,10 +38,14 @@ def provision_tenant(org_id: str) -> Item:
         raise
     usage_keys.attach_key(plan_id, key_id)
     stored = usage_keys.store_org_key(org_id, key_id, value)
-    if stored is None:  # another request provisioned the tenant first: keep its key, drop ours
+    if stored is None:
+        stored = orgs.get_org(org_id) or org
+        if stored.get("usageKeyId") == key_id:  # our own write, whose response was lost and retried
+            return stored
+        # Another request provisioned the tenant first: keep its key, drop ours.
         usage_keys.detach_key(plan_id, key_id)
         usage_keys.delete_key(key_id)
-        return orgs.get_org(org_id) or org
+        return stored
     if stored.get("plan") != plan:  # the license changed while the key was made: follow it
         usage_plans.move_tenant_to_plan(stored, str(stored.get("plan")))
     return stored
