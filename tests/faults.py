@@ -14,6 +14,11 @@ client's retries — and makes chosen calls answer as DynamoDB would under load 
 - `Race(action)`: `action()` runs just before the call reaches DynamoDB (a concurrent request that gets
   there first), with faults off; the call then meets its effects, conditions and all.
 - `LostResponse()`: the call reaches DynamoDB and commits, then its response is lost (a read timeout).
+- `Crash()`: the call reaches DynamoDB and commits, then the function dies (`FunctionCrashed`, a
+  BaseException nothing in hangar catches, is raised out of the call): what a Lambda timeout or an
+  out-of-memory kill does between two writes.
+- `IndexLag()`: a Query of a global secondary index answers without the newest entries (here: none),
+  as an index that has not caught up with its table does.
 
 ClientRequestToken is emulated as DynamoDB documents it, since moto ignores it: a TransactWriteItems
 that committed is remembered for 10 minutes (by `hangar.clock`); a call with the same token and the same
@@ -100,7 +105,21 @@ class LostResponse:
     pass
 
 
-Fault = Conflict | Throttled | ConditionFailed | Race | LostResponse
+@dataclass(frozen=True)
+class Crash:
+    pass
+
+
+@dataclass(frozen=True)
+class IndexLag:
+    pass
+
+
+class FunctionCrashed(BaseException):
+    """The function died right after a call committed (raised by a `Crash` fault)."""
+
+
+Fault = Conflict | Throttled | ConditionFailed | Race | LostResponse | Crash | IndexLag
 
 
 @dataclass
@@ -203,12 +222,21 @@ class DynamoFaults:
             for rule in self.rules:
                 if rule.operation not in (None, call.operation) or (rule.when and not rule.when(call)):
                     continue
-                if rule.times is not None:
-                    rule.times -= 1
-                    if rule.times <= 0:
-                        self.rules.remove(rule)
+                if not isinstance(rule.fault, Crash):  # a crash is used up only by a call that commits
+                    self._use(rule)
                 return rule.fault
             return self.random_faults(call) if self.random_faults else None
+
+    def _use(self, rule: _Rule) -> None:
+        if rule.times is not None:
+            rule.times -= 1
+            if rule.times <= 0:
+                self.rules.remove(rule)
+
+    def _crashed(self, fault: Crash) -> None:
+        with self._lock:
+            rule = next(rule for rule in self.rules if rule.fault is fault)
+            self._use(rule)
 
     # -- answering ------------------------------------------------------------------------------------
 
@@ -217,9 +245,9 @@ class DynamoFaults:
         body = json.loads(request.body or b"{}")
         call = Call(operation, body)
         replay = self._replay(call) if operation == "TransactWriteItems" else None
-        if replay is not None:
-            return replay
         fault = self._fault_for(call)
+        if replay is not None and isinstance(fault, Conflict | ConditionFailed | Race | IndexLag):
+            fault = None  # a replay of a committed transaction is answered from memory: nothing to decide
         if fault is not None:
             self.injected.append((operation, type(fault).__name__))
         if isinstance(fault, Conflict):
@@ -228,12 +256,17 @@ class DynamoFaults:
             return _error(fault.code, "The level of configured provisioned throughput for the table was exceeded")
         if isinstance(fault, ConditionFailed):
             return self._condition_failed(call, fault)
+        if isinstance(fault, IndexLag) and operation == "Query" and "IndexName" in body:
+            return _ok({"Items": [], "Count": 0, "ScannedCount": 0})
         if isinstance(fault, Race):
             with self.paused():
                 fault.action()
-        response = self._send(request, event_name, call)
+        response = replay if replay is not None else self._send(request, event_name, call)
         if isinstance(fault, LostResponse):
             raise ReadTimeoutError(endpoint_url=request.url)
+        if isinstance(fault, Crash) and response.status_code == 200:
+            self._crashed(fault)
+            raise FunctionCrashed(f"after {operation}")
         return response
 
     def _send(self, request: AWSPreparedRequest, event_name: str, call: Call) -> AWSResponse:
@@ -249,7 +282,8 @@ class DynamoFaults:
         return response
 
     def _replay(self, call: Call) -> AWSResponse | None:
-        """DynamoDB's answer to a token it remembers: success without a write, or a mismatch."""
+        """DynamoDB's answer to a token it remembers: success without a write (counted in `replayed`),
+        or a mismatch; None for a token it does not remember."""
         from hangar import clock
 
         token = call.body.get("ClientRequestToken")

@@ -57,6 +57,10 @@ class Settings(BaseModel):
     usage_plan_name_prefix: str = ""
     # The API Gateway key unauthenticated routes are counted under (the public authorizer returns it).
     public_usage_key_id: str = ""
+    # At most this many tenant keys are made by auto-provisioning; past it new tenants share their plan's
+    # key until an operator licenses them (docs/limits.md). API Gateway allows 10,000 keys per account
+    # and region, for every stack in it.
+    tenant_key_limit: int = 5000
 
     def jwt_configuration_problem(self) -> str | None:
         """Why JWTs cannot be verified safely with this configuration (None when they can)."""

@@ -64,8 +64,10 @@ def create_enrollment_token(org_id: str, created_by: str, name: str | None, ttl_
             "createdBy": created_by,
             "createdAt": clock.iso(now),
             # The runner token minted at registration carries the tenant's usage-plan key; keeping it
-            # here saves the registration a read of the org.
+            # here saves the registration a read of the org (unless it is a shared key, which the
+            # tenant may leave for its own before the token is used).
             "usageKey": org.get("usageKey"),
+            "usageKeyShared": bool(org.get("usageKeyShared")) or None,
         }
     )
     return EnrollmentToken(token=token.raw, tokenPrefix=token.token_id, expiresAt=expires_at)
@@ -115,7 +117,7 @@ def register_runner(request: RegisterRunnerRequest) -> tuple[Item, str]:
         request.name or item.get("name") or default_runner_name(runner_id),
         request.labels,
         request.configuredConcurrency,
-        usage_key=item.get("usageKey"),
+        usage_key=(orgs.get_org(org_id) or {}).get("usageKey") if item.get("usageKeyShared") else item.get("usageKey"),
         runner_id=runner_id,
         attributes={key: value for key, value in reported.items() if value is not None},
     )
