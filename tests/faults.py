@@ -166,7 +166,10 @@ class DynamoFaults:
             if sleep:
                 yield faults
             else:
-                with patch.object(botocore.endpoint, "time", _NoSleep()), patch.object(dynamo, "time", _NoSleep()):
+                with (
+                    patch.object(botocore.endpoint, "time", _NoSleep()),
+                    patch.object(dynamo, "time", _NoSleep(), create=True),
+                ):
                     yield faults
         finally:
             faults._uninstall()

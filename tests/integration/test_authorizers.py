@@ -118,10 +118,11 @@ def test_deleted_runner_token_is_refused(aws: AwsStack) -> None:
         authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]})
 
 
-@pytest.fixture
-def no_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A deployment with JwtAlgorithms=HS256 that never set JwtSecret (its placeholder is what it gets)."""
-    monkeypatch.setenv("JWT_SECRET", JWT_SECRET_NOT_SET)
+@pytest.fixture(params=["", JWT_SECRET_NOT_SET], ids=["empty", "placeholder"])
+def no_jwt_secret(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A deployment with JwtAlgorithms=HS256 that never set JwtSecret: what the template passed before
+    (empty, which read as "unset" and fell back to the local secret), and its placeholder now."""
+    monkeypatch.setenv("JWT_SECRET", request.param)
     get_settings.cache_clear()
     yield
     monkeypatch.undo()

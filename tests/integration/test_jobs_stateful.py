@@ -324,7 +324,8 @@ def test_job_lifecycle_keeps_its_invariants_with_dynamodb_faults_on() -> None:
     with start_aws_stack(), DynamoFaults.installed() as faults:
         JobLifecycleUnderFaults.faults = faults
         try:
-            run_state_machine_as_test(JobLifecycleUnderFaults, settings=SETTINGS)
+            # Fewer examples: each step is several times the calls (retries, replays, racing requests).
+            run_state_machine_as_test(JobLifecycleUnderFaults, settings=settings(SETTINGS, max_examples=15))
         finally:
             JobLifecycleUnderFaults.faults = None
     kinds = Counter(kind for _, kind in faults.injected)
