@@ -284,3 +284,19 @@ def test_delete_runner_recovers_its_jobs(org: str) -> None:
     assert lost["status"] == "failed" and lost["error"]["code"] == "runner_lost"
     assert org_item(org)["activeJobs"] == 0 and org_item(org)["runnerCount"] == runner_count - 1
     assert sweep()["errors"] == 0
+
+
+def test_a_runner_stored_before_held_jobs_existed_is_recovered_from_the_index(aws: AwsStack, org: str) -> None:
+    """Runners written before `heldJobs` count their jobs but do not list them: the index completes them."""
+    runner = live_runner(org)
+    job = new_job(org)
+    polled_job(org, runner)
+    aws.dynamodb.update_item(
+        TableName="RunnersTable",
+        Key={"orgId": {"S": org}, "runnerId": {"S": runner}},
+        UpdateExpression="REMOVE heldJobs",
+    )
+    clock.advance(STALE + 5)
+    summary = sweep()
+    assert summary["jobsRequeued"] == 1 and summary["errors"] == 0, summary
+    assert get_job(org, job["id"])["status"] == "queued" and counters_are_zero(org, runner)

@@ -144,7 +144,8 @@ def _runner_op(
     runner: Item, held: list[str], released: int, leaving: Leaving, seen_heartbeat: job_store.Raw | None, now: str
 ) -> dict[str, Any]:
     org_id, runner_id = str(runner["orgId"]), str(runner["runnerId"])
-    condition, values = _held_set_condition(held)
+    # Pinned on the set as read (`held` may add jobs found by the index for a runner stored without one).
+    condition, values = _held_set_condition(sorted(runner.get("heldJobs") or []))
     condition = "attribute_exists(#runnerId) AND #tokenVersion = :tokenVersion AND " + condition
     values["tokenVersion"] = int(runner.get("tokenVersion", 1))
     if seen_heartbeat is not None:
