@@ -27,6 +27,8 @@ RUNNER_ROUTES = {
     ("POST", "/api/runners/heartbeat"),
     ("POST", "/api/runners/jobs"),
     ("POST", "/api/runners/jobs/status"),
+    ("POST", "/api/runners/jobs/logs"),
+    ("POST", "/api/runners/jobs/artifacts"),
 }
 LIMITS_DOC = (ROOT / "docs" / "limits.md").read_text()
 
