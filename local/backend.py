@@ -18,6 +18,11 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from local.s3_signatures import verify_s3_requests
+
+# The only credentials local clients sign with (local.server.aws_environment).
+LOCAL_CREDENTIALS = {"testing": "testing"}
+
 
 class _QuietHandler(WSGIRequestHandler):
     """No access log line per AWS call (the gateway logs what matters)."""
@@ -53,7 +58,8 @@ class SerialMotoServer(ThreadedMotoServer):  # type: ignore[misc]
 
     def _server_entry(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app = _SerialApp(DomainDispatcherApplication(create_backend_app))
+        # S3's checks of presigned URLs and anonymous requests, which moto does not make.
+        app = _SerialApp(verify_s3_requests(DomainDispatcherApplication(create_backend_app), LOCAL_CREDENTIALS))
         try:
             self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietHandler)
         except BaseException as error:  # e.g. the port is taken: report it instead of hanging start()

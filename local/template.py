@@ -97,6 +97,11 @@ def resources(template: Mapping[str, Any], *types: str) -> dict[str, dict[str, A
     return found
 
 
+def local_bucket_name(logical_id: str) -> str:
+    """The local name of a bucket (S3 names are lower case): hangar-local-artifactsbucket."""
+    return f"{STACK_NAME}-{logical_id.lower()}"
+
+
 def local_table_name(logical_id: str) -> str:
     """The local name of a table: its logical id (what `!Ref Table` resolves to locally)."""
     return logical_id
@@ -818,6 +823,14 @@ def provision(template: Mapping[str, Any], session: Any) -> Provisioned:
             Overwrite=True,
         )
         done.refs[logical_id] = name
+
+    s3 = session.client("s3")
+    for logical_id in resources(template, "AWS::S3::Bucket"):
+        name = local_bucket_name(logical_id)
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=name)
+        done.refs[logical_id] = name
+        done.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
 
     apigateway = session.client("apigateway")
     for logical_id, resource in resources(template, "AWS::ApiGateway::UsagePlan").items():
