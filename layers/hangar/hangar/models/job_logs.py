@@ -22,14 +22,9 @@ LogFormat = Literal["json", "text"]
 class AppendLogRequest(StrictModel):
     jobId: PathId
     seq: LogSeq
-    # Not `max_length`: that counts characters, and the limit is on UTF-8 bytes (a 413, not a 400).
-    data: Annotated[
-        str,
-        Field(
-            description="Text of the job's stderr, at most 64 KiB (65,536 bytes) of UTF-8",
-            json_schema_extra={"maxLength": MAX_LOG_CHUNK_BYTES},
-        ),
-    ]
+    # No `max_length` (nor a schema `maxLength`): the limit is on UTF-8 bytes and answered 413 naming
+    # `data`, as for a job's `result`; a character count would be a 400 and let 4-byte text through.
+    data: Annotated[str, Field(description="Text of the job's stderr, at most 64 KiB (65,536 bytes) of UTF-8")]
 
 
 class LogAppended(View):
