@@ -100,7 +100,6 @@ def _declare_operations(
             add={"artifactCount": 1},
             condition=condition + " AND (attribute_not_exists(#artifactCount) OR #artifactCount < :most)",
             values={**values, "most": get_settings().artifacts_per_job},
-            return_old_on_failure=False,
         ).op()
     else:
         job_op = job_store.condition_check_op(job_store.table(), job_store.job_key(org_id, job_id), condition, values)

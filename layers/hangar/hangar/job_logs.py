@@ -230,7 +230,6 @@ def _mark_truncated(principal: RunnerPrincipal, held: HeldJob) -> None:
             set={"logTruncated": True},
             condition=condition,
             values=values,
-            return_old_on_failure=False,
         ),
         return_new=False,
     )
@@ -260,7 +259,6 @@ def _store_chunk(
             add={"logBytes": len(payload)},
             condition=condition,
             values=values,
-            return_old_on_failure=False,
         ).op(),
         runner_guard_op(principal, job_id, held.cancelled),
     ]
