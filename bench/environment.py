@@ -36,6 +36,8 @@ BENCH_ENVIRONMENT: dict[str, str] = {
     "JOBS_TABLE": "JobsTable",
     "ORGS_TABLE": "OrgsTable",
     "IDEMPOTENCY_TABLE": "IdempotencyTable",
+    "JOB_OUTPUTS_TABLE": "JobOutputsTable",
+    "ARTIFACTS_BUCKET": "hangar-bench-artifacts",
 }
 
 # Variables that would send a client somewhere other than moto (or to a real account).

@@ -22,11 +22,12 @@ from bench.cold_start import (
     measure_layer_size,
 )
 from bench.gateway_throughput import GatewayThroughput, measure_gateway_heartbeats
+from bench.log_costs import LogCosts, measure_log_costs, per_gib, read_per_gib
 from bench.request_calls import RequestMeasurement, measure_dynamodb_calls_per_request
 from bench.sweeper_reads import SweepReads, measure_sweeper_reads
 from bench.tables import Table, dollars, megabytes, milliseconds, quantity, ratio
 
-SECTIONS = ("calls", "sweeper", "cold-start", "gateway", "cost")
+SECTIONS = ("calls", "sweeper", "cold-start", "gateway", "cost", "logs")
 SWEEPER_FLEET_SIZES = (1_000, 10_000)
 SWEEPER_STALE = 10
 
@@ -294,6 +295,89 @@ def cost_tables(requests: list[RequestMeasurement], idle_sweep: SweepReads | Non
     return tables
 
 
+# --- 6 -----------------------------------------------------------------------------------------------
+
+
+def log_tables(costs: LogCosts, repeats: int) -> list[Table]:
+    requests = Table(
+        "6a. Job logs: one chunk appended, measured (baseline: the chunk's own bytes)",
+        ["Chunk", "Calls", "Operations", "RRU", "WRU", "Stored / chunk bytes", "Requests per MiB", "Handler"],
+        align="lrlrrrrr",
+    )
+    for chunk in costs.chunks:
+        request = chunk.request
+        requests.add(
+            request.name,
+            request.calls,
+            request.operations,
+            units(request.read_units),
+            units(request.total_write_units),
+            ratio(chunk.storage_ratio),
+            units(round(chunk.requests_per_mib)),
+            milliseconds(request.handler_seconds),
+        )
+    read = costs.read.request
+    requests.add(
+        read.name,
+        read.calls,
+        read.operations,
+        units(read.read_units),
+        units(read.total_write_units),
+        "",
+        f"{read_per_gib(costs)[0]:.1f}",
+        milliseconds(read.handler_seconds),
+    )
+    requests.notes = [
+        f"Real handlers in-process against moto, {repeats} chunks of each size after a warm-up, one running job;"
+        " request units from the items' sizes (transaction items count double).",
+        "Stored / chunk bytes: the chunk's item as DynamoDB bills it (key, seq, time, TTL and the text, zlib-"
+        "compressed when that saves a tenth) over the chunk's UTF-8 bytes. Scanner log: synthetic timestamped"
+        " lines (paths, rule ids, counts); random text: the worst case for compression.",
+        f"Read: one follower request, the default page ({costs.read.bytes_per_page // 1024} KiB of 4 KiB chunks).",
+    ]
+    dollars_table = Table(
+        f"6b. Dollars per GiB of log (baseline: each chunk an S3 object instead, modelled from the same counts;"
+        f" kept {costs.retention_days} days)",
+        ["Chunk", "Written", "of which DynamoDB", "Stored", "Written + stored", "S3 instead", "S3 / chosen"],
+        align="lrrrrrr",
+    )
+    for cost in per_gib(costs):
+        written = cost.written
+        dynamodb = written.dollars.get(cost_model.DYNAMODB_WRITES, 0) + written.dollars.get(
+            cost_model.DYNAMODB_READS, 0
+        )
+        chosen = written.total + cost.stored
+        alternative = cost.s3_written + cost.s3_stored
+        dollars_table.add(
+            cost.chunk.request.name.removeprefix("append "),
+            dollars(written.total),
+            dollars(dynamodb),
+            dollars(cost.stored),
+            dollars(chosen),
+            dollars(alternative),
+            ratio(alternative / chosen),
+        )
+    _, read_dollars, s3_read_dollars = read_per_gib(costs)
+    dollars_table.add(
+        "read (4 KiB chunks)",
+        dollars(read_dollars),
+        "",
+        "",
+        dollars(read_dollars),
+        dollars(s3_read_dollars),
+        ratio(s3_read_dollars / read_dollars),
+    )
+    dollars_table.notes = [
+        "Written: WAF, API Gateway, Lambda (requests and modelled GB-s), DynamoDB request units and CloudWatch"
+        " Logs for the chunks of one GiB (section 5's prices). Stored: DynamoDB storage $0.25 + PITR $0.20 per"
+        " GB-month, for the stored bytes, over the retention.",
+        "S3 instead: the same requests without the chunk item's writes, plus one PUT ($0.005/1,000) per chunk;"
+        " stored uncompressed at $0.023/GB-month; a follower's page becomes a LIST plus a GET per chunk."
+        " The log's counters (next seq, bytes, cap) stay on the job item either way.",
+    ]
+    return [requests, dollars_table]
+
+
 # --- main --------------------------------------------------------------------------------------------
 
 
@@ -359,6 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit(gateway_table(measure_gateway_heartbeats()))
     if "cost" in sections:
         emit(cost_tables(requests, sweeps[0] if sweeps else None))
+    if "logs" in sections:
+        progress("job logs (append and read, in-process)")
+        emit(log_tables(measure_log_costs(arguments.repeats), arguments.repeats))
     print(f"\n(bench took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if arguments.markdown:
         arguments.markdown.write_text("\n\n".join(output) + "\n")

@@ -1,5 +1,5 @@
-"""The embedded AWS backend: moto's server (DynamoDB, KMS, Secrets Manager, API Gateway keys and usage
-plans, all on one endpoint), served by waitress with keep-alive.
+"""The embedded AWS backend: moto's server (DynamoDB, S3, KMS, Secrets Manager, API Gateway keys and
+usage plans, all on one endpoint), served by waitress with keep-alive.
 
 `make run` runs it in a child process (`python -m local backend --fd N` on a socket the parent bound),
 so moto and the handlers each get a core; the child exits when the parent's pipe on its stdin closes.
@@ -20,6 +20,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from local.http import serve_wsgi, wsgi_server
+from local.s3_signatures import verify_s3_requests
+
+# The credentials every local client signs with (local.server.aws_environment).
+LOCAL_CREDENTIALS = {"testing": "testing"}
 
 ADMIN_PATH = "/_local/api-key-ids"
 """POST {"value", "id"}: the next API key created with that value gets that id (restoring tenants)."""
@@ -32,7 +36,8 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
 
     from local.template import ACCOUNT_ID, REGION
 
-    moto = DomainDispatcherApplication(create_backend_app)
+    # S3's checks of presigned URLs and anonymous requests, which moto does not make.
+    moto = verify_s3_requests(DomainDispatcherApplication(create_backend_app), LOCAL_CREDENTIALS)
     lock = threading.Lock()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -1,5 +1,5 @@
 """Creating the template's resources locally: DynamoDB tables (in the embedded backend or an external
-DynamoDB), and in the embedded backend the KMS keys, secrets, usage plans and API keys.
+DynamoDB), and in the embedded backend the S3 buckets, KMS keys, secrets, usage plans and API keys.
 
 Every resource type of the template is either provisioned here, read by another module of local/, or
 listed with the reason it has no local counterpart; any other type raises `NotSupportedLocally`.
@@ -7,6 +7,7 @@ listed with the reason it has no local counterpart; any other type raises `NotSu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import urllib.request
@@ -15,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.template import (
+    BUCKET_TYPE,
     TABLE_TYPE,
     NotSupportedLocally,
     Resolver,
+    local_bucket_name,
     local_table_name,
     resources,
     table_definitions,
@@ -25,6 +28,7 @@ from local.template import (
 
 PROVISIONED = {
     TABLE_TYPE,
+    BUCKET_TYPE,
     "AWS::KMS::Key",
     "AWS::SecretsManager::Secret",
     "AWS::ApiGateway::UsagePlan",
@@ -47,6 +51,9 @@ NO_LOCAL_COUNTERPART = {
     "AWS::ApiGateway::Account",  # access logging's role
     "AWS::SQS::Queue",  # the sweeper's dead-letter queue: a failed local run is printed instead
     "AWS::SQS::QueuePolicy",
+    # The artifacts bucket's TLS-only policy: the embedded S3 speaks plain HTTP on 127.0.0.1, and checks
+    # what the API relies on (presigned signatures, no anonymous access) in local.s3_signatures.
+    "AWS::S3::BucketPolicy",
 }
 
 
@@ -102,6 +109,11 @@ def provision(template: Mapping[str, Any], session: Any, dynamodb: Any) -> Provi
             for logical_id, resource in resources(template, kind).items()
         ]
 
+    s3 = session.client("s3")
+    for logical_id in resources(template, BUCKET_TYPE):
+        done.refs[logical_id] = local_bucket_name(logical_id)
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=done.refs[logical_id])
     kms, secretsmanager, apigateway = (session.client(name) for name in ("kms", "secretsmanager", "apigateway"))
     for logical_id, properties in each("AWS::KMS::Key"):
         key = kms.create_key(Description=str(properties.get("Description") or logical_id))["KeyMetadata"]

@@ -187,7 +187,7 @@ def _start(options: Options, console: Console, api_socket: Any, backend: str) ->
         "Hangar local stack (template.yaml; no Docker)",
         f"  API:               {api_url}   ({len(stack.routes)} routes; /docs, /openapi.json)",
         f"  DynamoDB endpoint: {external or backend}   (tables: {tables}{kept})",
-        f"  AWS backend:       {backend}   (moto: KMS, Secrets Manager, API Gateway keys; in memory)",
+        f"  AWS backend:       {backend}   (moto: S3 artifacts, KMS, Secrets Manager, API Gateway keys; in memory)",
         "    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
         f"aws dynamodb list-tables --endpoint-url {external or backend} --region {REGION}",
         *login.banner(),

@@ -29,6 +29,7 @@ LOCAL_API_ID = "local"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 API_TYPE = "AWS::Serverless::Api"
 TABLE_TYPE = "AWS::DynamoDB::Table"
+BUCKET_TYPE = "AWS::S3::Bucket"
 PARAMETER_ENV_PREFIX = "HANGAR_PARAM_"
 
 
@@ -100,6 +101,12 @@ def local_table_name(logical_id: str) -> str:
     return table_prefix() + logical_id
 
 
+def local_bucket_name(logical_id: str) -> str:
+    """What `!Ref Bucket` is locally (S3 names are lower case): hangar-local-artifactsbucket. Buckets are
+    always in the embedded backend, one per local stack, so they need no prefix."""
+    return f"{STACK_NAME}-{logical_id.lower()}"
+
+
 def parameter_overrides_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """`HANGAR_PARAM_AgentPackageSpec=./agent` overrides that template parameter, as
     `sam deploy --parameter-overrides` would."""
@@ -153,6 +160,8 @@ class Resolver:
         kind = self._type(name)
         if kind == TABLE_TYPE:
             return local_table_name(name)
+        if kind == BUCKET_TYPE:
+            return local_bucket_name(name)
         if kind == FUNCTION_TYPE:
             return name
         if kind == API_TYPE:
@@ -165,6 +174,8 @@ class Resolver:
         kind = self._type(name)
         if kind == TABLE_TYPE and attribute == "Arn":
             return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{local_table_name(name)}"
+        if kind == BUCKET_TYPE and attribute == "Arn":
+            return f"arn:aws:s3:::{local_bucket_name(name)}"
         if kind == FUNCTION_TYPE and attribute == "Arn":
             return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
         if kind == API_TYPE and attribute == "Stage":

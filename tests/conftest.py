@@ -25,9 +25,11 @@ os.environ.update(
         "JOBS_TABLE": "JobsTable",
         "ORGS_TABLE": "OrgsTable",
         "IDEMPOTENCY_TABLE": "IdempotencyTable",
+        "JOB_OUTPUTS_TABLE": "JobOutputsTable",
+        "ARTIFACTS_BUCKET": "hangar-test-artifacts",
     }
 )
-for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
     os.environ.pop(_name, None)
 
 from collections.abc import Iterator  # noqa: E402

@@ -29,10 +29,11 @@ def clear_client_caches() -> None:
     """Forget cached settings and AWS clients so the next call binds to the current mock."""
     from hangar import credentials
     from hangar.config import get_settings
-    from hangar.store import dynamo, kms
+    from hangar.store import artifact_objects, dynamo, kms
 
     get_settings.cache_clear()
     dynamo.client.cache_clear()
+    artifact_objects.client.cache_clear()
     kms._client.cache_clear()
     credentials.pepper.cache_clear()
 
@@ -58,6 +59,7 @@ def start_aws_stack() -> Iterator[AwsStack]:
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_tables(dynamodb, template())
         key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=os.environ["ARTIFACTS_BUCKET"])
         os.environ["SETUP_TOKEN_KMS_KEY_ID"] = key_id
         clear_client_caches()
         try:

@@ -30,6 +30,8 @@ READ_ROUTES = {
     "GetReadinessFunction",
     "ListJobsFunction",
     "GetJobFunction",
+    "GetJobLogsFunction",
+    "ListJobArtifactsFunction",
     "ListTargetsFunction",
     "GetTargetFunction",
     "GetLicenseFunction",

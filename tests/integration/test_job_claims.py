@@ -35,6 +35,8 @@ POLL_JOB_KEYS = {
     "timeoutSeconds",
     "attempts",
     "maxAttempts",
+    "logBytes",
+    "truncated",
 }
 
 

@@ -27,6 +27,8 @@ RUNNER_ROUTES = {
     ("POST", "/api/runners/heartbeat"),
     ("POST", "/api/runners/jobs"),
     ("POST", "/api/runners/jobs/status"),
+    ("POST", "/api/runners/jobs/logs"),
+    ("POST", "/api/runners/jobs/artifacts"),
 }
 # The per-runner WAF rule also counts the runner's own read (`hangar-agent status`), which no seed throttles.
 WAF_RUNNER_ROUTES = RUNNER_ROUTES | {("GET", "/api/runners/me")}

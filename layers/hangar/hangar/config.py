@@ -25,6 +25,9 @@ class Settings(BaseModel):
     jobs_table: str = "hangar-jobs"
     orgs_table: str = "hangar-orgs"
     idempotency_table: str = "hangar-idempotency"
+    # Job logs and artifact records (one table), and the bucket artifacts are uploaded to.
+    job_outputs_table: str = "hangar-job-outputs"
+    artifacts_bucket: str = "hangar-artifacts"
 
     # JWT: algorithms come from configuration only, never from the token header. No secret has a
     # default: a deployment that configures HS256 without a real one refuses every JWT (fail closed).
@@ -46,6 +49,13 @@ class Settings(BaseModel):
     heartbeat_interval_seconds: int = 30
     poll_interval_seconds: int = 10
     enrollment_token_ttl_seconds: int = 1800
+
+    # Job logs and artifacts (template parameters LogRetentionDays, JobLogMaxBytes, ArtifactMaxBytes,
+    # ArtifactsPerJob): kept this many days, a log capped at this many UTF-8 bytes, artifacts bounded.
+    log_retention_days: int = Field(default=30, ge=1)
+    job_log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    artifact_max_bytes: int = Field(default=100 * 1024 * 1024, ge=0)
+    artifacts_per_job: int = Field(default=20, ge=0)
 
     # Where runners reach the API (setup-info, install script); derived from the request when empty.
     public_api_url: str = ""

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HangarError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, field: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.field = field
+        # Extra members of the error object a route documents (e.g. the log's `nextSeq` on a conflict).
+        self.details = dict(details or {})
 
 
 class BadRequest(HangarError):

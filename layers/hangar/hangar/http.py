@@ -50,10 +50,13 @@ def plain(data: Any) -> Any:
     return data
 
 
-def error_body(dialect: Dialect, code: str, message: str, field: str | None = None) -> dict[str, Any]:
+def error_body(
+    dialect: Dialect, code: str, message: str, field: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if field:
         error["field"] = field
+    error.update(details or {})
     return {"success": False, "error": error} if dialect is Dialect.API else {"error": error}
 
 
@@ -64,7 +67,7 @@ def error_response(dialect: Dialect, error: HangarError) -> Response[str]:
     return Response(
         status_code=error.status,
         content_type=content_types.APPLICATION_JSON,
-        body=_json(error_body(dialect, error.code, error.message, error.field)),
+        body=_json(error_body(dialect, error.code, error.message, error.field, error.details)),
         headers=headers,
     )
 

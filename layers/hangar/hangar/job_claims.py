@@ -27,6 +27,7 @@ from hangar import clock
 from hangar.auth import RunnerPrincipal, require_current_runner_token, runner_token_refused
 from hangar.config import get_settings
 from hangar.errors import BadRequest, Conflict, NotFound
+from hangar.job_outputs import log_fields
 from hangar.jobs import bounded_json, work_fields
 from hangar.models.jobs import MAX_RESULT_BYTES, ApiJob, JobStatus, JobStatusResult, PollResult, ReportedStatus
 from hangar.observability import metrics
@@ -198,7 +199,7 @@ def poll_result(job: Item | None) -> PollResult:
     """The poll response: the claimed job in the `/api` dialect (or null) and when to poll again."""
     view = None
     if job is not None:
-        view = ApiJob(_id=job["jobId"], attempts=int(job["attempts"]), **work_fields(job))
+        view = ApiJob(_id=job["jobId"], attempts=int(job["attempts"]), **work_fields(job), **log_fields(job))
     return PollResult(job=view, pollIntervalSeconds=get_settings().poll_interval_seconds)
 
 

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from hangar import clock
 from hangar.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from hangar.job_outputs import log_fields
 from hangar.licenses import License, effective_license
 from hangar.models.common import unique
 from hangar.models.jobs import ACTIVE_STATUSES, MAX_PAYLOAD_BYTES, CreateJobRequest, JobError, V1Job
@@ -102,6 +103,7 @@ def v1_view(job: Item) -> V1Job:
         error=JobError(**error) if isinstance(error, dict) else None,
         queueTimeoutSeconds=int(job["queueTimeoutSeconds"]),
         cancelRequested=bool(job.get("cancelRequested", False)),
+        **log_fields(job),
         createdAt=job["createdAt"],
         updatedAt=job["updatedAt"],
         assignedAt=job.get("assignedAt"),

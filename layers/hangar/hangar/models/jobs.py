@@ -80,6 +80,9 @@ class V1Job(View):
     timeoutSeconds: int
     queueTimeoutSeconds: int
     cancelRequested: bool = False
+    # The job's log: UTF-8 bytes stored, and whether it reached its cap (`GET /v1/jobs/{jobId}/logs`).
+    logBytes: int = 0
+    truncated: bool = False
     createdAt: str
     updatedAt: str
     assignedAt: str | None = None
@@ -106,6 +109,8 @@ class ApiJob(View):
     timeoutSeconds: int
     attempts: int
     maxAttempts: int
+    logBytes: int = 0
+    truncated: bool = False
 
 
 class PollResult(View):
