@@ -16,13 +16,14 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 PORT ?= 3000
 
-.PHONY: help install run test lint typecheck validate cfn-lint checkov template-checks build pytest fuzz bench openapi clean
+.PHONY: help install run test lint typecheck validate cfn-lint checkov template-checks build pytest fuzz oidc-install oidc-e2e bench openapi clean
 
 help:
 	@echo "make run       - serve the API locally on http://127.0.0.1:$(PORT) (installs what it needs)"
 	@echo "make test      - install, then lint, typecheck, check (sam validate, cfn-lint, checkov) and build the template, run every test"
 	@echo "make lint      - ruff"
 	@echo "make fuzz      - schemathesis over docs/openapi.json against local/ (part of make test)"
+	@echo "make oidc-e2e  - sign-in against a real OIDC issuer (npm oidc-provider) through local/ (part of make test)"
 	@echo "make template-checks - sam validate --lint, cfn-lint and checkov on template.yaml"
 	@echo "make build     - sam build (no container)"
 	@echo "make bench     - performance figures (DynamoDB calls, sweeper reads, cold start, gateway)"
@@ -79,17 +80,33 @@ build: $(TOOLS)/sam/.installed
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
 pytest: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST)
+	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST)
 
 # Schemathesis over every documented operation against local/ (full access, then read-only): its own
 # step so that its summary prints (requests, statuses per operation, seconds). Bounded: HANGAR_FUZZ_EXAMPLES.
 fuzz: $(VENV)/.installed
 	$(PY) -m pytest $(FUZZ_TEST) -q -s -p no:cacheprovider
 
-test: lint typecheck template-checks build fuzz pytest
+# A real OpenID Connect issuer for the JWKS end-to-end tests: oidc-provider, pinned with its dependencies
+# in tests/oidc/package-lock.json, installed into tests/oidc/node_modules (git-ignored). Node.js 20+.
+OIDC_DIR := tests/oidc
+OIDC_TEST := tests/e2e/test_oidc_e2e.py
+
+$(OIDC_DIR)/node_modules/.installed: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+oidc-install: $(OIDC_DIR)/node_modules/.installed
+
+# Its own step so its cost prints (seconds, tokens issued, requests): one issuer, one local/ server.
+oidc-e2e: $(VENV)/.installed $(OIDC_DIR)/node_modules/.installed
+	$(PY) -m pytest $(OIDC_TEST) -q -s -p no:cacheprovider
+
+test: lint typecheck template-checks build fuzz oidc-e2e pytest
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(OIDC_DIR)/node_modules

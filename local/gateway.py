@@ -8,7 +8,9 @@
 2. the rate-limit hook (`local.limits.LimitPolicy`) before the authorizer;
 3. the route's Lambda authorizer (REQUEST or TOKEN): a missing identity source is 401 without a
    call; "Unauthorized" raised is 401; a Deny (or an Allow that does not cover the method ARN) is
-   403; any other failure is 500; results are cached per identity for ReauthorizeEvery seconds;
+   ACCESS_DENIED (403 unless the template says otherwise), its gateway response seeing the Deny's
+   context as `$context.authorizer.*`; any other failure is 500; results are cached per identity for
+   ReauthorizeEvery seconds;
 4. the rate-limit hook after the authorizer, with the usage identifier key it returned;
 5. the integration: the function gets the full REST v1 proxy event and its response becomes HTTP
    (a malformed response or an exception is 502, as in API Gateway).
@@ -352,11 +354,18 @@ class AuthorizerCache:
 
 
 class _Refused(Exception):
-    def __init__(self, response_type: str, message: str | None = None, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        response_type: str,
+        message: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        authorizer_context: Mapping[str, Any] | None = None,
+    ):
         super().__init__(response_type)
         self.response_type = response_type
         self.message = message
         self.headers = dict(headers or {})
+        self.authorizer_context = dict(authorizer_context or {})  # a Deny's: $context.authorizer.* in the response
 
 
 def _extended_request_id() -> str:
@@ -429,6 +438,7 @@ class Gateway:
         status: int | None = None,
         headers: Mapping[str, str] | None = None,
         resource_path: str | None = None,
+        authorizer_context: Mapping[str, Any] | None = None,
     ) -> HttpResponse:
         """The template's gateway response of that type (or its DEFAULT_4XX/5XX, or API Gateway's own)."""
         default = DEFAULT_GATEWAY_RESPONSES.get(response_type, DEFAULT_GATEWAY_RESPONSES["DEFAULT_4XX"])
@@ -454,6 +464,7 @@ class Gateway:
             "resourcePath": resource_path or "",
             "identity.sourceIp": request.source_ip if request else "",
             "requestTimeEpoch": int(self.now() * 1000),
+            **{f"authorizer.{key}": value for key, value in (authorizer_context or {}).items()},
         }
         content_type = "application/json"
         body_template = DEFAULT_TEMPLATE
@@ -589,6 +600,7 @@ class Gateway:
                 message=refused.message,
                 headers=refused.headers,
                 resource_path=route.path,
+                authorizer_context=refused.authorizer_context,
             )
         event = dict(base)
         event["requestContext"] = dict(base["requestContext"])
@@ -753,7 +765,7 @@ class Gateway:
             if spec.ttl_seconds > 0:
                 self.authorizer_cache.put(cache_key, cached)
         if not policy_allows(cached.policy, method_arn):
-            raise _Refused("ACCESS_DENIED")
+            raise _Refused("ACCESS_DENIED", authorizer_context={**cached.context, "principalId": cached.principal_id})
         return Grant(
             authorizer=spec.name,
             principal_id=cached.principal_id,

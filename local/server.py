@@ -70,12 +70,28 @@ def local_overrides(api_url: str, endpoint: str, environ: Mapping[str, str] | No
     return {
         **aws_environment(endpoint),
         "TOKEN_PEPPER": environ.get("HANGAR_TOKEN_PEPPER") or LOCAL_TOKEN_PEPPER,
+        **_jwt_environment(environ),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PUBLIC_API_URL": api_url,
+    }
+
+
+def _jwt_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """HS256 with the local secret, or a real issuer's JWKS (HANGAR_JWT_JWKS_URL and HANGAR_JWT_ISSUER)."""
+    # A minimal passthrough for the OIDC e2e tests; the `local` rewrite owns the full switch and banner.
+    if environ.get("HANGAR_JWT_JWKS_URL"):
+        return {
+            "JWT_JWKS_URL": environ["HANGAR_JWT_JWKS_URL"],
+            "JWT_ISSUER": environ.get("HANGAR_JWT_ISSUER", ""),
+            "JWT_AUDIENCE": environ.get("HANGAR_JWT_AUDIENCE") or LOCAL_JWT_AUDIENCE,
+            "JWT_ALGORITHMS": environ.get("HANGAR_JWT_ALGORITHMS") or "RS256",
+            "JWT_SECRET": "",
+        }
+    return {
         "JWT_ALGORITHMS": "HS256",
         "JWT_SECRET": local_jwt_secret(),
         "JWT_ISSUER": LOCAL_JWT_ISSUER,
         "JWT_AUDIENCE": LOCAL_JWT_AUDIENCE,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "PUBLIC_API_URL": api_url,
     }
 
 
@@ -85,9 +101,10 @@ def apply_environment(environment: Mapping[str, str]) -> None:
         if name.startswith("AWS_ENDPOINT_URL_") or name in _AWS_VARIABLES_TO_CLEAR:
             del os.environ[name]
     os.environ.update(environment)
-    # The pepper comes from TOKEN_PEPPER locally; JWTs are HS256 with the local secret.
-    for name in ("TOKEN_PEPPER_SECRET_ID", "JWT_JWKS_URL"):
-        os.environ.pop(name, None)
+    # The pepper comes from TOKEN_PEPPER locally; JWTs are HS256 with the local secret unless an issuer is given.
+    os.environ.pop("TOKEN_PEPPER_SECRET_ID", None)
+    if not environment.get("JWT_JWKS_URL"):
+        os.environ.pop("JWT_JWKS_URL", None)
 
 
 class _Stop(Exception):

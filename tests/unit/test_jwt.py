@@ -239,3 +239,22 @@ def test_claims_mapping_settings_come_from_the_environment() -> None:
 def test_out_of_range_jwt_settings_are_refused(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name.lower()):
         Settings.from_env({name: value})
+
+
+def test_every_jwt_setting_is_a_template_parameter_with_the_same_default() -> None:
+    """template.yaml parameters → the functions' environment → Settings, defaults agreeing."""
+    from support import template
+
+    loaded = template()
+    variables = loaded["Globals"]["Function"]["Environment"]["Variables"]
+    defaults = Settings()
+    for name in Settings.model_fields:
+        if not name.startswith("jwt_") or name == "jwt_jwks_timeout_seconds":  # the timeout: environment only
+            continue
+        reference = variables[name.upper()]
+        parameter = loaded["Parameters"][reference["Ref"]]
+        if name in ("jwt_secret", "jwt_issuer", "jwt_algorithms", "jwt_jwks_url"):
+            continue  # deployment-specific: no local default carries over
+        default = getattr(defaults, name)
+        expected = ",".join(default) if isinstance(default, list) else str(default)
+        assert str(parameter["Default"]) == expected, name
