@@ -16,7 +16,7 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 PORT ?= 3000
 
-.PHONY: help install run test lint typecheck validate cfn-lint checkov template-checks build pytest fuzz oidc-install oidc-e2e bench openapi clean
+.PHONY: help install run test lint typecheck validate cfn-lint checkov template-checks build pytest fuzz oidc-install oidc-e2e bench openapi clean agent-wheel systemd-analyze
 
 help:
 	@echo "make run       - serve the API locally on http://127.0.0.1:$(PORT) (installs what it needs)"
@@ -25,7 +25,8 @@ help:
 	@echo "make fuzz      - schemathesis over docs/openapi.json against local/ (part of make test)"
 	@echo "make oidc-e2e  - sign-in against a real OIDC issuer (npm oidc-provider) through local/ (part of make test)"
 	@echo "make template-checks - sam validate --lint, cfn-lint and checkov on template.yaml"
-	@echo "make build     - sam build (no container)"
+	@echo "make build     - sam build (no container), with the agent wheel the install script carries"
+	@echo "make agent-wheel - build only that wheel (layers/hangar/hangar/agent_wheel/)"
 	@echo "make bench     - performance figures (DynamoDB calls, sweeper reads, cold start, gateway)"
 
 $(VENV)/.installed: requirements-dev.txt layers/hangar/requirements.txt pyproject.toml agent/pyproject.toml
@@ -52,8 +53,24 @@ $(TOOLS)/checkov/.installed: requirements-checkov.txt
 
 install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed agent-wheel
 	$(PY) -m local serve --port $(PORT)
+
+# The agent wheel the install script carries (layers/hangar/hangar/install_script.py): built into the layer's
+# package, so `make build` ships it in the stack and `make run` serves the checkout's agent the same way.
+AGENT_WHEEL_DIR := layers/hangar/hangar/agent_wheel
+$(AGENT_WHEEL_DIR)/.built: agent/pyproject.toml agent/README.md $(wildcard agent/hangar_agent/*.py agent/hangar_agent/*.service) | $(VENV)/.installed
+	rm -rf agent/build $(AGENT_WHEEL_DIR)
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(AGENT_WHEEL_DIR) ./agent
+	rm -rf agent/build
+	touch $@
+
+agent-wheel: $(AGENT_WHEEL_DIR)/.built
+
+# The agent's tests check its systemd unit with systemd-analyze, which runs without systemd as PID 1.
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -74,12 +91,12 @@ checkov: $(TOOLS)/checkov/.installed
 
 template-checks: validate cfn-lint checkov
 
-build: $(TOOLS)/sam/.installed
+build: $(TOOLS)/sam/.installed agent-wheel
 	$(SAM_ENV) $(SAM) build --template template.yaml --parallel --cached
 
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
-pytest: $(VENV)/.installed
+pytest: $(VENV)/.installed agent-wheel systemd-analyze
 	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST)
 
 # Schemathesis over every documented operation against local/ (full access, then read-only): its own
@@ -109,4 +126,4 @@ bench: $(VENV)/.installed
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(OIDC_DIR)/node_modules
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(AGENT_WHEEL_DIR) $(OIDC_DIR)/node_modules

@@ -6,6 +6,7 @@ import copy
 import importlib.util
 import json
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -167,3 +168,17 @@ def invoke(logical_id: str, event: dict[str, Any]) -> tuple[int, Any, dict[str, 
     for name, values in (response.get("multiValueHeaders") or {}).items():
         headers.setdefault(name, values[-1])
     return response["statusCode"], parsed, headers
+
+
+def ensure_agent_wheel() -> Path:
+    """The agent wheel the install script carries, built or brought up to date by `make agent-wheel` (the
+    Makefile is its one recipe; `make build`, `make run` and `make test` run it too)."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-s", "agent-wheel"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"make agent-wheel failed:\n{done.stdout}{done.stderr}"
+    from hangar.install_script import bundled_agent_wheel
+
+    wheel = bundled_agent_wheel()
+    assert wheel is not None, "make agent-wheel built no wheel"
+    return ROOT / "layers" / "hangar" / "hangar" / "agent_wheel" / wheel.name

@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from hangar_agent import __version__, log
 from hangar_agent.api import ApiClient, Response, TokenRejectedError, backoff_delay, jittered
+from hangar_agent.artifacts import ARTIFACTS_ENV, find_artifacts, upload_artifacts
 from hangar_agent.config import AgentConfig
 from hangar_agent.job import CANCELLED, KILL_GRACE_SECONDS, SHUTDOWN, JobProcess, Outcome
+from hangar_agent.logstream import DEFAULT_SPOOL_BYTES, LOG_REQUEST_SPACING_SECONDS, LogStream, RequestPacer
 
 HEARTBEAT_PATH = "/api/runners/heartbeat"
 POLL_PATH = "/api/runners/jobs"
@@ -25,6 +29,12 @@ DEFAULT_POLL_INTERVAL = 5.0
 DEFAULT_GRACE_SECONDS = 30.0
 REPORT_RETRY_SECONDS = 600.0  # keep trying to deliver a status report for up to 10 minutes
 SHUTDOWN_REPORT_SECONDS = 15.0  # extra time, after the kill, to deliver the final reports at shutdown
+# After the command exits, how long its log may take to reach the server before the final report goes
+# anyway (a log chunk for a finished job would be refused). Shorter when the agent is shutting down.
+LOG_FLUSH_SECONDS = 120.0  # a full spool (8 MiB) at the agent's log pace (about 85 KiB/s) takes ~100 s
+SHUTDOWN_LOG_FLUSH_SECONDS = 5.0
+UPLOAD_RETRY_SECONDS = 120.0  # per artifact: how long to keep asking the API for its upload URL
+ERROR_MAX_CHARS = 2048
 # The job is no longer ours: 409 (it moved on, e.g. cancelled or finished) or 404 (the sweeper requeued it
 # after our heartbeats stopped, so it names no runner or another one). Nothing more to report.
 NOT_OURS_STATUSES = (404, 409)
@@ -81,12 +91,15 @@ class Agent:
         *,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         client: ApiClient | None = None,
+        log_spool_bytes: int = DEFAULT_SPOOL_BYTES,
     ) -> None:
         self.config = config
         self.command = command
         self.grace_seconds = max(0.0, grace_seconds)
         self.concurrency = max(1, config.configured_concurrency)
         self.client = client or ApiClient(config.api_url, config.token)
+        self.log_spool_bytes = log_spool_bytes
+        self._log_pacer = RequestPacer(LOG_REQUEST_SPACING_SECONDS)  # shared by every job's log stream
         self.heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
         self.poll_interval = DEFAULT_POLL_INTERVAL
 
@@ -338,7 +351,7 @@ class Agent:
             )
             log.info("job_started", job=job_id, timeout=timeout_s)
             began = time.monotonic()
-            outcome = running.process.run(timeout_s)
+            outcome = self._execute(running, timeout_s)
             elapsed = f"{time.monotonic() - began:.1f}s"
             if outcome.status == "completed":
                 log.info("job_completed", job=job_id, duration=elapsed)
@@ -360,6 +373,60 @@ class Agent:
                 self._jobs.pop(job_id, None)
                 self._cond.notify_all()
 
+    def _execute(self, running: _RunningJob, timeout: float | None) -> Outcome:
+        """Run the command with its stderr streamed as the job's log and a fresh artifacts directory, upload
+        what it left there, and let the log reach the server: all before the final report."""
+        job_id = running.job_id
+        artifacts_dir = Path(tempfile.mkdtemp(prefix="hangar-artifacts-"))
+        stream = LogStream(
+            self.client,
+            job_id,
+            pacer=self._log_pacer,
+            on_cancel=lambda: self._cancel_jobs([job_id]),
+            on_token_rejected=self._token_rejected,
+            spool_bytes=self.log_spool_bytes,
+        )
+        stream.start()
+        try:
+            outcome = running.process.run(
+                timeout, env={ARTIFACTS_ENV: str(artifacts_dir)}, stderr_sink=stream.feed
+            )
+            stream.close()
+            outcome = self._upload_artifacts(
+                running, outcome, artifacts_dir, cancelled=stream.cancel_requested
+            )
+            flush = SHUTDOWN_LOG_FLUSH_SECONDS if self.stop_polling.is_set() else LOG_FLUSH_SECONDS
+            if not stream.finish(flush):
+                log.warning("job_log_incomplete", job=job_id, unsent_bytes=stream.unsent_bytes)
+            return outcome
+        finally:
+            stream.abort()
+            shutil.rmtree(artifacts_dir, ignore_errors=True)
+
+    def _upload_artifacts(
+        self, running: _RunningJob, outcome: Outcome, directory: Path, *, cancelled: bool
+    ) -> Outcome:
+        """Upload the job's artifacts; a failed upload fails the job (its error says which file and why)."""
+        job_id = running.job_id
+        killed_for = running.process.kill_reason
+        if cancelled or killed_for in (CANCELLED, SHUTDOWN):
+            # The job is over server-side (or the agent is leaving): nothing will accept its artifacts.
+            left = len(find_artifacts(directory))
+            if left:
+                log.info("artifacts_skipped", job=job_id, files=left, reason=killed_for or CANCELLED)
+            if cancelled and outcome.status == "completed":
+                return Outcome(status="failed", error=CANCELLED, exit_code=outcome.exit_code)
+            return outcome
+        deadline = time.monotonic() + UPLOAD_RETRY_SECONDS
+        uploaded, error = upload_artifacts(self.client, job_id, directory, abort=self.halt, deadline=deadline)
+        if error is None:
+            return outcome
+        log.error("artifact_upload_failed", job=job_id, uploaded=uploaded, error=error)
+        message = f"artifact upload failed: {error}"
+        if outcome.status == "failed" and outcome.error:
+            message = f"{message}; the command failed too: {outcome.error}"
+        return Outcome(status="failed", error=_short(message, ERROR_MAX_CHARS), exit_code=outcome.exit_code)
+
     def _report_outcome(self, job_id: str, outcome: Outcome) -> None:
         result = self._report(job_id, outcome.report_body(job_id))
         if not result.delivered:
@@ -370,7 +437,7 @@ class Agent:
         if result.conflict and result.http_status not in NOT_OURS_STATUSES and outcome.status == "completed":
             # e.g. the result was too large or malformed: do not leave the job hanging in "running".
             fallback = Outcome(
-                status="failed", error=_short(f"result rejected by server: {result.error}", 2048)
+                status="failed", error=_short(f"result rejected by server: {result.error}", ERROR_MAX_CHARS)
             )
             again = self._report(job_id, fallback.report_body(job_id))
             if not again.delivered:

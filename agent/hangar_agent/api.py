@@ -89,22 +89,33 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect())
 
 
-def post_json(
+def encode_json(body: Any) -> bytes:
+    """``body`` as UTF-8 JSON. Non-ASCII text stays as it is (a ``\\uXXXX`` escape would make a 64 KiB log
+    chunk of non-Latin text up to twice as large); a lone surrogate, which UTF-8 cannot carry (a job's
+    result may hold one from a ``\\ud800`` escape), falls back to ASCII escapes."""
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body).encode()
+
+
+def request_json(
+    method: str,
     url: str,
-    body: dict[str, Any],
+    body: dict[str, Any] | None = None,
     *,
     token: str | None = None,
     timeout: float = REQUEST_TIMEOUT,
 ) -> Response:
-    """POST ``body`` as JSON; return the response for any HTTP status, raise NetworkError otherwise."""
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "User-Agent": USER_AGENT,
-    }
+    """Send ``body`` (if any) as JSON; the response for any HTTP status, NetworkError when there is none."""
+    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    data = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = encode_json(body)
     if token is not None:
         headers["X-Runner-Token"] = token
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with _opener.open(request, timeout=timeout) as resp:
             status = int(resp.status)
@@ -131,6 +142,22 @@ def post_json(
         except json.JSONDecodeError:
             parsed = None
     return Response(status=status, headers=resp_headers, body=parsed, text=text)
+
+
+def post_json(
+    url: str,
+    body: dict[str, Any],
+    *,
+    token: str | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+) -> Response:
+    """POST ``body`` as JSON (see :func:`request_json`)."""
+    return request_json("POST", url, body, token=token, timeout=timeout)
+
+
+def get_json(url: str, *, token: str | None = None, timeout: float = REQUEST_TIMEOUT) -> Response:
+    """GET a JSON resource (see :func:`request_json`)."""
+    return request_json("GET", url, token=token, timeout=timeout)
 
 
 def parse_retry_after(value: str | None, default: float = DEFAULT_RETRY_AFTER) -> float:

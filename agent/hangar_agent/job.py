@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -133,13 +134,17 @@ def _group_alive(pgid: int) -> bool:
 
 
 class _Reader(threading.Thread):
-    """Drain a pipe, keeping everything (stdout, bounded) or only a tail (stderr)."""
+    """Drain a pipe, keeping everything (stdout, bounded) or only a tail (stderr), and handing every block
+    read to ``sink`` (the job's log stream), which must not block."""
 
-    def __init__(self, stream: IO[bytes], *, keep_all: bool, tail: int) -> None:
+    def __init__(
+        self, stream: IO[bytes], *, keep_all: bool, tail: int, sink: Callable[[bytes], None] | None = None
+    ) -> None:
         super().__init__(daemon=True)
         self._stream = stream
         self._keep_all = keep_all
         self._tail = tail
+        self._sink = sink
         self._chunks = bytearray()
         self.truncated = False
 
@@ -151,6 +156,11 @@ class _Reader(threading.Thread):
                 )
                 if not chunk:
                     break
+                if self._sink is not None:
+                    try:
+                        self._sink(chunk)
+                    except Exception:  # the log stream broke: the pipe must be drained regardless
+                        self._sink = None
                 self._chunks += chunk
                 limit = MAX_STDOUT_BYTES if self._keep_all else self._tail
                 if len(self._chunks) > limit:
@@ -199,17 +209,27 @@ class JobProcess:
         self._kill_requested.set()
         return True
 
-    def run(self, timeout: float | None) -> Outcome:
-        """Run to completion (or kill). Blocks; call from the job's own thread."""
+    def run(
+        self,
+        timeout: float | None,
+        *,
+        env: dict[str, str] | None = None,
+        stderr_sink: Callable[[bytes], None] | None = None,
+    ) -> Outcome:
+        """Run to completion (or kill). Blocks; call from the job's own thread. ``env`` is added to the
+        command's environment; ``stderr_sink`` gets the command's stderr as it is read."""
         try:
-            return self._run(timeout)
+            return self._run(timeout, env or {}, stderr_sink)
         finally:
             with self._lock:
                 self._finished = True
 
-    def _run(self, timeout: float | None) -> Outcome:
+    def _run(
+        self, timeout: float | None, extra_env: dict[str, str], stderr_sink: Callable[[bytes], None] | None
+    ) -> Outcome:
         env = dict(os.environ)
         env.update(self._extra_env)
+        env.update(extra_env)
         env["HANGAR_JOB_ID"] = self.job_id
         stdin_data = json.dumps(self.job).encode()
         if self._kill_requested.is_set():
@@ -230,7 +250,7 @@ class JobProcess:
             kill_process_group(proc)
             return Outcome(status="failed", error="cannot start command: no pipes")
         out_reader = _Reader(proc.stdout, keep_all=True, tail=STDOUT_TAIL_BYTES)
-        err_reader = _Reader(proc.stderr, keep_all=False, tail=STDERR_TAIL_BYTES)
+        err_reader = _Reader(proc.stderr, keep_all=False, tail=STDERR_TAIL_BYTES, sink=stderr_sink)
         out_reader.start()
         err_reader.start()
         writer = threading.Thread(target=_write_stdin, args=(proc.stdin, stdin_data), daemon=True)

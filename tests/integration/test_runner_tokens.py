@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import os
 import shlex
 import subprocess
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +18,7 @@ from hangar import clock, tokens
 from hangar.config import get_settings
 from hangar.credentials import authenticate_runner
 from hangar.errors import Unauthorized
-from support import AwsStack, invoke, runner_event, unique_org, user_event
+from support import AwsStack, ensure_agent_wheel, invoke, runner_event, unique_org, user_event
 
 
 def create_runner(org: str, name: str = "tok-runner", labels: list[str] | None = None) -> dict[str, Any]:
@@ -196,6 +200,7 @@ NASTY_NAME = 'it\'s $(touch pwned) `id` "quoted" ; rm -rf ~ # ünïcode'
 
 
 def test_install_script_is_a_quoted_shell_script(aws: AwsStack, tmp_path: Any) -> None:
+    wheel = ensure_agent_wheel()
     org = unique_org()
     created = create_runner(org, name=NASTY_NAME, labels=["linux", "x64"])
     rid, token = created["_id"], created["token"]
@@ -206,9 +211,10 @@ def test_install_script_is_a_quoted_shell_script(aws: AwsStack, tmp_path: Any) -
     assert isinstance(script, str) and script.startswith("#!/bin/sh\n")
     assert "\nset -eu\n" in script and "umask 077" in script and "chmod 600" in script
     assert "https://api.example.com/prod" in script and token in script
-    assert get_settings().agent_package_spec in script
+    assert get_settings().agent_package_spec == ""  # the default: the stack's own agent, carried inline
     assert "python3" in script and "(3, 11)" in script
-    assert "$agent run --exec '<your command>'" in script and "systemctl --user" in script
+    assert "$agent run --exec '<your command>'" in script
+    assert '$agent install-service $service_mode --exec' in script
     assert script.rstrip().endswith('main "$@"')  # a truncated download runs nothing
 
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)  # it parses
@@ -222,6 +228,17 @@ def test_install_script_is_a_quoted_shell_script(aws: AwsStack, tmp_path: Any) -
         cwd=tmp_path,
     )
     name, _, config_json = result.stdout.partition("\n")
+    # The agent wheel built with the stack travels in the script, intact.
+    carried = subprocess.run(
+        ["sh", "-c", assignments + '\nprintf "%s\\n%s\\n%s" "$HANGAR_AGENT_WHEEL_NAME" "$HANGAR_AGENT_WHEEL_SHA256"'
+         ' "$HANGAR_AGENT_WHEEL_BASE64"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n", 2)
+    assert carried[0] == wheel.name
+    assert base64.b64decode(carried[2]) == wheel.read_bytes()
+    assert carried[1] == hashlib.sha256(wheel.read_bytes()).hexdigest()
     assert name == NASTY_NAME
     config = json.loads(config_json)
     assert config == {
@@ -267,6 +284,37 @@ def test_install_script_refuses_other_runners_and_regenerated_tokens(aws: AwsSta
     # Without a runner principal at all: 401.
     status, _, _ = invoke("GetInstallScript", no_principal)
     assert status == 401
+
+
+def test_a_stack_built_without_its_agent_serves_a_script_that_fails_before_changing_anything(
+    aws: AwsStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hangar import install_script
+
+    monkeypatch.setattr(install_script, "AGENT_WHEEL_DIR", tmp_path / "no-wheel-here")
+    org = unique_org()
+    created = create_runner(org)
+    status, script, _ = invoke("GetInstallScript", install_event(org, created["_id"], created["token"]))
+    assert status == 200
+    home = tmp_path / "home"
+    home.mkdir()
+    result = subprocess.run(
+        ["sh"], input=script, text=True, capture_output=True, env={"HOME": str(home), "PATH": os.environ["PATH"]}
+    )
+    assert result.returncode == 1
+    assert "built without its agent: build it with 'make build'" in result.stderr
+    assert list(home.iterdir()) == []
+
+
+def test_sam_build_ships_the_agent_wheel_in_the_layer() -> None:
+    """Where Lambda finds it: /opt/python/hangar/agent_wheel/, next to install_script.py in the layer."""
+    built = Path(__file__).resolve().parents[2] / ".aws-sam" / "build" / "HangarLayer" / "python" / "hangar"
+    if not (built / "install_script.py").exists():
+        pytest.skip("no sam build output (make build, part of make test, makes it)")
+    (shipped,) = (built / "agent_wheel").glob("hangar_agent-*-py3-none-any.whl")
+    with zipfile.ZipFile(shipped) as wheel:
+        names = set(wheel.namelist())
+    assert {"hangar_agent/cli.py", "hangar_agent/hangar-agent.service"} <= names
 
 
 def test_shell_quoting_of_every_value(aws: AwsStack) -> None:

@@ -401,8 +401,10 @@ def test_every_stack_wide_skip_is_justified() -> None:
 
 
 def test_every_skipped_check_is_justified() -> None:
+    stack_wide = set(re.findall(r"^  - (CKV2?_AWS_\d+)", (ROOT / ".checkov.yaml").read_text(), flags=re.MULTILINE))
     for logical_id, resource in RESOURCES.items():
         metadata = resource.get("Metadata") or {}
         for skip in (metadata.get("checkov") or {}).get("skip", []):
+            assert skip["id"] not in stack_wide, f"{logical_id}: {skip['id']} is skipped stack-wide in .checkov.yaml"
             assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
             assert len(skip.get("comment", "")) >= 20, (logical_id, skip["id"])

@@ -55,7 +55,8 @@ class Settings(BaseModel):
 
     # Where runners reach the API (setup-info, install script); derived from the request when empty.
     public_api_url: str = ""
-    agent_package_spec: str = "hangar-agent"
+    # What the install script pip-installs; empty: the agent wheel built with the stack (install_script).
+    agent_package_spec: str = ""
 
     # API Gateway usage plans per license plan (tenant keys are attached to these): explicit ids, or
     # found by name, `<usage_plan_name_prefix><plan>` (what template.yaml does: ids would be a cycle).

@@ -46,6 +46,15 @@ def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> It
     return runner
 
 
+def own_runner(principal: RunnerPrincipal) -> Item:
+    """The calling runner, read and not written (GET /api/runners/me). As on a heartbeat, a regenerated or
+    deleted runner's old token gets 401 even while the authorizer's cached Allow lives."""
+    runner = runner_store.get_runner(principal.org_id, principal.runner_id)
+    if runner is None or int(runner.get("tokenVersion", 0)) != principal.token_version:
+        raise token_revoked()
+    return runner
+
+
 def heartbeat_ack(runner: Item) -> HeartbeatAck:
     """What the agent needs back: its effective status, when to call again and which jobs to stop."""
     return HeartbeatAck(

@@ -7,352 +7,19 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import stat
-import subprocess
-import sys
-import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-AGENT_DIR = Path(__file__).resolve().parents[3] / "agent"
-AGENT_VERSION = "0.1.0"
-
-
-# --------------------------------------------------------------------------- fake server
-
-
-@dataclass
-class FakeJob:
-    job: dict[str, Any]
-    status: str = "queued"
-    cancelled: bool = False
-    cancel_before_running: bool = False
-    requeued: bool = False  # the sweeper gave it back to the queue: final reports are 404 (Hangar's answer)
-    result: Any = None
-    error: str | None = None
-
-
-@dataclass
-class Request:
-    path: str
-    body: Any
-    headers: dict[str, str]
-    at: float
-
-
-@dataclass
-class FakeHangar:
-    heartbeat_interval: float = 1
-    poll_interval: float = 1
-    enrollment_token: str = "hge_" + "e" * 24
-    runner_token: str = field(default_factory=lambda: "hgr_" + secrets.token_hex(20))
-    runner_id: str = "runner_abc123"
-    poll_429: int = 0
-    poll_503: int = 0
-    retry_after: str = "1"
-    heartbeat_401: bool = False
-    queue: list[str] = field(default_factory=list)
-    jobs: dict[str, FakeJob] = field(default_factory=dict)
-    requests: list[Request] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    url: str = ""
-
-    @property
-    def token_prefix(self) -> str:
-        return self.runner_token[:8]
-
-    # -- test-side helpers
-    def enqueue(self, payload: Any = None, **extra: Any) -> str:
-        job_id = "job_" + secrets.token_hex(4)
-        job = {
-            "_id": job_id,
-            "type": "build",
-            "repositoryConfig": {"provider": "github"},
-            "repositoryName": "acme/widgets",
-            "branch": "main",
-            "targetId": "target_1",
-            "labels": ["linux"],
-            "payload": payload,
-            "timeoutSeconds": 60,
-            "attempts": 1,
-        }
-        job.update(extra)
-        with self.cond:
-            self.jobs[job_id] = FakeJob(job=job)
-            self.queue.append(job_id)
-            self.cond.notify_all()
-        return job_id
-
-    def cancel(self, job_id: str) -> None:
-        with self.cond:
-            self.jobs[job_id].cancelled = True
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not predicate():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.cond.wait(min(remaining, 0.1))
-        return True
-
-    def reports(self, job_id: str) -> list[dict[str, Any]]:
-        with self.cond:
-            return [r.body for r in self.requests if r.path == "/api/runners/jobs/status" and r.body["jobId"] == job_id]
-
-    def of(self, path: str) -> list[Request]:
-        with self.cond:
-            return [r for r in self.requests if r.path == path]
-
-    # -- server-side
-    def handle(self, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        with self.cond:
-            self.requests.append(Request(path, body, headers, time.monotonic()))
-            self.cond.notify_all()
-            if path == "/v1/runners/register":
-                if body.get("token") != self.enrollment_token:
-                    return (
-                        401,
-                        {"error": {"code": "token_invalid", "message": "Enrollment token is invalid"}},
-                        {},
-                    )
-                runner = {
-                    "id": self.runner_id,
-                    "name": body.get("name", "runner-1"),
-                    "labels": body.get("labels", []),
-                    "configuredConcurrency": body.get("configuredConcurrency", 1),
-                    "tokenPrefix": self.token_prefix,
-                    "status": "offline",
-                }
-                return (
-                    201,
-                    {
-                        "runner": runner,
-                        "token": self.runner_token,
-                        "heartbeatIntervalSeconds": self.heartbeat_interval,
-                        "pollIntervalSeconds": self.poll_interval,
-                    },
-                    {},
-                )
-            if headers.get("x-runner-token") != self.runner_token:
-                return 401, {"error": {"code": "unauthorized", "message": "bad runner token"}}, {}
-            if path == "/api/runners/heartbeat":
-                if self.heartbeat_401:
-                    return 401, {"error": {"code": "unauthorized", "message": "token regenerated"}}, {}
-                cancelled = [jid for jid, j in self.jobs.items() if j.cancelled and j.status in ("assigned", "running")]
-                data = {"heartbeatIntervalSeconds": self.heartbeat_interval, "cancelledJobs": cancelled}
-                return 200, {"success": True, "data": data}, {}
-            if path == "/api/runners/jobs":
-                if self.poll_429 > 0:
-                    self.poll_429 -= 1
-                    err = {"error": {"code": "rate_limited", "message": "slow down"}}
-                    return 429, err, {"Retry-After": self.retry_after}
-                if self.poll_503 > 0:
-                    self.poll_503 -= 1
-                    return 503, {"error": {"code": "unavailable", "message": "maintenance"}}, {}
-                job = None
-                if self.queue:
-                    fake = self.jobs[self.queue.pop(0)]
-                    fake.status = "assigned"
-                    if fake.cancel_before_running:
-                        fake.cancelled = True
-                    job = fake.job
-                return (
-                    200,
-                    {"success": True, "data": {"job": job, "pollIntervalSeconds": self.poll_interval}},
-                    {},
-                )
-            if path == "/api/runners/jobs/status":
-                reported = self.jobs.get(body.get("jobId"))
-                if reported is not None and reported.requeued and body.get("status") != "running":
-                    return 404, {"error": {"code": "not_found", "message": f"Job {body['jobId']} not found"}}, {}
-                if reported is None or reported.status not in ("assigned", "running"):
-                    return 409, {"error": {"code": "conflict", "message": "job not assigned to runner"}}, {}
-                result = body.get("result")
-                if isinstance(result, dict) and (result.get("payload") or {}).get("reject"):
-                    return 413, {"error": {"code": "result_too_large", "message": "result exceeds 256 KiB"}}, {}
-                if not reported.cancelled:
-                    reported.status = body["status"]
-                    reported.result = body.get("result")
-                    reported.error = body.get("error")
-                elif body["status"] in ("completed", "failed"):
-                    reported.status = "cancelled"
-                data = {"jobId": body["jobId"], "status": reported.status}
-                data["cancelRequested"] = reported.cancelled
-                return 200, {"success": True, "data": data}, {}
-            return 404, {"error": {"code": "not_found", "message": path}}, {}
-
-
-def _make_handler(fake: FakeHangar) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else {}
-            except json.JSONDecodeError:
-                body = None
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, payload, extra = fake.handle(self.path, body, headers)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
-@pytest.fixture
-def server() -> Iterator[FakeHangar]:
-    fake = FakeHangar()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(fake))
-    httpd.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-# --------------------------------------------------------------------------- agent helpers
-
-
-def agent_env(config: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy") and not k.startswith("HANGAR_")}
-    env["PYTHONPATH"] = str(AGENT_DIR)
-    env["HANGAR_AGENT_CONFIG"] = str(config)
-    env["NO_PROXY"] = "*"
-    env["no_proxy"] = "*"
-    env.update(extra)
-    return env
-
-
-def cli(args: list[str], config: Path, timeout: float = 15, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hangar_agent", *args],
-        env=agent_env(config, **env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def write_config(path: Path, server: FakeHangar, concurrency: int = 1) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "apiUrl": server.url,
-                "runnerId": server.runner_id,
-                "token": server.runner_token,
-                "tokenPrefix": server.token_prefix,
-                "name": "test-runner",
-                "labels": ["linux"],
-                "configuredConcurrency": concurrency,
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-JOB_SCRIPT = textwrap.dedent(
-    """
-    import json, os, sys, time
-    job = json.load(sys.stdin)
-    p = job.get("payload") or {}
-    mode = p.get("mode", "echo")
-    if p.get("sleep"):
-        time.sleep(p["sleep"])
-    if mode == "echo":
-        print(json.dumps({"jobId": os.environ["HANGAR_JOB_ID"], "type": job["type"], "payload": p}))
-    elif mode == "fail":
-        print("something broke", file=sys.stderr)
-        sys.exit(3)
-    elif mode == "text":
-        print("hello, not json")
-    """
-)
-
-
-@dataclass
-class AgentProc:
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def terminate_and_wait(self, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-
-@pytest.fixture
-def start_agent(tmp_path: Path, server: FakeHangar) -> Iterator[Callable[..., AgentProc]]:
-    started: list[AgentProc] = []
-    script = tmp_path / "job.py"
-    script.write_text(JOB_SCRIPT)
-
-    def start(*extra: str, concurrency: int = 1, exec_cmd: str | None = None, grace: float | None = None) -> AgentProc:
-        config = write_config(tmp_path / f"agent{len(started)}.json", server, concurrency)
-        command = exec_cmd or f"{sys.executable} {script}"
-        args = [sys.executable, "-m", "hangar_agent", "run", "--exec", command, *extra]
-        if grace is not None:
-            args += ["--grace", str(grace)]
-        log_path = tmp_path / f"agent{len(started)}.log"
-        with log_path.open("wb") as log_file:
-            proc = subprocess.Popen(
-                args,
-                env=agent_env(config),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        agent = AgentProc(proc, log_path)
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        if agent.proc.poll() is None:
-            agent.proc.kill()
-            agent.proc.wait(5)
+from fake_hangar import FakeHangar
+from harness import AGENT_VERSION, AgentProc, cli, process_gone, write_config
 
 
 def final_reports(server: FakeHangar, job_id: str) -> list[dict[str, Any]]:
-    return [r for r in server.reports(job_id) if r["status"] in ("completed", "failed")]
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat_line.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    return server.final_reports(job_id)
 
 
 # --------------------------------------------------------------------------- register / status
@@ -427,6 +94,92 @@ def test_status_shows_registration_without_token(tmp_path: Path, server: FakeHan
     missing = cli(["status"], tmp_path / "nope.json")
     assert missing.returncode == 1
     assert "register" in missing.stderr
+
+
+def register_args(server: FakeHangar, *extra: str) -> list[str]:
+    return ["register", "--api-url", server.url, *extra]
+
+
+def test_register_reads_the_token_from_a_file_stdin_or_the_environment(tmp_path: Path, server: FakeHangar) -> None:
+    token_file = tmp_path / "enrollment-token"
+    token_file.write_text(server.enrollment_token + "\n")
+    sources: list[tuple[list[str], dict[str, str], str | None]] = [
+        (["--token-file", str(token_file)], {}, None),
+        (["--token-file", "-"], {}, server.enrollment_token + "\n"),
+        ([], {"HANGAR_ENROLLMENT_TOKEN": server.enrollment_token}, None),
+    ]
+    for index, (args, env, stdin) in enumerate(sources):
+        config = tmp_path / f"agent{index}.json"
+        res = cli(register_args(server, *args), config, stdin=stdin, **env)
+        assert res.returncode == 0, (args, res.stderr)
+        assert json.loads(config.read_text())["token"] == server.runner_token
+    sent = [r.body["token"] for r in server.of("/v1/runners/register")]
+    assert sent == [server.enrollment_token] * 3
+
+
+def test_register_token_errors_are_clear(tmp_path: Path, server: FakeHangar) -> None:
+    config = tmp_path / "agent.json"
+    token_file = tmp_path / "t"
+    token_file.write_text(server.enrollment_token)
+    both = cli(register_args(server, "--token-file", str(token_file), "--token", server.enrollment_token), config)
+    assert both.returncode == 1 and "not both" in both.stderr
+    missing = cli(register_args(server, "--token-file", str(tmp_path / "nope")), config)
+    assert missing.returncode == 1 and "token_file: cannot read" in missing.stderr
+    none = cli(register_args(server), config)
+    assert none.returncode == 1 and "HANGAR_ENROLLMENT_TOKEN" in none.stderr
+    empty = cli(register_args(server, "--token-file", "-"), config, stdin="\n")
+    assert empty.returncode == 1 and "no enrollment token" in empty.stderr
+    assert server.of("/v1/runners/register") == [] and not config.exists()
+
+
+def test_status_asks_the_server_whether_the_runner_is_online(tmp_path: Path, server: FakeHangar) -> None:
+    config = write_config(tmp_path / "agent.json", server)
+    before = cli(["status"], config)
+    assert before.returncode == 0, before.stderr
+    assert "Status:       offline (as the server sees it)" in before.stdout
+    assert "Heartbeat:    never" in before.stdout
+    (me,) = server.of("/api/runners/me")
+    assert me.method == "GET" and me.headers["x-runner-token"] == server.runner_token
+
+    server.last_heartbeat_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    after = cli(["status"], config)
+    assert after.returncode == 0 and "Status:       online (as the server sees it)" in after.stdout
+    assert f"Heartbeat:    {server.last_heartbeat_at} (" in after.stdout and " s ago)" in after.stdout
+    assert server.runner_token not in after.stdout + after.stderr
+
+    offline = cli(["status", "--offline"], config)
+    assert offline.returncode == 0 and "Status:" not in offline.stdout
+    assert len(server.of("/api/runners/me")) == 2
+
+
+def test_status_says_when_the_token_is_rejected_or_the_server_unreachable(tmp_path: Path, server: FakeHangar) -> None:
+    rejected = cli(["status"], write_config(tmp_path / "old.json", server, token="hgr_" + "0" * 40))
+    assert rejected.returncode == 2
+    assert "runner token rejected: regenerated, or the runner deleted (register again)" in rejected.stdout
+    config = tmp_path / "gone.json"
+    config.write_text(json.dumps({**json.loads(write_config(config, server).read_text()), "apiUrl": "http://127.0.0.1:9"}))
+    unreachable = cli(["status"], config)
+    assert unreachable.returncode == 1 and "Server:       unreachable" in unreachable.stdout
+    assert "Runner id:" in unreachable.stdout  # the local part is shown regardless
+
+
+def test_run_help_explains_the_command_contract(tmp_path: Path) -> None:
+    res = cli(["run", "--help"], tmp_path / "agent.json")
+    assert res.returncode == 0
+    text = " ".join(res.stdout.split())
+    for phrase in (
+        "stdin is the job as JSON",
+        "HANGAR_JOB_ID",
+        "HANGAR_ARTIFACTS_DIR (a fresh, empty directory)",
+        "stderr is the job's log: streamed to Hangar while the job runs",
+        "stdout is the result: a JSON object becomes the job's result",
+        "exit 0 reports the job completed; non-zero reports it failed",
+        "a failed upload fails the job",
+        "exits 0 after SIGTERM/SIGINT",
+        "2 when the server rejects the runner token",
+        "--log-spool",
+    ):
+        assert phrase in text, phrase
 
 
 # --------------------------------------------------------------------------- run
