@@ -15,27 +15,73 @@ CHECKOV := $(TOOLS)/checkov/bin/checkov
 # sam build looks for python3.13 on PATH; the venv's interpreter is that one.
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 PORT ?= 3000
+# DynamoDB Local (AWS's jar, shipped in this npm package) for the e2e suite's second run and `make dynamodb-local`.
+DYNAMODB_LOCAL_PACKAGE := amplify-dynamodb-simulator@2.9.30
+DYNAMODB_LOCAL := $(TOOLS)/dynamodb-local
+DYNAMODB_LOCAL_PORT ?= 8100
 
-.PHONY: help install run test lint typecheck validate cfn-lint checkov template-checks build pytest fuzz oidc-install oidc-e2e bench openapi clean agent-wheel systemd-analyze
+.PHONY: help install install-run install-dynamodb-local run dynamodb-local test lint typecheck validate cfn-lint \
+	checkov template-checks build pytest e2e-dynamodb-local fuzz oidc-install oidc-e2e bench openapi clean agent-wheel systemd-analyze
 
 help:
-	@echo "make run       - serve the API locally on http://127.0.0.1:$(PORT) (installs what it needs)"
-	@echo "make test      - install, then lint, typecheck, check (sam validate, cfn-lint, checkov) and build the template, run every test"
-	@echo "make lint      - ruff"
-	@echo "make fuzz      - schemathesis over docs/openapi.json against local/ (part of make test)"
-	@echo "make oidc-e2e  - sign-in against a real OIDC issuer (npm oidc-provider) through local/ (part of make test)"
-	@echo "make template-checks - sam validate --lint, cfn-lint and checkov on template.yaml"
-	@echo "make build     - sam build (no container), with the agent wheel the install script carries"
+	@echo "make run        - serve the API locally on http://127.0.0.1:$(PORT) (installs only what serving needs)"
+	@echo "make test       - install, then lint, typecheck, check and build the template, run every test"
+	@echo "                  (the e2e suite twice: on the embedded moto, then on AWS's DynamoDB Local)"
+	@echo "make install    - everything make test needs (.venv, .tools)"
+	@echo "make install-run - only what make run needs (.venv)"
+	@echo "make install-dynamodb-local - DynamoDB Local's jar (npm) and a Java runtime if missing"
+	@echo "make lint       - ruff"
+	@echo "make typecheck  - mypy"
+	@echo "make validate   - sam validate --lint"
+	@echo "make cfn-lint   - cfn-lint on template.yaml"
+	@echo "make checkov    - checkov on template.yaml"
+	@echo "make template-checks - validate, cfn-lint and checkov"
+	@echo "make build      - sam build (no container), with the agent wheel the install script carries"
 	@echo "make agent-wheel - build only that wheel (layers/hangar/hangar/agent_wheel/)"
-	@echo "make bench     - performance figures (DynamoDB calls, sweeper reads, cold start, gateway)"
+	@echo "make systemd-analyze - install systemd-analyze (the agent unit's tests use it) if missing"
+	@echo "make pytest     - every test but the fuzzer, on the embedded moto (part of make test)"
+	@echo "make e2e-dynamodb-local - the e2e suite on DynamoDB Local (part of make test)"
+	@echo "make fuzz       - schemathesis over docs/openapi.json against local/ (part of make test)"
+	@echo "make oidc-e2e   - sign-in against a real OIDC issuer (npm oidc-provider) through local/ (part of make test)"
+	@echo "make oidc-install - oidc-provider (npm) into tests/oidc/node_modules"
+	@echo "make dynamodb-local - run DynamoDB Local on port $(DYNAMODB_LOCAL_PORT), data kept in $(DYNAMODB_LOCAL)/data"
+	@echo "make openapi    - regenerate docs/openapi.json from the handlers"
+	@echo "make bench      - performance figures (DynamoDB calls, sweeper reads, cold start, gateway, cost)"
+	@echo "make clean      - remove .venv, .tools and build output"
 
-$(VENV)/.installed: requirements-dev.txt layers/hangar/requirements.txt pyproject.toml agent/pyproject.toml
+# What serving needs (make run); the test toolchain comes on top (make test). PYTHONWARNINGS: setuptools'
+# "Editable installation" notice about folders named like the package is expected here, not a problem.
+$(VENV)/.run-installed: requirements-run.txt layers/hangar/requirements.txt pyproject.toml agent/pyproject.toml
 	@test -n "$(PYTHON_BOOT)" || { echo "No Python 3.11+ found"; exit 1; }
+	@echo "==> Creating $(VENV) with $(PYTHON_BOOT) (first run only)"
 	"$(PYTHON_BOOT)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet -e . -e ./agent
+	@echo "==> Installing what make run needs (requirements-run.txt)"
+	set -o pipefail; $(PY) -m pip install -r requirements-run.txt 2>&1 | { grep -v '^Requirement already satisfied' || true; }
+	@echo "==> Installing the hangar layer package and the agent (editable)"
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e . -e ./agent
 	touch $@
+
+$(VENV)/.installed: requirements-dev.txt $(VENV)/.run-installed
+	@echo "==> Installing the test toolchain (requirements-dev.txt)"
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install-run: $(VENV)/.run-installed
+
+# DynamoDB Local's jar from the pinned npm package (npm pack: the package alone, none of its Node
+# dependencies, which only wrap the jar); a Java runtime from Debian when the machine has none.
+$(DYNAMODB_LOCAL)/.installed:
+	@command -v java >/dev/null || { echo "==> Installing a Java runtime (default-jre-headless)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless; }
+	@echo "==> Fetching DynamoDB Local ($(DYNAMODB_LOCAL_PACKAGE))"
+	rm -rf $(DYNAMODB_LOCAL) && mkdir -p $(DYNAMODB_LOCAL)
+	cd $(DYNAMODB_LOCAL) && npm pack --silent $(DYNAMODB_LOCAL_PACKAGE) >/dev/null && tar xzf amplify-dynamodb-simulator-*.tgz \
+		&& rm amplify-dynamodb-simulator-*.tgz
+	test -f $(DYNAMODB_LOCAL)/package/emulator/DynamoDBLocal.jar
+	touch $@
+
+install-dynamodb-local: $(DYNAMODB_LOCAL)/.installed
 
 $(TOOLS)/sam/.installed: requirements-tools.txt | $(VENV)/.installed
 	"$(PYTHON_BOOT)" -m venv $(TOOLS)/sam
@@ -51,15 +97,21 @@ $(TOOLS)/checkov/.installed: requirements-checkov.txt
 	$(TOOLS)/checkov/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
 
-install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
+install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed $(DYNAMODB_LOCAL)/.installed
 
-run: $(VENV)/.installed agent-wheel
+run: $(VENV)/.run-installed agent-wheel
 	$(PY) -m local serve --port $(PORT)
+
+# DynamoDB Local with its data on disk: `HANGAR_DYNAMODB_ENDPOINT=http://127.0.0.1:8100 make run` keeps it.
+dynamodb-local: $(DYNAMODB_LOCAL)/.installed
+	mkdir -p $(DYNAMODB_LOCAL)/data
+	cd $(DYNAMODB_LOCAL)/package/emulator && java -Djava.library.path=DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+		-sharedDb -dbPath $(CURDIR)/$(DYNAMODB_LOCAL)/data -port $(DYNAMODB_LOCAL_PORT)
 
 # The agent wheel the install script carries (layers/hangar/hangar/install_script.py): built into the layer's
 # package, so `make build` ships it in the stack and `make run` serves the checkout's agent the same way.
 AGENT_WHEEL_DIR := layers/hangar/hangar/agent_wheel
-$(AGENT_WHEEL_DIR)/.built: agent/pyproject.toml agent/README.md $(wildcard agent/hangar_agent/*.py agent/hangar_agent/*.service) | $(VENV)/.installed
+$(AGENT_WHEEL_DIR)/.built: agent/pyproject.toml agent/README.md $(wildcard agent/hangar_agent/*.py agent/hangar_agent/*.service) | $(VENV)/.run-installed
 	rm -rf agent/build $(AGENT_WHEEL_DIR)
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(AGENT_WHEEL_DIR) ./agent
 	rm -rf agent/build
@@ -99,6 +151,13 @@ FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 pytest: $(VENV)/.installed agent-wheel systemd-analyze
 	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST)
 
+# The e2e suite again, on AWS's DynamoDB Local (one per xdist worker, tables per server): it sees what
+# moto forgives (transactions, indexes, validation). Prints what this stage costs.
+e2e-dynamodb-local: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
+	@start=$$(date +%s); HANGAR_E2E_DYNAMODB=local $(PY) -m pytest tests/e2e -n 2 --dist loadfile -q \
+		--ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) -p no:cacheprovider; status=$$?; \
+		echo "e2e on DynamoDB Local took $$(( $$(date +%s) - start )) s"; exit $$status
+
 # Schemathesis over every documented operation against local/ (full access, then read-only): its own
 # step so that its summary prints (requests, statuses per operation, seconds). Bounded: HANGAR_FUZZ_EXAMPLES.
 fuzz: $(VENV)/.installed
@@ -120,10 +179,13 @@ oidc-install: $(OIDC_DIR)/node_modules/.installed
 oidc-e2e: $(VENV)/.installed $(OIDC_DIR)/node_modules/.installed
 	$(PY) -m pytest $(OIDC_TEST) -q -s -p no:cacheprovider
 
-test: lint typecheck template-checks build fuzz oidc-e2e pytest
+test: lint typecheck template-checks build fuzz oidc-e2e pytest e2e-dynamodb-local
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
+
+openapi: $(VENV)/.installed
+	$(PY) -m local openapi
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(AGENT_WHEEL_DIR) $(OIDC_DIR)/node_modules

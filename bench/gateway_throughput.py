@@ -2,8 +2,11 @@
 
 `local.testing.start_local_api()` runs `python -m local serve` as a subprocess (limits off: the per-runner
 120/min WAF rule would otherwise be what is measured). Each client is a thread with its own runner and one
-keep-alive HTTP/1.1 connection (http.client), heartbeating as fast as it can for a fixed time. The
+keep-alive HTTP/1.1 connection (http.client), heartbeating as fast as it can for a fixed time; a client
+whose connection was closed by the server counts it (`reconnects`), so keep-alive is measured too. The
 baseline is the same heartbeat handler called in-process against moto, one call after another.
+Targets (issue 12): at least 200 heartbeats/s with 8 clients, p99 at most 50 ms, one client alone p50 at
+most 15 ms.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from bench.request_calls import RunnerSession, function_output
 CLIENTS = 8
 MEASURE_SECONDS = 8.0
 WARM_UP_REQUESTS = 5  # per client: the authorizer's cache miss and the handler's import happen here
+TARGET_PER_SECOND = 200.0
+TARGET_P99_SECONDS = 0.050
+TARGET_ALONE_P50_SECONDS = 0.015
 DIRECT_CALLS = 200
 SEQUENTIAL_REQUESTS = 200
 HEARTBEAT_PATH = "/api/runners/heartbeat"
@@ -32,6 +38,7 @@ HEARTBEAT_PATH = "/api/runners/heartbeat"
 class ClientResult:
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
+    reconnects: int = 0
     finished_at: float = 0.0
 
 
@@ -46,6 +53,7 @@ class GatewayThroughput:
     sequential_p50_seconds: float  # one client alone
     direct_call_seconds: float  # median of in-process handler calls
     startup_seconds: float
+    reconnects: int = 0  # connections the server closed during the measurement (0: keep-alive held)
 
     @property
     def per_second(self) -> float:
@@ -60,6 +68,18 @@ class GatewayThroughput:
     def service_time_overhead(self) -> float:
         """Gateway time per request at full load (1 / throughput) per direct in-process call."""
         return (1 / self.per_second) / self.direct_call_seconds
+
+    def target_notes(self) -> list[str]:
+        checks = [
+            (f">= {TARGET_PER_SECOND:.0f}/s with {self.clients} clients", self.per_second >= TARGET_PER_SECOND),
+            (f"p99 <= {TARGET_P99_SECONDS * 1000:.0f} ms", self.p99_seconds <= TARGET_P99_SECONDS),
+            (
+                f"one client p50 <= {TARGET_ALONE_P50_SECONDS * 1000:.0f} ms",
+                self.sequential_p50_seconds <= TARGET_ALONE_P50_SECONDS,
+            ),
+        ]
+        verdicts = "; ".join(f"{text}: {'met' if met else 'MISSED'}" for text, met in checks)
+        return [f"Targets: {verdicts}; {self.reconnects} connections closed by the server (0: keep-alive held)."]
 
 
 def heartbeat_body() -> bytes:
@@ -99,13 +119,13 @@ class HeartbeatClient:
         self.headers = {"X-Runner-Token": token, "Content-Type": "application/json"}
         self.body = heartbeat_body()
 
-    def send(self) -> tuple[int, float]:
-        """(status, seconds) of one heartbeat."""
+    def send(self) -> tuple[int, float, bool]:
+        """(status, seconds, whether the server closed the connection) of one heartbeat."""
         started = time.perf_counter()
         self.connection.request("POST", self.path, body=self.body, headers=self.headers)
         response = self.connection.getresponse()
         response.read()
-        return response.status, time.perf_counter() - started
+        return response.status, time.perf_counter() - started, response.will_close
 
     def close(self) -> None:
         self.connection.close()
@@ -120,9 +140,10 @@ def _heartbeat_until(
             client.send()
         start.wait()
         while time.perf_counter() < stop_at[0]:
-            status, latency = client.send()
+            status, latency, closed = client.send()
             result.latencies.append(latency)
             result.failures += int(status != 200)
+            result.reconnects += int(closed)
         result.finished_at = time.perf_counter()
     finally:
         client.close()
@@ -134,7 +155,7 @@ def sequential_latencies(client: HeartbeatClient, count: int = SEQUENTIAL_REQUES
         client.send()
     latencies = []
     for _ in range(count):
-        status, latency = client.send()
+        status, latency, _ = client.send()
         if status != 200:
             raise RuntimeError(f"heartbeat through the gateway answered {status}")
         latencies.append(latency)
@@ -195,4 +216,5 @@ def measure_gateway_heartbeats(clients: int = CLIENTS, seconds: float = MEASURE_
         sequential_p50_seconds=statistics.median(alone),
         direct_call_seconds=direct,
         startup_seconds=startup,
+        reconnects=sum(result.reconnects for result in results),
     )

@@ -196,7 +196,8 @@ def gateway_table(gateway: GatewayThroughput) -> Table:
     table.notes = [
         f"{gateway.requests:,} heartbeats in {gateway.seconds:.1f} s, {gateway.failures} not 200;"
         f" limits off (HANGAR_LOCAL_LIMITS=off); the server started in {gateway.startup_seconds:.1f} s.",
-        "Clients and server share this machine's cores; the server's handlers reach moto over HTTP.",
+        "Clients and server share this machine's cores; the server's handlers reach moto (its own process) over HTTP.",
+        *gateway.target_notes(),
     ]
     return table
 

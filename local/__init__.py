@@ -1,20 +1,28 @@
 """Hangar on one machine, without Docker: an API Gateway-like HTTP gateway in front of the real
-handler modules, with an embedded moto server standing in for DynamoDB (and KMS, Secrets Manager,
-SSM and API Gateway's key / usage-plan API).
+handler modules, with an embedded moto server standing in for DynamoDB (and KMS, Secrets Manager and
+API Gateway's key / usage-plan API), or an external DynamoDB (HANGAR_DYNAMODB_ENDPOINT).
 
 Everything it serves comes from template.yaml (`local.template` reads it); nothing here repeats a
 route, a table or a schedule. Run it with `python -m local` (see `local.__main__`).
 
 Modules:
-- `local.template`   template.yaml: loading, intrinsic functions, routes, authorizers, tables, ...
-- `local.gateway`    the HTTP gateway: routing, authorizers and their cache, proxy events, admin routes
-- `local.functions`  lazy import of handler modules by file path, and their invocation
-- `local.limits`     the rate-limit hook (`LimitPolicy`) the gateway consults around the authorizer
-- `local.schedules`  EventBridge-style schedules run on a timer or on demand
-- `local.backend`    the embedded moto server
-- `local.devtokens`  dev JWTs (`mint_dev_jwt`) and the dev API key
-- `local.server`     start-up: moto, resources, environment, banner, serve, clean shutdown
-- `local.testing`    starting `python -m local` as a subprocess and talking to it (the e2e fixture)
+- `local.template`    template.yaml: functions, routes, authorizers, gateway responses, schedules, tables
+- `local.provision`   the template's resources in the embedded backend (or an external DynamoDB)
+- `local.routing`     request -> template route
+- `local.authorizers` the Lambda authorizers and their result cache
+- `local.limits`      usage plans and WAF rate rules, consulted around the authorizer
+- `local.gateway`     API Gateway for one request: routing, limits, authorizer, proxy event, responses
+- `local.functions`   lazy import of handler modules by file path, and their invocation
+- `local.schedules`   EventBridge-style schedules on a timer
+- `local.admin`       the local-only `/_local/...` routes
+- `local.site`        `/`, `/docs`, `/openapi.json`, `/console/`
+- `local.http`        waitress, sockets, WSGI <-> gateway requests
+- `local.backend`     the embedded moto server (a child process)
+- `local.logs`        what `make run` prints
+- `local.devtokens`   dev JWTs, the dev API key, which JWTs are accepted
+- `local.server`      start-up and shutdown
+- `local.openapi`     docs/openapi.json from the handlers
+- `local.testing`     starting `python -m local` (and DynamoDB Local) from tests
 """
 
 from __future__ import annotations

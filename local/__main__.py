@@ -1,5 +1,6 @@
-"""`python -m local [serve] [--port N]` runs the stack; `python -m local token --org ORG --scope "..."`
-prints a dev JWT for the local secret; `python -m local openapi [--check]` writes docs/openapi.json."""
+"""`python -m local [serve] [--port N] [--host H] [--backend-port N] [--backend-host H]` runs the stack;
+`python -m local token --org ORG --scope "..."` prints a dev JWT for the local secret;
+`python -m local openapi [--check]` writes docs/openapi.json."""
 
 from __future__ import annotations
 
@@ -23,7 +24,22 @@ def _parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("PORT") or 3000),
         help="port of the API (default $PORT or 3000; 0 picks a free port)",
     )
-    serve.add_argument("--host", default=os.environ.get("HANGAR_LOCAL_HOST") or "127.0.0.1")
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("HANGAR_LOCAL_HOST") or "127.0.0.1",
+        help="address of the API (default $HANGAR_LOCAL_HOST or 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    serve.add_argument(
+        "--backend-host",
+        default=os.environ.get("HANGAR_BACKEND_HOST") or "127.0.0.1",
+        help="address of the embedded AWS backend (default $HANGAR_BACKEND_HOST or 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--backend-port",
+        type=int,
+        default=int(os.environ.get("HANGAR_BACKEND_PORT") or 8000),
+        help="port of the embedded AWS backend, DynamoDB included (default $HANGAR_BACKEND_PORT or 8000; 0: free)",
+    )
     serve.add_argument("--template", default=None, help="template file (default: the repository's template.yaml)")
     serve.add_argument("--no-schedules", action="store_true", help="do not run schedules on a timer")
     serve.add_argument("--quiet", action="store_true", help="no access log line per request")
@@ -35,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=86400, help="seconds until it expires (default 86400)")
     openapi = commands.add_parser("openapi", help="write docs/openapi.json from the handlers")
     openapi.add_argument("--check", action="store_true", help="exit 1 if docs/openapi.json is out of date")
+    backend = commands.add_parser("backend", help="(internal) the embedded AWS backend, on an inherited socket")
+    backend.add_argument("--fd", type=int, required=True)
     return parser
 
 
@@ -57,21 +75,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {write_openapi()}")
         return 0
 
+    if args.command == "backend":
+        from local.backend import run_child
+
+        return run_child(args.fd)
+
     # Stopped while still starting up: exit quietly as well (serve() installs its own handlers).
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        from local.server import serve
+        from local.server import Options, serve
+        from local.template import NotSupportedLocally
 
-        return serve(
+        options = Options(
             port=args.port,
             host=args.host,
+            backend_host=args.backend_host,
+            backend_port=args.backend_port,
             template_file=args.template,
             run_schedules=not args.no_schedules,
             access_log=not args.quiet,
         )
+        return serve(options)
     except KeyboardInterrupt:
         return 0
-    except OSError as error:
+    except (OSError, ValueError, NotSupportedLocally) as error:
         print(f"local: cannot start: {error}", file=sys.stderr)
         return 1
 

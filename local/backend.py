@@ -1,74 +1,87 @@
-"""The embedded AWS backend: a moto server in this process (DynamoDB, KMS, Secrets Manager, SSM,
-API Gateway keys and usage plans — all on one endpoint).
+"""The embedded AWS backend: moto's server (DynamoDB, KMS, Secrets Manager, API Gateway keys and usage
+plans, all on one endpoint), served by waitress with keep-alive.
 
-moto's backends take no locks, so two requests racing through a conditional write could both
-succeed where DynamoDB lets only one. `SerialMotoServer` serves requests on many threads but runs
-them through moto one at a time: each call is atomic, as it is in DynamoDB, while the handlers that
-make the calls run concurrently.
+`make run` runs it in a child process (`python -m local backend --fd N` on a socket the parent bound),
+so moto and the handlers each get a core; the child exits when the parent's pipe on its stdin closes.
+`SerialMotoServer` runs the same in a thread of this process (tests/integration use it).
+
+moto's backends take no locks, so two requests racing through a conditional write could both succeed
+where DynamoDB lets only one: requests are served on many threads but go through moto one at a time,
+so each call is atomic, as it is in DynamoDB.
 """
 
 from __future__ import annotations
 
-import logging
+import json
+import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from moto.server import ThreadedMotoServer
-from werkzeug.serving import WSGIRequestHandler, make_server
+from local.http import serve_wsgi, wsgi_server
+
+ADMIN_PATH = "/_local/api-key-ids"
+"""POST {"value", "id"}: the next API key created with that value gets that id (restoring tenants)."""
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log line per AWS call (the gateway logs what matters)."""
+def backend_app() -> Callable[..., Iterable[bytes]]:
+    from moto.apigateway.utils import ApigwApiKeyIdentifier
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from moto.utilities.id_generator import moto_id_manager
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return
+    from local.template import ACCOUNT_ID, REGION
 
+    moto = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
 
-class _SerialApp:
-    """A WSGI app that lets one request at a time into moto (its body fully produced under the lock)."""
-
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
-        self._app = app
-        self._lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        with self._lock:
-            result = self._app(environ, start_response)
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == ADMIN_PATH:
+            wanted = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+            identifier = ApigwApiKeyIdentifier(ACCOUNT_ID, REGION, str(wanted["value"]))
+            moto_id_manager.set_custom_id(identifier, str(wanted["id"]))
+            start_response("204 No Content", [])
+            return []
+        with lock:  # the whole answer is produced under the lock
+            result = moto(environ, start_response)
             try:
                 return list(result)
             finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+                getattr(result, "close", lambda: None)()
+
+    return app
 
 
-class SerialMotoServer(ThreadedMotoServer):  # type: ignore[misc]
-    """`moto.server.ThreadedMotoServer` with calls serialised through moto (see the module docstring)."""
+def run_child(fd: int) -> int:
+    """The child process: serve on the inherited socket until the parent goes away (stdin closes).
+    Ctrl-C in `make run` reaches the whole process group: the parent decides when the child stops."""
+    import logging
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = wsgi_server(backend_app(), socket.socket(fileno=fd))
+    threading.Thread(target=lambda: (sys.stdin.buffer.read(), server.close()), daemon=True).start()
+    serve_wsgi(server)
+    return 0
+
+
+class SerialMotoServer:
+    """The backend in a thread of this process, on a free port unless one is given."""
 
     def __init__(self, ip_address: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(ip_address=ip_address, port=port, verbose=False)
-        self._start_error: BaseException | None = None
-
-    def _server_entry(self) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app = _SerialApp(DomainDispatcherApplication(create_backend_app))
-        try:
-            self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietHandler)
-        except BaseException as error:  # e.g. the port is taken: report it instead of hanging start()
-            self._start_error = error
-            self._server_ready_event.set()
-            return
-        self._server_ready_event.set()
-        self._server.serve_forever()
-
-    def start(self) -> None:
-        super().start()
-        if self._start_error is not None:
-            raise self._start_error
+        self._socket = socket.create_server((ip_address, port))
+        self._server: Any = None
 
     @property
     def endpoint(self) -> str:
-        host, port = self.get_host_and_port()
+        host, port = self._socket.getsockname()[:2]
         return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._server = wsgi_server(backend_app(), self._socket)
+        threading.Thread(target=serve_wsgi, args=(self._server,), name="moto", daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()

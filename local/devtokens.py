@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -56,26 +57,56 @@ def mint_dev_jwt(
     return jwt.encode(claims, secret or local_jwt_secret(), algorithm="HS256")
 
 
-def mint_dev_api_key(org: str = "demo") -> tuple[str | None, str]:
-    """A dev API key made by the real domain code (`hangar.api_keys.create_api_key`), or why not.
-
-    Returns (token, note); token is None when the domain module is not available. Must run after the
-    local environment is in place (it writes to the local Tokens table).
-    """
+def mint_dev_api_key(org: str = "demo") -> str:
+    """A dev API key made by the real domain code (after the local environment is in place)."""
     from hangar import api_keys
 
-    try:
-        created = api_keys.create_api_key(
-            org_id=org, name="local dev key", scopes=list(API_KEY_SCOPES), created_by="local"
-        )
-    except Exception as error:  # the server still starts; the banner says why there is no key
-        return None, f"no dev API key: create_api_key failed ({type(error).__name__}: {error})"
-    if isinstance(created, tuple | list):
-        token = next((part for part in created if isinstance(part, str) and part.startswith("hgk_")), None)
-    elif isinstance(created, dict):
-        token = created.get("token")
-    else:
-        token = getattr(created, "token", None)
-    if not token:
-        return None, "no dev API key: create_api_key returned no token"
-    return str(token), "ok"
+    return api_keys.create_api_key(
+        org_id=org, name="local dev key", scopes=list(API_KEY_SCOPES), created_by="local"
+    ).token
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Which JWTs `make run` accepts: the dev HS256 secret, or an issuer's (HANGAR_JWT_JWKS_URL, ...)."""
+
+    environment: dict[str, str]  # the functions' JWT_* variables
+    issuer_mode: bool
+
+    def banner(self) -> list[str]:
+        env = self.environment
+        if not self.issuer_mode:
+            return [f"  Sign-in: dev HS256 secret (HANGAR_JWT_SECRET); issuer {env['JWT_ISSUER']}, audience hangar"]
+        return [
+            f"  Sign-in: JWTs from {env['JWT_ISSUER']} (JWKS {env['JWT_JWKS_URL']}, {env['JWT_ALGORITHMS']}, "
+            f"audience {env['JWT_AUDIENCE']}); the dev JWT is off",
+            "    Get an access token from that issuer for this audience, with the tenant in its `org` claim",
+            "    and the scopes in `scope`, and send it as `Authorization: Bearer <token>` (see the README).",
+        ]
+
+
+def sign_in(environ: Mapping[str, str] | None = None) -> SignIn:
+    """HANGAR_JWT_JWKS_URL (with HANGAR_JWT_ISSUER; HANGAR_JWT_AUDIENCE default hangar, HANGAR_JWT_ALGORITHMS
+    default RS256) switches from the dev secret to that issuer; a partial setting is a start-up error."""
+    environ = os.environ if environ is None else environ
+    jwks_url = environ.get("HANGAR_JWT_JWKS_URL", "")
+    given = [
+        name for name in ("HANGAR_JWT_ISSUER", "HANGAR_JWT_AUDIENCE", "HANGAR_JWT_ALGORITHMS") if environ.get(name)
+    ]
+    if not jwks_url:
+        if given:
+            raise ValueError(f"{', '.join(given)} need HANGAR_JWT_JWKS_URL (the issuer's JWKS URL)")
+        secret = local_jwt_secret()
+        dev = {"JWT_ALGORITHMS": "HS256", "JWT_SECRET": secret, "JWT_ISSUER": LOCAL_JWT_ISSUER}
+        return SignIn({**dev, "JWT_AUDIENCE": LOCAL_JWT_AUDIENCE}, issuer_mode=False)
+    if not environ.get("HANGAR_JWT_ISSUER"):
+        raise ValueError("HANGAR_JWT_JWKS_URL needs HANGAR_JWT_ISSUER (the `iss` its tokens carry)")
+    return SignIn(
+        {
+            "JWT_JWKS_URL": jwks_url,
+            "JWT_ISSUER": environ["HANGAR_JWT_ISSUER"],
+            "JWT_AUDIENCE": environ.get("HANGAR_JWT_AUDIENCE") or LOCAL_JWT_AUDIENCE,
+            "JWT_ALGORITHMS": environ.get("HANGAR_JWT_ALGORITHMS") or "RS256",
+        },
+        issuer_mode=True,
+    )

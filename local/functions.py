@@ -120,38 +120,33 @@ def _import_file(module_name: str, spec: FunctionSpec) -> ModuleType:
     return module
 
 
-def make_metrics_thread_safe() -> None:
-    """Serialise the shared Powertools metric set of `hangar.observability.metrics`.
+def make_metrics_thread_safe(quiet: bool) -> None:
+    """Serialise the shared Powertools metric set of `hangar.observability.metrics`; `quiet`: no
+    cold-start metric either (Powertools writes it with `single_metric`, which ignores
+    POWERTOOLS_METRICS_DISABLED).
 
     In Lambda each function has its own process; here all functions share one, and Powertools keeps
     one metric set per process. Without a lock, one invocation's flush can clear or iterate another's
-    metrics mid-way and fail the request. Local-only; a no-op if the layout is not as expected.
+    metrics mid-way and fail the request.
     """
-    try:
-        from hangar.observability import metrics
-    except ImportError:
-        return
-    provider = getattr(metrics, "provider", None)
-    if provider is None or getattr(provider, "_hangar_local_locked", False):
-        return
+    from hangar.observability import metrics
+
+    provider = metrics.provider
     lock = threading.RLock()
     for name in (
         "add_metric",
         "add_dimension",
-        "add_dimensions",
         "add_metadata",
         "flush_metrics",
         "clear_metrics",
         "serialize_metric_set",
-        "set_default_dimensions",
     ):
-        original = getattr(provider, name, None)
-        if original is None:
-            continue
+        original = getattr(provider, name)
 
         def locked(*args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
             with lock:
                 return __original(*args, **kwargs)
 
         setattr(provider, name, wraps(original)(locked))
-    provider._hangar_local_locked = True
+    if quiet:
+        provider.add_cold_start_metric = lambda context: None  # type: ignore[method-assign]

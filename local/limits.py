@@ -2,28 +2,20 @@
 
 The gateway consults a `LimitPolicy` twice per API request:
 
-1. `before_authorizer(request, route)` — before any authorizer runs: where AWS WAF sits in front of
-   the stage. `TemplateLimits` evaluates the rules of every `AWS::WAFv2::WebACL` associated with the
-   API (`AWS::WAFv2::WebACLAssociation`): rate-based rules (a sliding window of `EvaluationWindowSec`
-   per aggregation key — a header such as `X-Runner-Token`, the source IP, ... — narrowed by their
-   scope-down statement) and plain match rules, answered with the rule's custom response.
-2. `after_authorizer(request, route, grant)` — once the caller is known: `grant.usage_identifier_key`
-   is the API key the authorizer returned (`ApiKeySourceType: AUTHORIZER`). On a route that requires
-   a key, no key, or a key in no usage plan of the API, is 403 INVALID_API_KEY; then the key's usage
-   plan applies: a token bucket per key at the plan's `Throttle` (RateLimit/s refill, BurstLimit
-   capacity), one per key and method for the plan's method throttles (`ApiStages[].Throttle`, keyed
-   "/resource/METHOD"), both answering THROTTLED, and the `Quota` (requests per DAY/WEEK/MONTH,
-   calendar periods in UTC) answering QUOTA_EXCEEDED.
+1. `before_authorizer(request, route)`: where AWS WAF sits, in front of the stage. The rate-based rules
+   of the web ACL associated with the API: a sliding window of `EvaluationWindowSec` per aggregation key
+   (a header such as `X-Runner-Token`, or the source IP), narrowed by a regex scope-down statement,
+   answered with the rule's custom response.
+2. `after_authorizer(request, route, grant)`: `grant.usage_identifier_key` is the API key the authorizer
+   returned (`ApiKeySourceType: AUTHORIZER`). On a route that requires a key, no key or a key in no usage
+   plan is 403 INVALID_API_KEY; then the key's usage plan applies: a token bucket per key at the plan's
+   `Throttle`, one per key and method for its method throttles (`ApiStages[].Throttle`), both answering
+   THROTTLED, and the `Quota` (calendar periods in UTC) answering QUOTA_EXCEEDED.
 
-Each returns None to let the request through, or a `Refusal`: a gateway response type (`THROTTLED`,
-`QUOTA_EXCEEDED`, `INVALID_API_KEY`, ...) served from the template's GatewayResponses, with extra
-headers, or an explicit status/body (a WAF custom response). Time is `request.now`, the local clock
-(`hangar.clock.now()`, which `POST /_local/clock` moves), so advancing it moves every window.
-
-Which key is in which usage plan is asked of the local backend (moto's API Gateway), where tenant
+Which key is in which usage plan is asked of the embedded backend (moto's API Gateway), where tenant
 provisioning creates keys and license changes move them, so a plan change applies on the next request.
-
-`HANGAR_LOCAL_LIMITS=off` in the server's environment turns every limit off (benchmarks, demos).
+Time is `request.now`, the local clock, so `POST /_local/clock` moves every window.
+`HANGAR_LOCAL_LIMITS=off` turns every limit off (benchmarks, demos).
 """
 
 from __future__ import annotations
@@ -33,14 +25,12 @@ import re
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from local.template import Route
+from local.template import NotSupportedLocally, Resolver, Route, api_settings, resources
 
 
 @dataclass(frozen=True)
@@ -81,6 +71,7 @@ class Refusal:
     status: int | None = None  # overrides the gateway response's status
     body: str | None = None  # overrides the gateway response's body (sent as application/json)
     message: str | None = None  # $context.error.message in the gateway response template
+    authorizer_context: Mapping[str, Any] = field(default_factory=dict)  # a Deny's: $context.authorizer.*
 
 
 class LimitPolicy(Protocol):
@@ -101,18 +92,7 @@ class AllowAll:
         return None
 
 
-_warned: set[str] = set()
-
-
-def _warn(message: str) -> None:
-    """Once per message: a statement the emulation lacks would otherwise be reported on every request."""
-    if message not in _warned:
-        _warned.add(message)
-        print(f"local: limits: {message}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Usage plans, read from the template
+# -- usage plans, read from the template -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -145,10 +125,8 @@ def _throttle(settings: Any) -> Throttle | None:
 
 def usage_plans(template: Mapping[str, Any]) -> dict[str, UsagePlanSpec]:
     """The usage plans that cover the template's API, by logical id (names resolved as locally)."""
-    from local.template import Resolver, api_settings, parameter_overrides_from_env, resources
-
     api = api_settings(template)
-    resolver = Resolver(template, parameter_overrides=parameter_overrides_from_env())
+    resolver = Resolver(template)
     found: dict[str, UsagePlanSpec] = {}
     for logical_id, resource in resources(template, "AWS::ApiGateway::UsagePlan").items():
         properties = resource.get("Properties") or {}
@@ -201,80 +179,82 @@ def quota_period_start(now: float, period: str) -> float:
     return start.timestamp()
 
 
-# --------------------------------------------------------------------------------------------------
-# AWS WAF rules, read from the template
+# -- AWS WAF rules, read from the template ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class WafRule:
-    """One rule of an associated web ACL; `rate_*` set for rate-based rules."""
+    """One rate-based rule of an associated web ACL: at most `rate_limit` requests per trailing
+    `rate_window_seconds` per aggregation instance, for requests its scope-down statement matches."""
 
     name: str
     priority: int
-    action: str  # Block | Allow | Count | Captcha | Challenge
-    statement: Mapping[str, Any]  # the match statement (the scope-down one for rate-based rules)
+    action: str  # Block | Count
+    statement: Mapping[str, Any]  # the scope-down statement
     refusal: Refusal | None  # what a Block answers
-    rate_limit: int | None = None
-    rate_window_seconds: int = 300
-    aggregation: tuple[Mapping[str, Any], ...] = ()  # CUSTOM_KEYS entries; ({"IP": {}},) for IP
-
-    @property
-    def rate_based(self) -> bool:
-        return self.rate_limit is not None
+    rate_limit: int
+    rate_window_seconds: int
+    aggregation: tuple[Mapping[str, Any], ...]  # ({"IP": {}},) or ({"Header": {"Name": ...}}, ...)
 
 
 def _block_refusal(action: Mapping[str, Any], bodies: Mapping[str, Any]) -> Refusal:
     custom = (action.get("Block") or {}).get("CustomResponse") or {}
     if not custom:  # WAF's default block response
         return Refusal(status=403, body='{"message": "Forbidden"}')
-    body_key = custom.get("CustomResponseBodyKey")
-    content = (bodies.get(body_key) or {}).get("Content", "") if body_key else ""
+    content = (bodies.get(str(custom.get("CustomResponseBodyKey"))) or {}).get("Content", "")
     headers = {str(h["Name"]): str(h["Value"]) for h in custom.get("ResponseHeaders") or []}
     return Refusal(status=int(custom.get("ResponseCode", 403)), body=str(content), headers=headers)
 
 
+def _check_transformations(transformations: Iterable[Mapping[str, Any]]) -> None:
+    for transformation in transformations or ():
+        if transformation.get("Type") != "NONE":
+            raise NotSupportedLocally(f"the WAF text transformation {transformation.get('Type')}")
+
+
+def _statement(statement: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A scope-down statement local/ evaluates: a RegexMatchStatement on the URI path."""
+    spec = statement.get("RegexMatchStatement") or {}
+    if set(statement) != {"RegexMatchStatement"} or set(spec.get("FieldToMatch") or {}) != {"UriPath"}:
+        raise NotSupportedLocally(f"the WAF statement {sorted(statement)}")
+    _check_transformations(spec.get("TextTransformations") or ())
+    return statement
+
+
 def waf_rules(template: Mapping[str, Any]) -> list[WafRule]:
     """The rules of every web ACL associated with the template's API, in priority order."""
-    from local.template import Resolver, api_settings, parameter_overrides_from_env, resources
-
     api = api_settings(template)
-    resolver = Resolver(template, parameter_overrides=parameter_overrides_from_env())
-    associated: list[str] = []
+    resolver = Resolver(template)
+    rules: list[WafRule] = []
     for association in resources(template, "AWS::WAFv2::WebACLAssociation").values():
         properties = association.get("Properties") or {}
-        acl = properties.get("WebACLArn")
-        target = repr(properties.get("ResourceArn"))
-        if isinstance(acl, Mapping) and "Fn::GetAtt" in acl and api.logical_id and api.logical_id in target:
-            attribute = acl["Fn::GetAtt"]
-            associated.append(str(attribute[0] if isinstance(attribute, list) else attribute.split(".")[0]))
-    rules: list[WafRule] = []
-    for logical_id in associated:
-        acl = resources(template).get(logical_id) or {}
+        if not api.logical_id or api.logical_id not in repr(properties.get("ResourceArn")):
+            continue
+        acl = resources(template)[properties["WebACLArn"]["Fn::GetAtt"][0]]
         acl_properties = resolver.try_resolve(acl.get("Properties"), {}) or {}
-        bodies = acl_properties.get("CustomResponseBodies") or {}
         for rule in acl_properties.get("Rules") or []:
-            statement = rule.get("Statement") or {}
-            action_map = rule.get("Action") or {}
-            action = next(iter(action_map), "Count")
-            refusal = _block_refusal(action_map, bodies) if action == "Block" else None
-            rate = statement.get("RateBasedStatement")
-            if rate is None:
-                rules.append(WafRule(str(rule["Name"]), int(rule.get("Priority", 0)), action, statement, refusal))
-                continue
-            key_type = str(rate.get("AggregateKeyType", "IP"))
+            rate = (rule.get("Statement") or {}).get("RateBasedStatement")
+            action = next(iter(rule.get("Action") or {"Count": {}}))
+            if rate is None or action not in ("Block", "Count"):
+                raise NotSupportedLocally(f"WAF rule {rule.get('Name')}: only rate-based rules that Block or Count")
+            key_type = rate.get("AggregateKeyType", "IP")
             if key_type == "CUSTOM_KEYS":
                 aggregation = tuple(rate.get("CustomKeys") or ())
-            elif key_type == "CONSTANT":
-                aggregation = ()
-            else:  # IP (FORWARDED_IP: no proxy header locally, the source IP stands in)
+                for key in aggregation:
+                    if set(key) != {"Header"}:
+                        raise NotSupportedLocally(f"the WAF aggregation key {sorted(key)}")
+                    _check_transformations(key["Header"].get("TextTransformations"))
+            elif key_type == "IP":
                 aggregation = ({"IP": {}},)
+            else:
+                raise NotSupportedLocally(f"the WAF AggregateKeyType {key_type}")
             rules.append(
                 WafRule(
                     name=str(rule["Name"]),
                     priority=int(rule.get("Priority", 0)),
                     action=action,
-                    statement=rate.get("ScopeDownStatement") or {},
-                    refusal=refusal,
+                    statement=_statement(rate["ScopeDownStatement"]) if "ScopeDownStatement" in rate else {},
+                    refusal=_block_refusal(rule["Action"], acl_properties.get("CustomResponseBodies") or {}),
                     rate_limit=int(rate["Limit"]),
                     rate_window_seconds=int(rate.get("EvaluationWindowSec", 300)),
                     aggregation=aggregation,
@@ -283,101 +263,22 @@ def waf_rules(template: Mapping[str, Any]) -> list[WafRule]:
     return sorted(rules, key=lambda rule: rule.priority)
 
 
-def _transform(value: str, transformations: Iterable[Mapping[str, Any]]) -> str:
-    for transformation in sorted(transformations or (), key=lambda t: int(t.get("Priority", 0))):
-        kind = str(transformation.get("Type", "NONE")).upper()
-        if kind == "LOWERCASE":
-            value = value.lower()
-        elif kind == "URL_DECODE":
-            value = unquote(value)
-        elif kind == "COMPRESS_WHITE_SPACE":
-            value = re.sub(r"\s+", " ", value)
-        elif kind != "NONE":
-            _warn(f"text transformation {kind} is not emulated; the value is used as is")
-    return value
-
-
-def _field_value(field_to_match: Mapping[str, Any], request: RequestInfo) -> str | None:
-    if "UriPath" in field_to_match:
-        return request.path
-    if "Method" in field_to_match:
-        return request.method
-    if "QueryString" in field_to_match:
-        return "&".join(f"{k}={v}" for k, v in request.query.items())
-    if "SingleHeader" in field_to_match:
-        return request.header(str(field_to_match["SingleHeader"].get("Name", "")))
-    if "SingleQueryArgument" in field_to_match:
-        wanted = str(field_to_match["SingleQueryArgument"].get("Name", "")).lower()
-        return next((v for k, v in request.query.items() if k.lower() == wanted), None)
-    _warn(f"FieldToMatch {sorted(field_to_match)} is not emulated; the statement does not match")
-    return None
-
-
 def statement_matches(statement: Mapping[str, Any], request: RequestInfo) -> bool:
-    """A WAF match statement against the request (byte/regex match, and/or/not; an empty one matches)."""
+    """A scope-down statement against the request (an empty one matches everything)."""
     if not statement:
         return True
-    if "AndStatement" in statement:
-        return all(statement_matches(s, request) for s in statement["AndStatement"].get("Statements", []))
-    if "OrStatement" in statement:
-        return any(statement_matches(s, request) for s in statement["OrStatement"].get("Statements", []))
-    if "NotStatement" in statement:
-        return not statement_matches(statement["NotStatement"].get("Statement", {}), request)
-    if "ByteMatchStatement" in statement:
-        spec = statement["ByteMatchStatement"]
-        value = _field_value(spec.get("FieldToMatch") or {}, request)
-        if value is None:
-            return False
-        value = _transform(value, spec.get("TextTransformations") or ())
-        wanted = str(spec.get("SearchString", ""))
-        position = str(spec.get("PositionalConstraint", "CONTAINS"))
-        return {
-            "EXACTLY": value == wanted,
-            "STARTS_WITH": value.startswith(wanted),
-            "ENDS_WITH": value.endswith(wanted),
-            "CONTAINS": wanted in value,
-            "CONTAINS_WORD": re.search(rf"(^|\W){re.escape(wanted)}(\W|$)", value) is not None,
-        }.get(position, False)
-    if "RegexMatchStatement" in statement:
-        spec = statement["RegexMatchStatement"]
-        value = _field_value(spec.get("FieldToMatch") or {}, request)
-        if value is None:
-            return False
-        value = _transform(value, spec.get("TextTransformations") or ())
-        return re.search(str(spec.get("RegexString", "")), value) is not None
-    _warn(f"WAF statement {sorted(statement)} is not emulated; it does not match")
-    return False
+    return re.search(str(statement["RegexMatchStatement"]["RegexString"]), request.path) is not None
 
 
 def aggregation_key(rule: WafRule, request: RequestInfo) -> tuple[str, ...] | None:
     """The rule's aggregation instance for the request; None when a key is missing (WAF skips it)."""
-    values: list[str] = []
-    for key in rule.aggregation:
-        if "IP" in key or "ForwardedIP" in key:
-            value: str | None = request.source_ip
-        elif "Header" in key:
-            spec = key["Header"]
-            value = request.header(str(spec.get("Name", "")))
-            value = None if value is None else _transform(value, spec.get("TextTransformations") or ())
-        elif "HTTPMethod" in key:
-            value = request.method
-        elif "UriPath" in key:
-            value = _transform(request.path, key["UriPath"].get("TextTransformations") or ())
-        elif "QueryArgument" in key:
-            spec = key["QueryArgument"]
-            wanted = str(spec.get("Name", "")).lower()
-            value = next((v for k, v in request.query.items() if k.lower() == wanted), None)
-        else:
-            _warn(f"aggregation key {sorted(key)} is not emulated; the rule skips the request")
-            return None
-        if value is None or value == "":
-            return None
-        values.append(value)
-    return tuple(values)
+    values = [
+        request.source_ip if "IP" in key else request.header(str(key["Header"]["Name"])) for key in rule.aggregation
+    ]
+    return None if any(not value for value in values) else tuple(str(value) for value in values)
 
 
-# --------------------------------------------------------------------------------------------------
-# Which usage plan a key is in (the local backend)
+# -- which usage plan a key is in (the embedded backend) ----------------------------------------------------
 
 
 class KeyDirectory(Protocol):
@@ -436,8 +337,7 @@ class BackendKeyDirectory:
         return None
 
 
-# --------------------------------------------------------------------------------------------------
-# The policy
+# -- the policy ------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -459,12 +359,10 @@ class TemplateLimits:
         plans: Mapping[str, UsagePlanSpec],
         rules: Iterable[WafRule],
         keys: KeyDirectory | None,
-        log: Callable[[str], None] = _warn,
     ) -> None:
         self.plans = dict(plans)
         self.rules = list(rules)
         self.keys = keys
-        self.log = log
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, tuple[str, ...]], deque[float]] = {}
         self._buckets: dict[tuple[str, str, str], _Bucket] = {}
@@ -476,21 +374,14 @@ class TemplateLimits:
         for rule in self.rules:
             if not statement_matches(rule.statement, request):
                 continue
-            if rule.rate_based:
-                instance = aggregation_key(rule, request)
-                if instance is None or not self._over_rate(rule, instance, request.now):
-                    continue
-            if rule.action == "Block":
+            instance = aggregation_key(rule, request)
+            if instance is not None and self._over_rate(rule, instance, request.now) and rule.action == "Block":
                 return rule.refusal
-            if rule.action == "Allow":
-                return None
-            # Count (and CAPTCHA/Challenge, which have no local meaning): go on to the next rule.
         return None
 
     def _over_rate(self, rule: WafRule, instance: tuple[str, ...], now: float) -> bool:
         """Counts the request (WAF counts every request in scope, blocked or not); True when the trailing
         window holds more than the limit."""
-        assert rule.rate_limit is not None
         with self._lock:
             window = self._windows.setdefault((rule.name, instance), deque())
             while window and window[0] <= now - rule.rate_window_seconds:
@@ -539,7 +430,7 @@ class TemplateLimits:
 def policy_for(template: Mapping[str, Any], session: Any = None) -> LimitPolicy:
     """The limit policy for this template (`session`: boto3 session on the local backend, if needed)."""
     if os.environ.get("HANGAR_LOCAL_LIMITS", "on").lower() in ("off", "0", "false", "no"):
-        _warn("HANGAR_LOCAL_LIMITS=off: usage plans and WAF rules are not enforced")
+        print("local: HANGAR_LOCAL_LIMITS=off: usage plans and WAF rules are not enforced", file=sys.stderr)
         return AllowAll()
     plans = usage_plans(template)
     keys = BackendKeyDirectory(session.client("apigateway"), plans) if session is not None and plans else None

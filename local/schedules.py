@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import threading
-import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,13 +25,8 @@ def rate_seconds(expression: str) -> int | None:
     return int(match.group(1)) * _UNIT_SECONDS[unit]
 
 
-def scheduled_event(schedule: ScheduleSpec) -> Any:
-    """The event EventBridge sends for `schedule` (or its `Input`, when the template sets one)."""
-    if schedule.input:
-        try:
-            return json.loads(schedule.input)
-        except ValueError:
-            return schedule.input
+def scheduled_event(schedule: ScheduleSpec) -> dict[str, Any]:
+    """The event EventBridge sends for `schedule`."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -80,9 +72,8 @@ class Scheduler:
         while not self._stop.wait(interval):
             try:
                 self._run(schedule)
-            except Exception:
-                print(f"local: scheduled {schedule.function_id} failed:", file=sys.stderr)
-                traceback.print_exc()
+            except Exception:  # noqa: S112 - the run reported it (local.server); the next tick tries again
+                continue
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,110 +1,86 @@
-"""Start-up of the local stack: moto, the template's resources, the functions' environment, the
-gateway, the schedules and the banner; and a clean stop on Ctrl-C or SIGTERM."""
+"""Start-up of the local stack, in this order: bind the API's and the backend's ports (a taken one is
+reported at once), start the embedded backend (a child process), create the template's resources, put
+the functions' environment in place, build the gateway and serve it until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+import time
+import traceback
+import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from local import REPO_ROOT
-from local.backend import SerialMotoServer
-from local.devtokens import (
-    ALL_SCOPES,
-    LOCAL_JWT_AUDIENCE,
-    LOCAL_JWT_ISSUER,
-    local_jwt_secret,
-    mint_dev_api_key,
-    mint_dev_jwt,
-)
-from local.template import (
-    REGION,
-    api_settings,
-    authorizers,
-    function_environment,
-    functions,
-    gateway_responses,
-    load_template,
-    provision,
-    routes,
-    schedules,
-)
+from local.http import bind, request_of, respond, serve_wsgi, stop_wsgi, url_of, wsgi_server
+from local.logs import Console, log_mode
 
 LOCAL_TOKEN_PEPPER = "hangar-local-pepper-not-for-production"
 READY_LINE = "Hangar local API ready on {url}"
 """Printed last at start-up; tests wait for it (`local.testing`)."""
+DEMO_ORG = "demo"
+DEMO_PLAN = "team"  # room for a real trial: 10 runners, 10 concurrent jobs (the default plan is free)
 
 # Variables that could send a local handler to real AWS, or to another endpoint than the local one.
 _AWS_VARIABLES_TO_CLEAR = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-)
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)  # fmt: skip
+# The template's settings local/ replaces: the pepper comes from TOKEN_PEPPER, the JWT settings from sign_in().
+_TEMPLATE_VARIABLES_REPLACED = ("TOKEN_PEPPER_SECRET_ID", "JWT_JWKS_URL", "JWT_SECRET", "JWT_ALGORITHMS")
 
 
-def aws_environment(endpoint: str) -> dict[str, str]:
-    """What points every AWS SDK call of this process at the local backend."""
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
+@dataclass
+class Stack:
+    """The running gateway: its WSGI server, routes and schedules."""
+
+    server: Any
+    routes: list[Any]
+    schedules: dict[str, Any]
+    run_schedule: Any
+
+
+@dataclass(frozen=True)
+class Options:
+    port: int = 3000
+    host: str = "127.0.0.1"
+    backend_host: str = "127.0.0.1"
+    backend_port: int = 8000
+    template_file: str | None = None
+    run_schedules: bool = True
+    access_log: bool = True
+
+
+def aws_environment(backend: str, dynamodb_endpoint: str | None) -> dict[str, str]:
+    """What points every AWS SDK call of this process at the local backend (DynamoDB maybe elsewhere)."""
+    from local.template import REGION
+
+    environment = {
+        "AWS_ENDPOINT_URL": backend,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-
-
-def local_overrides(api_url: str, endpoint: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The local values that replace the template's: pepper, JWT settings, endpoints, tracing."""
-    environ = os.environ if environ is None else environ
-    return {
-        **aws_environment(endpoint),
-        "TOKEN_PEPPER": environ.get("HANGAR_TOKEN_PEPPER") or LOCAL_TOKEN_PEPPER,
-        **_jwt_environment(environ),
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "PUBLIC_API_URL": api_url,
-    }
-
-
-def _jwt_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """HS256 with the local secret, or a real issuer's JWKS (HANGAR_JWT_JWKS_URL and HANGAR_JWT_ISSUER)."""
-    # A minimal passthrough for the OIDC e2e tests; the `local` rewrite owns the full switch and banner.
-    if environ.get("HANGAR_JWT_JWKS_URL"):
-        return {
-            "JWT_JWKS_URL": environ["HANGAR_JWT_JWKS_URL"],
-            "JWT_ISSUER": environ.get("HANGAR_JWT_ISSUER", ""),
-            "JWT_AUDIENCE": environ.get("HANGAR_JWT_AUDIENCE") or LOCAL_JWT_AUDIENCE,
-            "JWT_ALGORITHMS": environ.get("HANGAR_JWT_ALGORITHMS") or "RS256",
-            "JWT_SECRET": "",
-        }
-    return {
-        "JWT_ALGORITHMS": "HS256",
-        "JWT_SECRET": local_jwt_secret(),
-        "JWT_ISSUER": LOCAL_JWT_ISSUER,
-        "JWT_AUDIENCE": LOCAL_JWT_AUDIENCE,
-    }
+    if dynamodb_endpoint:
+        environment["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
+    return environment
 
 
 def apply_environment(environment: Mapping[str, str]) -> None:
     """Install the functions' environment in this process (before any handler module is imported)."""
     for name in list(os.environ):
-        if name.startswith("AWS_ENDPOINT_URL_") or name in _AWS_VARIABLES_TO_CLEAR:
+        if name.startswith("AWS_ENDPOINT_URL_") or name in (*_AWS_VARIABLES_TO_CLEAR, *_TEMPLATE_VARIABLES_REPLACED):
             del os.environ[name]
     os.environ.update(environment)
-    # The pepper comes from TOKEN_PEPPER locally; JWTs are HS256 with the local secret unless an issuer is given.
-    os.environ.pop("TOKEN_PEPPER_SECRET_ID", None)
-    if not environment.get("JWT_JWKS_URL"):
-        os.environ.pop("JWT_JWKS_URL", None)
 
 
 class _Stop(Exception):
@@ -115,92 +91,33 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signum)
 
 
-def serve(
-    port: int = 3000,
-    host: str = "127.0.0.1",
-    template_file: str | Path | None = None,
-    run_schedules: bool = True,
-    access_log: bool = True,
-) -> int:
+def serve(options: Options) -> int:
     """Run the local stack until stopped; returns the exit status."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    # Powertools warns on every invocation that emits no metric of its own; noise locally.
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    moto: SerialMotoServer | None = None
-    server: Any = None
+    console = Console(log_mode(), access_log=options.access_log)
+    api_socket = bind(options.host, options.port, "PORT")
+    backend_socket = bind(options.backend_host, options.backend_port, "HANGAR_BACKEND_PORT")
+    backend = subprocess.Popen(
+        [sys.executable, "-m", "local", "backend", "--fd", str(backend_socket.fileno())],
+        pass_fds=[backend_socket.fileno()],
+        stdin=subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
+    stack: Stack | None = None
     scheduler: Any = None
     try:
-        template = load_template(template_file)
-        backend_port = int(os.environ.get("HANGAR_DYNAMODB_PORT") or 0)
-        moto = SerialMotoServer(host, backend_port)
-        moto.start()
-        endpoint = moto.endpoint
-        apply_environment(aws_environment(endpoint))
+        stack, banner = _start(options, console, api_socket, url_of(backend_socket))
+        backend_socket.close()  # the child has its own copy
+        if options.run_schedules and os.environ.get("HANGAR_LOCAL_SCHEDULES", "on").lower() not in ("off", "0"):
+            from local.schedules import Scheduler
 
-        import boto3
-
-        session = boto3.Session(region_name=REGION)
-        provisioned = provision(template, session)
-
-        # The API's socket first: its port (0 picks one) is part of the functions' environment.
-        from local.gateway import Gateway, GatewayServer
-
-        server = GatewayServer((host, port), access_log=access_log)
-        api_url = server.url
-        environment = function_environment(template, provisioned.resolver(template))
-        environment.update(local_overrides(api_url, endpoint))
-        apply_environment(environment)
-
-        # Only now may anything read hangar settings (they are cached on first read).
-        from local import limits
-        from local.functions import FunctionRegistry, make_metrics_thread_safe
-        from local.schedules import Scheduler
-
-        make_metrics_thread_safe()
-        specs = functions(template, Path(template_file).resolve().parent if template_file else REPO_ROOT)
-        gateway = Gateway(
-            routes=routes(template),
-            authorizers=authorizers(template),
-            gateway_responses=gateway_responses(template),
-            functions=FunctionRegistry(specs),
-            api=api_settings(template),
-            schedules=schedules(template),
-            limit_policy=limits.policy_for(template, session),
-        )
-        server.gateway = gateway
-
-        api_key, key_note = mint_dev_api_key("demo")
-        dev_jwt = mint_dev_jwt("demo", ALL_SCOPES, sub="dev@demo", ttl=86400)
-
-        schedule_lines: list[str] = []
-        if run_schedules and os.environ.get("HANGAR_LOCAL_SCHEDULES", "on").lower() not in (
-            "off",
-            "0",
-            "false",
-        ):
-            scheduler = Scheduler(gateway.schedules.values(), gateway.run_schedule)
-            schedule_lines = scheduler.start()
+            scheduler = Scheduler(stack.schedules.values(), stack.run_schedule)
+            banner.append("  Schedules: " + "; ".join(scheduler.start() or ["none"]))
         else:
-            schedule_lines = ["off (run one with POST /_local/schedules/<FunctionLogicalId>)"]
-
-        lines = [
-            "Hangar local stack (template.yaml; no Docker)",
-            f"  API:               {api_url}   ({len(gateway.routes)} routes)",
-            f"  DynamoDB endpoint: {endpoint}   (tables: {', '.join(provisioned.tables)})",
-            "    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-            f"aws dynamodb list-tables --endpoint-url {endpoint} --region {REGION}",
-            "  Dev JWT (org demo, every scope, expires in 1 day):",
-            f"    {dev_jwt}",
-            "  Dev API key (org demo, every scope but admin:licenses):",
-            f"    {api_key}" if api_key else f"    ({key_note})",
-            "  Schedules: " + "; ".join(schedule_lines or ["none"]),
-            '  Local admin: GET /_local/health, POST /_local/clock {"advanceSeconds": n}, '
-            "POST /_local/schedules/<FunctionLogicalId>, POST /_local/authorizer-cache/flush",
-            READY_LINE.format(url=api_url),
-        ]
-        print("\n".join(lines), flush=True)
-        server.serve_forever()
+            banner.append("  Schedules: off (run one with POST /_local/schedules/<FunctionLogicalId>)")
+        console.print("\n".join([*banner, READY_LINE.format(url=url_of(api_socket))]))
+        serve_wsgi(stack.server)
     except (_Stop, KeyboardInterrupt):
         pass
     finally:
@@ -208,12 +125,155 @@ def serve(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if scheduler is not None:
             scheduler.stop()
-        if server is not None:
-            server.server_close()
-        if moto is not None:
-            try:
-                moto.stop()
-            except Exception as error:  # stopping is best effort; the process exits anyway
-                print(f"local: stopping the backend: {error}", file=sys.stderr)
-    print("Hangar local API stopped", flush=True)
+        if stack is not None:
+            stop_wsgi(stack.server)
+        api_socket.close()
+        backend.stdin.close()  # type: ignore[union-attr]  # the backend exits when its stdin closes
+        try:
+            backend.wait(5)
+        except subprocess.TimeoutExpired:
+            backend.kill()
+    console.print("Hangar local API stopped")
     return 0
+
+
+def _start(options: Options, console: Console, api_socket: Any, backend: str) -> tuple[Stack, list[str]]:
+    from local.devtokens import sign_in
+    from local.template import REGION, load_template, local_table_name
+
+    template = load_template(options.template_file)
+    login = sign_in()  # a bad HANGAR_JWT_* setting fails before anything starts
+    external = os.environ.get("HANGAR_DYNAMODB_ENDPOINT") or None
+    apply_environment(aws_environment(backend, external))
+    import boto3
+
+    from local.provision import provision, restore_tenant_keys
+    from local.template import function_environment, functions
+
+    session = boto3.Session(region_name=REGION)
+    dynamodb = session.client("dynamodb")
+    provisioned = provision(template, session, dynamodb)
+    api_url = url_of(api_socket)
+    environment = function_environment(template, provisioned.resolver(template))
+    for name in _TEMPLATE_VARIABLES_REPLACED:
+        environment.pop(name, None)
+    environment.update(aws_environment(backend, external))
+    environment.update(login.environment)
+    environment.update(
+        TOKEN_PEPPER=os.environ.get("HANGAR_TOKEN_PEPPER") or LOCAL_TOKEN_PEPPER,
+        POWERTOOLS_TRACE_DISABLED="true",
+        PUBLIC_API_URL=api_url,
+    )
+    if not console.json:  # one line per request: handlers' INFO logs and EMF metrics stay quiet
+        environment.update(POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true")
+    apply_environment(environment)
+
+    # Only now may anything read hangar settings (they are cached on first read).
+    from local.functions import FunctionRegistry, make_metrics_thread_safe
+
+    make_metrics_thread_safe(quiet=not console.json)
+    console.install_handler_logging(environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    base_dir = Path(options.template_file).resolve().parent if options.template_file else REPO_ROOT
+    stack = _stack(template, FunctionRegistry(functions(template, base_dir)), session, console, api_socket, api_url)
+    kept = ""
+    if external:
+        prefix = environment.get("USAGE_PLAN_NAME_PREFIX", "")
+        restored = restore_tenant_keys(backend, session, dynamodb, local_table_name("OrgsTable"), prefix)
+        kept = f"; kept, with {restored} tenants"
+    demo = _demo_credentials(login.issuer_mode)
+    tables = ", ".join(provisioned.tables)
+    return stack, [
+        "Hangar local stack (template.yaml; no Docker)",
+        f"  API:               {api_url}   ({len(stack.routes)} routes; /docs, /openapi.json)",
+        f"  DynamoDB endpoint: {external or backend}   (tables: {tables}{kept})",
+        f"  AWS backend:       {backend}   (moto: KMS, Secrets Manager, API Gateway keys; in memory)",
+        "    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        f"aws dynamodb list-tables --endpoint-url {external or backend} --region {REGION}",
+        *login.banner(),
+        *demo,
+        '  Local admin: GET /_local/health, POST /_local/clock {"advanceSeconds": n}, '
+        "POST /_local/schedules/<FunctionLogicalId>, POST /_local/authorizer-cache/flush",
+    ]
+
+
+def _stack(template: Any, registry: Any, session: Any, console: Console, api_socket: Any, api_url: str) -> Stack:
+    """The gateway, its admin routes and the site as one WSGI app on the API's socket."""
+    from local import limits
+    from local.admin import Admin
+    from local.gateway import Gateway
+    from local.schedules import scheduled_event
+    from local.site import Site
+    from local.template import api_settings, authorizers, gateway_responses, routes, schedules
+
+    gateway = Gateway(
+        routes=routes(template),
+        authorizers=authorizers(template),
+        gateway_responses=gateway_responses(template),
+        functions=registry,
+        api=api_settings(template),
+        limit_policy=limits.policy_for(template, session),
+        log=console.error,
+    )
+
+    def run_schedule(schedule: Any) -> Any:
+        started = time.monotonic()
+        try:
+            result = registry.invoke(schedule.function_id, scheduled_event(schedule))
+        except Exception as error:
+            console.error(f"local: scheduled {schedule.function_id} failed\n{traceback.format_exc()}")
+            console.schedule(schedule.function_id, time.monotonic() - started, str(error), failed=True)
+            raise
+        console.schedule(schedule.function_id, time.monotonic() - started, result)
+        return result
+
+    by_function = {schedule.function_id: schedule for schedule in schedules(template)}
+    admin, site = Admin(gateway, by_function, run_schedule), Site()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        started = time.monotonic()
+        request = request_of(environ)
+        if request.raw_path == "/_local" or request.raw_path.startswith("/_local/"):
+            response = admin.handle(request, str(uuid.uuid4()))
+        else:
+            response = site.handle(request, api_url) or gateway.handle(request)
+        console.request(
+            request.method, request.raw_path, request.query_string, response.status,
+            time.monotonic() - started, response.response_type,
+        )  # fmt: skip
+        return respond(response, start_response, head=request.method == "HEAD")
+
+    def refused(status: int) -> Any:  # what waitress refuses before the app: a body over the limit
+        kind = "REQUEST_TOO_LARGE" if status == 413 else "DEFAULT_4XX"
+        return gateway.gateway_response(kind, str(uuid.uuid4()), status=None if status == 413 else status)
+
+    server = wsgi_server(app, api_socket, threads=16, error_response=refused)
+    return Stack(server, gateway.routes, by_function, run_schedule)
+
+
+def _demo_credentials(issuer_mode: bool) -> list[str]:
+    """The demo org on the team plan (when it is new), its dev API key and, with the dev secret, a JWT."""
+    from hangar import licensing
+    from hangar.models.licenses import PutLicenseRequest
+    from hangar.store import orgs
+
+    from local.devtokens import ALL_SCOPES, mint_dev_api_key, mint_dev_jwt
+
+    lines = []
+    try:
+        if orgs.get_org(DEMO_ORG) is None:
+            licensing.put_org_license(DEMO_ORG, PutLicenseRequest.model_validate({"plan": DEMO_PLAN}))
+        plan = str((orgs.get_org(DEMO_ORG) or {}).get("plan", "?"))
+        lines += [
+            f"  Dev API key (org {DEMO_ORG}, {plan} plan, every scope but admin:licenses):",
+            f"    {mint_dev_api_key()}",
+        ]
+    except Exception as error:  # the stack still serves; the banner says why there is no key
+        lines.append(f"  No dev API key: {type(error).__name__}: {error}")
+    if not issuer_mode:
+        jwt = mint_dev_jwt(DEMO_ORG, ALL_SCOPES, sub=f"dev@{DEMO_ORG}", ttl=86400)
+        lines += [
+            f"  Dev JWT (org {DEMO_ORG}, every scope, expires in 1 day; python -m local token for others):",
+            f"    {jwt}",
+        ]
+    return lines

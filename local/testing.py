@@ -5,7 +5,9 @@ Used by tests/e2e/conftest.py (the `local_api` fixture) and usable from benchmar
     with start_local_api() as api:
         status, headers, body = api.call("GET", "/api/runners", token=api.jwt("acme", "runners:read"))
 
-Only the standard library is used for HTTP (urllib).
+With HANGAR_TEST_DYNAMODB_ENDPOINT set (tests/e2e/conftest.py sets it when it runs the suite on AWS's
+DynamoDB Local, `start_dynamodb_local()`), every server started here uses that DynamoDB with tables of
+its own (`HANGAR_TABLE_PREFIX`), so servers never share state. Only the standard library is used for HTTP.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import json as jsonlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -23,6 +27,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping
 from email.message import Message
+from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -80,11 +85,16 @@ def unique_org(prefix: str = "org") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 
+RUNNING: list[LocalApi] = []
+"""Every server `start_local_api` started that has not been stopped (tests attach their output on failure)."""
+
+
 class LocalApi:
     """A running `python -m local serve` subprocess."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], table_prefix: str = "") -> None:
         self.process = process
+        self.table_prefix = table_prefix
         self.url = ""
         self.dynamodb_endpoint = ""
         self.startup_seconds = 0.0
@@ -124,6 +134,10 @@ class LocalApi:
             self.stop()
             state = f"exited with {code}" if code is not None else f"not ready after {timeout:.0f} s"
             raise RuntimeError(f"python -m local {state}; its output:\n{self.output()}")
+
+    def table(self, logical_id: str) -> str:
+        """The name of a template table (e.g. "TokensTable") in this server's DynamoDB."""
+        return self.table_prefix + logical_id
 
     # -- calls -------------------------------------------------------------------------------------
 
@@ -178,6 +192,8 @@ class LocalApi:
 
     def stop(self, timeout: float = 15) -> int | None:
         """SIGTERM, then SIGKILL if it has not exited within `timeout`; its exit code."""
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -202,23 +218,80 @@ def start_local_api(
     args: Iterable[str] = (),
     timeout: float = 60,
 ) -> LocalApi:
-    """Start `python -m local serve --port 0` (schedules off) and wait for its ready line."""
+    """Start `python -m local serve --port 0 --backend-port 0` (schedules off) and wait for its ready line."""
     env = dict(os.environ)
-    env.update({"HANGAR_LOCAL_SCHEDULES": "off", "PYTHONUNBUFFERED": "1"})
-    env.pop("PORT", None)
+    env.update({"HANGAR_LOCAL_SCHEDULES": "off", "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+    for name in ("PORT", "HANGAR_BACKEND_PORT", "HANGAR_DYNAMODB_ENDPOINT", "HANGAR_TABLE_PREFIX", "HANGAR_LOCAL_LOG"):
+        env.pop(name, None)
+    if os.environ.get(TEST_DYNAMODB_VARIABLE):
+        env["HANGAR_DYNAMODB_ENDPOINT"] = os.environ[TEST_DYNAMODB_VARIABLE]
+        env["HANGAR_TABLE_PREFIX"] = f"e2e-{uuid.uuid4().hex[:10]}-"
     env.update(extra_env or {})
     pythonpath = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(pythonpath)
     process = subprocess.Popen(
-        [sys.executable, "-m", "local", "serve", "--port", "0", *args],
+        [sys.executable, "-m", "local", "serve", "--port", "0", "--backend-port", "0", *args],
         cwd=REPO_ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    api = LocalApi(process)
+    api = LocalApi(process, env.get("HANGAR_TABLE_PREFIX", ""))
+    RUNNING.append(api)
     started = time.monotonic()
     api.wait_ready(timeout)
     api.startup_seconds = time.monotonic() - started
     return api
+
+
+TEST_DYNAMODB_VARIABLE = "HANGAR_TEST_DYNAMODB_ENDPOINT"
+DYNAMODB_LOCAL_DIR = REPO_ROOT / ".tools" / "dynamodb-local" / "package" / "emulator"
+"""DynamoDB Local's jar, from the npm package amplify-dynamodb-simulator (`make install-dynamodb-local`)."""
+
+
+class DynamoDBLocal:
+    """AWS's DynamoDB Local (in memory, one database for every credential) on a free port."""
+
+    def __init__(self, process: subprocess.Popen[bytes], endpoint: str) -> None:
+        self.process = process
+        self.endpoint = endpoint
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_dynamodb_local(directory: Path = DYNAMODB_LOCAL_DIR, timeout: float = 120) -> DynamoDBLocal:
+    """Start DynamoDB Local and wait until it answers; raises with its output if it does not."""
+    jar = directory / "DynamoDBLocal.jar"
+    if not jar.is_file():
+        raise RuntimeError(f"{jar} is missing: run `make install-dynamodb-local`")
+    with socket.socket() as probe:  # a free port (DynamoDB Local cannot pick one itself)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["java", f"-Djava.library.path={directory / 'DynamoDBLocal_lib'}", "-jar", str(jar)]
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - read below if it fails; a pipe nobody reads could fill
+    process = subprocess.Popen(
+        [*command, "-inMemory", "-sharedDb", "-port", str(port)],
+        cwd=directory,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            http_call("GET", endpoint, timeout=2)  # any HTTP answer (DynamoDB Local says 400) means it is up
+            return DynamoDBLocal(process, endpoint)
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    process.wait(10)
+    output.seek(0)
+    raise RuntimeError(f"DynamoDB Local did not start on {endpoint}; its output:\n{output.read().decode()}")

@@ -8,10 +8,15 @@
 
 The server is shared: every test works in its own org (`org` fixture / `unique_org()`), and the clock
 only moves forward. When a test fails, the server's output during that test is attached to the report.
+
+`HANGAR_E2E_DYNAMODB=local` runs the suite on AWS's DynamoDB Local instead of the embedded moto: each
+test session (each xdist worker) starts one and stops it at the end, and every server started in it has
+tables of its own (`local.testing.start_local_api`). `make test` runs the suite both ways.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,25 +27,51 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
-from local.testing import LocalApi, http_call, start_local_api, unique_org  # noqa: E402
+from support import ensure_agent_wheel  # noqa: E402
+
+from local.testing import (  # noqa: E402
+    RUNNING,
+    TEST_DYNAMODB_VARIABLE,
+    LocalApi,
+    http_call,
+    start_dynamodb_local,
+    start_local_api,
+    unique_org,
+)
 
 __all__ = ["LocalApi", "http_call", "unique_org"]
 
 _E2E_DIR = Path(__file__).resolve().parent
-_running: dict[str, LocalApi] = {}
-_MARK = pytest.StashKey[int]()
+_MARKS = pytest.StashKey[dict[int, int]]()
+
+
+ON_DYNAMODB_LOCAL = os.environ.get("HANGAR_E2E_DYNAMODB", "moto") == "local"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dynamodb_local() -> Iterator[str | None]:
+    """With HANGAR_E2E_DYNAMODB=local: DynamoDB Local for this session, used by every server it starts."""
+    if not ON_DYNAMODB_LOCAL:
+        yield None
+        return
+    database = start_dynamodb_local()
+    os.environ[TEST_DYNAMODB_VARIABLE] = database.endpoint
+    try:
+        yield database.endpoint
+    finally:
+        os.environ.pop(TEST_DYNAMODB_VARIABLE, None)
+        database.stop()
 
 
 @pytest.fixture(scope="session")
 def local_api() -> Iterator[LocalApi]:
     """`python -m local serve --port 0` as a subprocess (schedules off), stopped at the session's end."""
-    # The install script installs the agent from this checkout, not from a package index.
-    api = start_local_api(extra_env={"HANGAR_PARAM_AgentPackageSpec": str(_REPO_ROOT / "agent")}, timeout=60)
-    _running["api"] = api
+    # The install script carries the agent wheel built from this checkout (make agent-wheel), as in AWS.
+    ensure_agent_wheel()
+    api = start_local_api(timeout=60)
     try:
         yield api
     finally:
-        _running.pop("api", None)
         api.stop()
 
 
@@ -58,16 +89,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    api = _running.get("api")
-    item.stash[_MARK] = api.output_mark() if api else 0
+    item.stash[_MARKS] = {id(api): api.output_mark() for api in RUNNING}
     yield
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test gets the output of every server running during it (from the test's start)."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    api = _running.get("api")
-    if api is not None and report.when == "call" and report.failed:
-        output = api.output(item.stash.get(_MARK, 0))
-        report.sections.append(("python -m local output during this test", output[-20000:] or "(none)"))
+    if report.when == "call" and report.failed:
+        marks = item.stash.get(_MARKS, {})
+        for api in RUNNING:
+            output = api.output(marks.get(id(api), 0))
+            report.sections.append((f"python -m local on {api.url}, during this test", output[-20000:] or "(none)"))

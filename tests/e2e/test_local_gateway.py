@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +32,7 @@ from local.template import (
     load_template,
     routes,
 )
-from local.testing import LocalApi
+from local.testing import LocalApi, start_local_api
 
 
 @cache
@@ -72,7 +77,6 @@ def test_router_prefers_static_segments_and_decodes_parameters() -> None:
             _route("GET", "/api/runners/{runnerId}"),
             _route("POST", "/api/runners/heartbeat"),
             _route("GET", "/api/runners"),
-            _route("GET", "/files/{path+}"),
         ]
     )
     heartbeat = router.match("POST", "/api/runners/heartbeat")
@@ -83,8 +87,7 @@ def test_router_prefers_static_segments_and_decodes_parameters() -> None:
     assert by_id and by_id.path_parameters == {"runnerId": "r 1"}
     assert router.match("GET", "/api/runners/").route.path == "/api/runners"  # type: ignore[union-attr]
     assert router.match("GET", "/api//runners") is None
-    greedy = router.match("GET", "/files/a/b.txt")
-    assert greedy and greedy.path_parameters == {"path": "a/b.txt"}
+    assert router.match("GET", "/api/runners/r1/extra") is None  # no greedy routes: template.yaml has none
 
 
 def test_every_template_route_matches_itself() -> None:
@@ -402,3 +405,181 @@ def test_dev_jwt_is_accepted_by_the_user_authorizer(local_api: LocalApi, org: st
     status, _, body = local_api.call("GET", "/api/runners", token=local_api.jwt(org, scopes))
     assert status == 200
     assert body["success"] is True
+
+
+# -- HTTP details, pages, output and start-up (issue 10 item 9, issue 11 items 10-15) ----------------
+
+
+def test_an_unknown_http_method_gets_the_gateways_json_404(local_api: LocalApi) -> None:
+    for method in ("PROPFIND", "BREW"):
+        _assert_gateway_response(local_api.call(method, "/api/runners"), "MISSING_AUTHENTICATION_TOKEN", 403)
+
+
+def test_keep_alive_connection_serves_many_requests(local_api: LocalApi) -> None:
+    url = urlsplit(local_api.url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        for _ in range(5):
+            connection.request("GET", "/_local/health")
+            response = connection.getresponse()
+            assert (response.status, json.loads(response.read())) == (200, {"ok": True})
+            assert response.getheader("Connection") != "close"
+        assert connection.sock is not None  # the same socket throughout: never reconnected
+    finally:
+        connection.close()
+
+
+def test_chunked_request_body_reaches_the_handler(local_api: LocalApi, org: str) -> None:
+    token = local_api.jwt(org, "runners:manage")
+    url = urlsplit(local_api.url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        body = iter([b'{"name": ', b'"chunky"}'])
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        connection.request("POST", "/api/runners", body=body, headers=headers, encode_chunked=True)
+        response = connection.getresponse()
+        assert response.status == 201
+        assert json.loads(response.read())["data"]["name"] == "chunky"
+    finally:
+        connection.close()
+
+
+def _error_shape(body: Any) -> tuple[set[str], set[str]]:
+    return set(body), set(body["error"]) - {"field"}
+
+
+def test_each_dialect_has_one_error_shape_except_the_documented_gateway_one(local_api: LocalApi, org: str) -> None:
+    """README "Error bodies": /api errors are {"success": false, "error"} everywhere; /v1 handler errors are
+    {"error"}; gateway responses (no handler ran) have the /api shape on /v1 too, same error fields."""
+    token = local_api.jwt(org, "runners:read jobs:read")
+    api_handler = local_api.call("GET", "/api/runners/nope", token=token)
+    api_gateway = local_api.call("GET", "/api/runners")
+    v1_handler = local_api.call("GET", "/v1/jobs/nope", token=token)
+    v1_gateway = local_api.call("GET", "/v1/jobs")
+    assert api_handler.status == v1_handler.status == 404  # handlers answered
+    assert api_gateway.status == v1_gateway.status == 401  # the gateway answered (no credential)
+    assert (
+        _error_shape(api_handler.body) == _error_shape(api_gateway.body) == ({"success", "error"}, {"code", "message"})
+    )
+    assert api_handler.body["success"] is False and api_gateway.body["success"] is False
+    assert _error_shape(v1_handler.body) == ({"error"}, {"code", "message"})
+    assert _error_shape(v1_gateway.body) == ({"success", "error"}, {"code", "message"})  # the exception
+    assert v1_gateway.body["success"] is False
+
+
+def test_default_output_is_one_readable_line_per_request_without_metric_blobs(local_api: LocalApi, org: str) -> None:
+    mark = local_api.output_mark()
+    local_api.call("GET", "/api/runners", token=local_api.jwt(org, "runners:read"))
+    local_api.call("GET", "/api/runners/r1/setup?token=hgr_secret_value")
+    deadline = time.monotonic() + 30
+    while "/api/runners/r1/setup" not in local_api.output(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    output = local_api.output(mark)
+    assert re.search(r"GET /api/runners -> 200 \([0-9.]+ ms\)", output), output
+    # The runner authorizer refuses the malformed token with a Deny: API Gateway's ACCESS_DENIED, a 401 here.
+    assert re.search(r"GET /api/runners/r1/setup\?token=… -> 401 \([0-9.]+ ms\) +ACCESS_DENIED", output), output
+    assert "hgr_secret_value" not in output  # query values may be credentials: never printed
+    assert '"_aws"' not in output and '"level"' not in output  # no EMF metrics, no JSON log lines
+
+
+def test_the_demo_org_has_room_for_a_real_trial(local_api: LocalApi) -> None:
+    status, _, body = local_api.call("GET", "/v1/license", token=local_api.jwt("demo", "runners:read"))
+    assert status == 200 and body["plan"] == "team"
+
+
+def test_index_and_interactive_docs_are_served_locally(local_api: LocalApi) -> None:
+    status, headers, page = local_api.call("GET", "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert 'href="/openapi.json"' in page and 'href="/docs"' in page
+    status, headers, docs = local_api.call("GET", "/docs")
+    assert status == 200 and "SwaggerUIBundle" not in docs  # no inline script: it is in /docs/start.js
+    assert "http://" not in docs and "https://" not in docs  # nothing from another origin
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    for asset in re.findall(r'(?:src|href)="(/docs/[^"]+)"', docs):
+        assert local_api.call("GET", asset).status == 200, asset
+    document = local_api.call("GET", "/openapi.json").body
+    assert document["servers"] == [{"url": local_api.url, "description": "this make run"}]
+    assert document["paths"] == json.loads((REPO_ROOT / "docs" / "openapi.json").read_text())["paths"]
+
+
+@pytest.fixture(scope="module")
+def console_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalApi, Path]]:
+    """A server with a throwaway console directory, JSON logs, and an (unreachable) identity provider."""
+    console = tmp_path_factory.mktemp("console")
+    (console / "index.html").write_text('<!doctype html><script src="app.js"></script>')
+    (console / "app.js").write_text("console.log('hangar')")
+    environment = {
+        "HANGAR_CONSOLE_DIR": str(console),
+        "HANGAR_LOCAL_LOG": "json",
+        "HANGAR_JWT_JWKS_URL": "http://127.0.0.1:9/jwks.json",
+        "HANGAR_JWT_ISSUER": "https://idp.example/",
+    }
+    api = start_local_api(extra_env=environment, timeout=60)
+    try:
+        yield api, console
+    finally:
+        api.stop()
+
+
+def test_console_files_are_served_with_security_headers(console_api: tuple[LocalApi, Path]) -> None:
+    api, _ = console_api
+    assert 'href="/console/"' in api.call("GET", "/").body
+    redirect = api.call("GET", "/console")
+    assert redirect.status == 200 and "app.js" in redirect.body  # urllib follows the 308 to /console/
+    for path, content_type in (("/console/", "text/html"), ("/console/app.js", "text/javascript")):
+        status, headers, _ = api.call("GET", path)
+        assert status == 200 and headers["Content-Type"].startswith(content_type), path
+        csp = headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+    assert api.call("GET", "/console/missing.js").status == 404
+    assert api.call("GET", "/console/..%2f..%2fetc%2fpasswd").status == 404
+
+
+def test_json_logs_and_an_identity_provider_instead_of_the_dev_secret(console_api: tuple[LocalApi, Path]) -> None:
+    api, _ = console_api
+    banner = api.output()
+    assert "JWTs from https://idp.example/" in banner and "Dev JWT" not in banner
+    mark = api.output_mark()
+    assert api.call("GET", "/_local/health").status == 200
+    deadline = time.monotonic() + 30
+    while '"/_local/health"' not in api.output(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = [json.loads(line) for line in api.output(mark).splitlines() if line.startswith("{")]
+    assert any(line["path"] == "/_local/health" and line["status"] == 200 for line in lines), lines
+
+
+def _start_failure(extra_env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **extra_env}
+    return subprocess.run(
+        [sys.executable, "-m", "local", "serve", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("option", "setting"), [("--port", "PORT"), ("--backend-port", "HANGAR_BACKEND_PORT")])
+def test_a_port_in_use_says_which_setting_to_change(option: str, setting: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        other = "--backend-port" if option == "--port" else "--port"
+        result = _start_failure({}, [option, port, other, "0"])
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use: set {setting}=" in result.stderr
+
+
+def test_a_malformed_request_gets_the_templates_default_4xx_shape(local_api: LocalApi) -> None:
+    url = urlsplit(local_api.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as connection:
+        connection.sendall(b"POST /api/runners HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400"
+    document = json.loads(body)
+    assert document["success"] is False and document["error"]["code"] == "bad_request"

@@ -237,7 +237,9 @@ def test_a_route_whose_authorizer_returns_no_usage_key_is_403(local_api: LocalAp
         aws_secret_access_key="testing",
     )
     dynamodb.update_item(
-        TableName="TokensTable", Key={"tokenId": {"S": runner["tokenPrefix"]}}, UpdateExpression="REMOVE usageKey"
+        TableName=local_api.table("TokensTable"),
+        Key={"tokenId": {"S": runner["tokenPrefix"]}},
+        UpdateExpression="REMOVE usageKey",
     )
     result = heartbeat(local_api, runner)
     assert result.status == 403, result.body

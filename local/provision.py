@@ -1,0 +1,158 @@
+"""Creating the template's resources locally: DynamoDB tables (in the embedded backend or an external
+DynamoDB), and in the embedded backend the KMS keys, secrets, usage plans and API keys.
+
+Every resource type of the template is either provisioned here, read by another module of local/, or
+listed with the reason it has no local counterpart; any other type raises `NotSupportedLocally`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.template import (
+    TABLE_TYPE,
+    NotSupportedLocally,
+    Resolver,
+    local_table_name,
+    resources,
+    table_definitions,
+)
+
+PROVISIONED = {
+    TABLE_TYPE,
+    "AWS::KMS::Key",
+    "AWS::SecretsManager::Secret",
+    "AWS::ApiGateway::UsagePlan",
+    "AWS::ApiGateway::ApiKey",
+    "AWS::ApiGateway::UsagePlanKey",
+}
+READ_BY_OTHER_MODULES = {
+    "AWS::Serverless::Function",  # local.functions
+    "AWS::Serverless::Api",  # local.gateway
+    "AWS::WAFv2::WebACL",  # local.limits
+    "AWS::WAFv2::WebACLAssociation",
+}
+NO_LOCAL_COUNTERPART = {
+    "AWS::Serverless::LayerVersion",  # the hangar package is importable from the checkout
+    "AWS::Logs::LogGroup",  # logs go to the terminal
+    "AWS::Logs::MetricFilter",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::IAM::Role",  # no permissions locally
+    "AWS::ApiGateway::Account",  # access logging's role
+    "AWS::SQS::Queue",  # the sweeper's dead-letter queue: a failed local run is printed instead
+    "AWS::SQS::QueuePolicy",
+}
+
+
+def check_resource_types(template: Mapping[str, Any]) -> None:
+    known = PROVISIONED | READ_BY_OTHER_MODULES | NO_LOCAL_COUNTERPART
+    for logical_id, resource in resources(template).items():
+        if resource.get("Type") not in known:
+            raise NotSupportedLocally(f"{logical_id} ({resource.get('Type')})")
+
+
+def ensure_tables(dynamodb: Any, template: Mapping[str, Any]) -> list[str]:
+    """Creates the tables that do not exist (with TTL) and leaves existing ones, and their data, as they
+    are: a restart against an external DynamoDB keeps its data. Returns the tables' names."""
+    existing = {name for page in dynamodb.get_paginator("list_tables").paginate() for name in page["TableNames"]}
+    names = []
+    for arguments in table_definitions(template).values():
+        arguments = dict(arguments)
+        ttl_attribute = arguments.pop("TimeToLiveAttribute", None)
+        name = arguments["TableName"]
+        if name not in existing:
+            dynamodb.create_table(**arguments)
+            dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        if ttl_attribute and ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute}
+            )
+        names.append(name)
+    return names
+
+
+@dataclass
+class Provisioned:
+    """What provisioning created: the values `!Ref` / `!GetAtt` resolve to locally."""
+
+    refs: dict[str, str] = field(default_factory=dict)
+    attrs: dict[tuple[str, str], str] = field(default_factory=dict)
+    tables: list[str] = field(default_factory=list)
+
+    def resolver(self, template: Mapping[str, Any]) -> Resolver:
+        return Resolver(template, self.refs, self.attrs)
+
+
+def provision(template: Mapping[str, Any], session: Any, dynamodb: Any) -> Provisioned:
+    """The template's resources: tables through `dynamodb`, the rest in the embedded backend (`session`)."""
+    check_resource_types(template)
+    done = Provisioned(tables=ensure_tables(dynamodb, template))
+    done.refs.update({logical_id: local_table_name(logical_id) for logical_id in resources(template, TABLE_TYPE)})
+
+    def each(kind: str) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (logical_id, done.resolver(template).try_resolve(resource.get("Properties"), {}) or {})
+            for logical_id, resource in resources(template, kind).items()
+        ]
+
+    kms, secretsmanager, apigateway = (session.client(name) for name in ("kms", "secretsmanager", "apigateway"))
+    for logical_id, properties in each("AWS::KMS::Key"):
+        key = kms.create_key(Description=str(properties.get("Description") or logical_id))["KeyMetadata"]
+        done.refs[logical_id] = key["KeyId"]
+        done.attrs[(logical_id, "Arn")] = key["Arn"]
+    for logical_id, properties in each("AWS::SecretsManager::Secret"):
+        value = properties.get("SecretString") or secrets.token_urlsafe(32)
+        done.refs[logical_id] = secretsmanager.create_secret(Name=logical_id, SecretString=value)["ARN"]
+    for logical_id, properties in each("AWS::ApiGateway::UsagePlan"):
+        arguments: dict[str, Any] = {"name": str(properties.get("UsagePlanName") or logical_id)}
+        if throttle := properties.get("Throttle"):
+            arguments["throttle"] = {
+                "burstLimit": int(throttle["BurstLimit"]),
+                "rateLimit": float(throttle["RateLimit"]),
+            }
+        if quota := properties.get("Quota"):
+            arguments["quota"] = {"limit": int(quota["Limit"]), "period": str(quota["Period"])}
+        done.refs[logical_id] = apigateway.create_usage_plan(**arguments)["id"]
+    for logical_id, properties in each("AWS::ApiGateway::ApiKey"):
+        name = str(properties.get("Name") or logical_id)
+        done.refs[logical_id] = apigateway.create_api_key(name=name, enabled=bool(properties.get("Enabled")))["id"]
+    for _, properties in each("AWS::ApiGateway::UsagePlanKey"):
+        apigateway.create_usage_plan_key(
+            usagePlanId=str(properties["UsagePlanId"]), keyId=str(properties["KeyId"]), keyType="API_KEY"
+        )
+    return done
+
+
+def restore_tenant_keys(backend_endpoint: str, session: Any, dynamodb: Any, orgs_table: str, prefix: str) -> int:
+    """After a restart against an external DynamoDB: give each tenant recorded there (`usageKeyId`,
+    `usageKey` and `plan` on its org item) its API Gateway key again, with the same id and value, in the
+    usage plan named `<prefix><plan>`. The embedded API Gateway starts empty; without this every existing
+    tenant would get 403 "no usage plan". Returns how many tenants it restored."""
+    apigateway = session.client("apigateway")
+    plans = {plan["name"]: plan["id"] for plan in apigateway.get_usage_plans(limit=500)["items"]}
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=orgs_table,
+        FilterExpression="attribute_exists(usageKeyId)",
+        ProjectionExpression="orgId, usageKeyId, usageKey, #plan",
+        ExpressionAttributeNames={"#plan": "plan"},
+    )
+    restored = 0
+    for item in (item for page in pages for item in page["Items"]):
+        key_id, value = item["usageKeyId"]["S"], item["usageKey"]["S"]
+        body = json.dumps({"value": value, "id": key_id}).encode()
+        request = urllib.request.Request(f"{backend_endpoint}/_local/api-key-ids", data=body, method="POST")
+        urllib.request.urlopen(request, timeout=10).close()  # the backend will give that value this id
+        name = f"{prefix}tenant-{item['orgId']['S']}"
+        created = apigateway.create_api_key(name=name, value=value, enabled=True)["id"]
+        plan_id = plans.get(prefix + item.get("plan", {}).get("S", "free"))
+        if plan_id and created == key_id:
+            apigateway.create_usage_plan_key(usagePlanId=plan_id, keyId=key_id, keyType="API_KEY")
+            restored += 1
+    return restored
