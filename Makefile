@@ -148,7 +148,7 @@ build: $(TOOLS)/sam/.installed agent-wheel
 
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
-pytest: $(VENV)/.installed agent-wheel systemd-analyze
+pytest: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
 	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST)
 
 # The e2e suite again, on AWS's DynamoDB Local (one per xdist worker, tables per server): it sees what
