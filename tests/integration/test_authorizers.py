@@ -12,7 +12,18 @@ import pytest
 from hangar.config import LOCAL_JWT_SECRET
 from hangar.store import dynamo, orgs
 from hangar.tokens import BASE62
-from support import AwsStack, FakeLambdaContext, handler_module, invoke, load_event, template, unique_org, user_event
+from support import (
+    AwsStack,
+    FakeLambdaContext,
+    handler_module,
+    invoke,
+    is_refusal,
+    load_event,
+    refusal_reason,
+    template,
+    unique_org,
+    user_event,
+)
 
 
 def dev_jwt(org: str, scopes: str = "runners:read runners:manage", **overrides: Any) -> str:
@@ -33,17 +44,6 @@ def authorize(logical_id: str, headers: dict[str, str], query: dict[str, str] | 
     event["headers"] = headers
     event["queryStringParameters"] = query
     return handler_module(logical_id).handler(event, FakeLambdaContext())
-
-
-def refusal(logical_id: str, headers: dict[str, str], query: dict[str, str] | None = None) -> dict[str, Any]:
-    """The Deny an authorizer answers for a refused credential (API Gateway's ACCESS_DENIED: a 401): its context."""
-    policy = authorize(logical_id, headers, query)
-    statement = policy["policyDocument"]["Statement"][0]
-    assert statement["Effect"] == "Deny" and statement["Resource"].endswith("/prod/*"), policy
-    assert policy["principalId"] == "refused"
-    context: dict[str, Any] = policy["context"]
-    assert set(context) == {"errorCode", "errorMessage"}
-    return context
 
 
 def count_dynamodb_calls() -> list[str]:
@@ -75,12 +75,12 @@ def test_user_jwt_is_allowed_and_tenant_provisioned(aws: AwsStack) -> None:
     ],
 )
 def test_bad_user_credentials_are_401(aws: AwsStack, headers: dict[str, str]) -> None:
-    assert refusal("UserAuthorizer", headers)["errorCode"] == "unauthorized"
+    assert is_refusal(authorize("UserAuthorizer", headers))
 
 
 def test_expired_jwt_is_401_token_expired(aws: AwsStack) -> None:
     expired = dev_jwt(unique_org(), exp=int(time.time()) - 61)
-    assert refusal("UserAuthorizer", {"Authorization": f"Bearer {expired}"}) == {
+    assert refusal_reason(authorize("UserAuthorizer", {"Authorization": f"Bearer {expired}"})) == {
         "errorCode": "token_expired",
         "errorMessage": "Token has expired",
     }
@@ -129,7 +129,7 @@ def test_every_single_character_change_is_refused_before_any_dynamodb_call(aws: 
     for index, original in enumerate(token):
         for replacement in set(BASE62 + "_") - {original}:
             mutated = token[:index] + replacement + token[index + 1 :]
-            assert refusal("RunnerAuthorizer", {"X-Runner-Token": mutated})["errorCode"] == "unauthorized"
+            assert is_refusal(authorize("RunnerAuthorizer", {"X-Runner-Token": mutated}))
     assert calls == []
     authorize("RunnerAuthorizer", {"X-Runner-Token": token})
     assert calls == ["GetItem"]
@@ -142,4 +142,4 @@ def test_deleted_runner_token_is_refused(aws: AwsStack) -> None:
         "DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": body["data"]["_id"]})
     )
     assert status == 200
-    assert refusal("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]})["errorCode"] == "unauthorized"
+    assert is_refusal(authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]}))
