@@ -21,7 +21,7 @@ DYNAMODB_LOCAL := $(TOOLS)/dynamodb-local
 DYNAMODB_LOCAL_PORT ?= 8100
 
 .PHONY: help install install-run install-dynamodb-local run dynamodb-local test lint typecheck validate cfn-lint \
-	checkov template-checks build pytest e2e-dynamodb-local fuzz bench openapi clean agent-wheel systemd-analyze
+	checkov template-checks build pytest e2e-dynamodb-local fuzz oidc-install oidc-e2e bench openapi clean agent-wheel systemd-analyze
 .PHONY: sam-local sam-local-packages sam-local-x86-build test-sam-local
 
 help:
@@ -43,6 +43,8 @@ help:
 	@echo "make pytest     - every test but the fuzzer, on the embedded moto (part of make test)"
 	@echo "make e2e-dynamodb-local - the e2e suite on DynamoDB Local (part of make test)"
 	@echo "make fuzz       - schemathesis over docs/openapi.json against local/ (part of make test)"
+	@echo "make oidc-e2e   - sign-in against a real OIDC issuer (npm oidc-provider) through local/ (part of make test)"
+	@echo "make oidc-install - oidc-provider (npm) into tests/oidc/node_modules"
 	@echo "make dynamodb-local - run DynamoDB Local on port $(DYNAMODB_LOCAL_PORT), data kept in $(DYNAMODB_LOCAL)/data"
 	@echo "make openapi    - regenerate docs/openapi.json from the handlers"
 	@echo "make bench      - performance figures (DynamoDB calls, sweeper reads, cold start, gateway, cost)"
@@ -157,13 +159,13 @@ build: $(TOOLS)/sam/.installed agent-wheel
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
 pytest: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
-	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST)
+	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST)
 
 # The e2e suite again, on AWS's DynamoDB Local (one per xdist worker, tables per server): it sees what
 # moto forgives (transactions, indexes, validation). Prints what this stage costs.
 e2e-dynamodb-local: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
 	@start=$$(date +%s); HANGAR_E2E_DYNAMODB=local $(PY) -m pytest tests/e2e -n 2 --dist loadfile -q \
-		--ignore $(FUZZ_TEST) -p no:cacheprovider; status=$$?; \
+		--ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) -p no:cacheprovider; status=$$?; \
 		echo "e2e on DynamoDB Local took $$(( $$(date +%s) - start )) s"; exit $$status
 
 # Schemathesis over every documented operation against local/ (full access, then read-only): its own
@@ -171,7 +173,23 @@ e2e-dynamodb-local: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel 
 fuzz: $(VENV)/.installed
 	$(PY) -m pytest $(FUZZ_TEST) -q -s -p no:cacheprovider
 
-test: lint typecheck template-checks build fuzz pytest e2e-dynamodb-local
+# A real OpenID Connect issuer for the JWKS end-to-end tests: oidc-provider, pinned with its dependencies
+# in tests/oidc/package-lock.json, installed into tests/oidc/node_modules (git-ignored). Node.js 20+.
+OIDC_DIR := tests/oidc
+OIDC_TEST := tests/e2e/test_oidc_e2e.py
+
+$(OIDC_DIR)/node_modules/.installed: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+oidc-install: $(OIDC_DIR)/node_modules/.installed
+
+# Its own step so its cost prints (seconds, tokens issued, requests): one issuer, one local/ server.
+oidc-e2e: $(VENV)/.installed $(OIDC_DIR)/node_modules/.installed
+	$(PY) -m pytest $(OIDC_TEST) -q -s -p no:cacheprovider
+
+test: lint typecheck template-checks build fuzz oidc-e2e pytest e2e-dynamodb-local
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
@@ -223,4 +241,4 @@ test-sam-local: $(VENV)/.installed $(TOOLS)/sam/.installed sam-local-packages
 	status=$$?; echo "make test-sam-local took $$(( $$(date +%s) - started )) s (exit $$status)"; exit $$status
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(AGENT_WHEEL_DIR)
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(AGENT_WHEEL_DIR) $(OIDC_DIR)/node_modules

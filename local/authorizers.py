@@ -1,6 +1,8 @@
 """The API's REQUEST Lambda authorizers as API Gateway runs them: a missing identity source is 401 without
-a call; "Unauthorized" raised is 401; a Deny, or an Allow that does not cover the method ARN, is 403;
-any other failure is 500; results are cached per identity for ReauthorizeEvery seconds (local clock)."""
+a call; "Unauthorized" raised is 401; a Deny, or an Allow that does not cover the method ARN, is
+ACCESS_DENIED (403 unless the template says otherwise; its response template sees the Deny's context as
+`$context.authorizer.*`); any other failure is 500; results are cached per identity for
+ReauthorizeEvery seconds (local clock)."""
 
 from __future__ import annotations
 
@@ -104,7 +106,10 @@ class Authorizers:
                 with self._lock:
                     self._cache[key] = cached
         _, grant, policy = cached
-        return grant if policy_allows(policy, method_arn) else Refusal("ACCESS_DENIED")
+        if policy_allows(policy, method_arn):
+            return grant
+        # The gateway response sees a Deny's context (the reason a Hangar authorizer gives) as $context.authorizer.*
+        return Refusal("ACCESS_DENIED", authorizer_context={**grant.context, "principalId": grant.principal_id})
 
     def _invoke(
         self, spec: AuthorizerSpec, event: Mapping[str, Any], method_arn: str, request_id: str

@@ -94,6 +94,12 @@ _UNKNOWN_IDENTITY = (
 _CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
 
 
+def render_template(text: str, variables: Mapping[str, Any]) -> str:
+    """A gateway response template: `$context.x.y` replaced from `variables` ("x.y"), unknown ones empty
+    (simple substitution, no VTL and no escaping, as API Gateway does)."""
+    return _CONTEXT_VARIABLE.sub(lambda m: str(variables.get(m.group(1), "")), text)
+
+
 def _extended_request_id() -> str:
     return base64.b64encode(secrets.token_bytes(10)).decode()[:14].replace("/", "x").replace("+", "y") + "="
 
@@ -171,6 +177,7 @@ class Gateway:
         status: int | None = None,
         headers: Mapping[str, str] | None = None,
         resource_path: str = "",
+        authorizer_context: Mapping[str, Any] | None = None,
     ) -> HttpResponse:
         """The template's gateway response of that type (or its DEFAULT_4XX/5XX, or API Gateway's own)."""
         default_status, message, error_type = DEFAULT_GATEWAY_RESPONSES.get(
@@ -192,10 +199,11 @@ class Gateway:
             "path": f"/{self.api.stage}{request.raw_path}" if request else "",
             "resourcePath": resource_path,
             "identity.sourceIp": request.source_ip if request else "",
+            **{f"authorizer.{key}": value for key, value in (authorizer_context or {}).items()},
         }
 
         def render(text: str) -> str:
-            return _CONTEXT_VARIABLE.sub(lambda m: str(variables.get(m.group(1), "")), text)
+            return render_template(text, variables)
 
         content_type = "application/json" if "application/json" in templates or not templates else next(iter(templates))
         body = render(templates.get(content_type, '{"message":$context.error.messageString}'))
@@ -219,6 +227,7 @@ class Gateway:
             status=refusal.status,
             headers=refusal.headers,
             resource_path=route.path,
+            authorizer_context=refusal.authorizer_context,
         )
 
     # -- the proxy event -----------------------------------------------------------------------------

@@ -71,6 +71,7 @@ class Refusal:
     status: int | None = None  # overrides the gateway response's status
     body: str | None = None  # overrides the gateway response's body (sent as application/json)
     message: str | None = None  # $context.error.message in the gateway response template
+    authorizer_context: Mapping[str, Any] = field(default_factory=dict)  # a Deny's: $context.authorizer.*
 
 
 class LimitPolicy(Protocol):

@@ -98,16 +98,24 @@ class FakeLambdaContext:
         return 10_000
 
 
-def is_refusal(policy: dict[str, Any]) -> bool:
-    """An authorizer's refusal: an API-wide Deny, with no context or usage key (hangar.authorizer.deny)."""
+def refusal_reason(policy: dict[str, Any]) -> dict[str, Any] | None:
+    """An authorizer's refusal (hangar.authorizer.deny): an API-wide Deny with no usage key, whose context
+    is exactly the reason the ACCESS_DENIED gateway response renders; that context, or None."""
     statements = policy.get("policyDocument", {}).get("Statement", [])
-    return (
+    refused = (
         policy.get("principalId") == "refused"
         and [statement["Effect"] for statement in statements] == ["Deny"]
         and statements[0]["Resource"].endswith("/prod/*")
-        and "context" not in policy
         and "usageIdentifierKey" not in policy
+        and set(policy.get("context") or {}) == {"errorCode", "errorMessage"}
     )
+    return dict(policy["context"]) if refused else None
+
+
+def is_refusal(policy: dict[str, Any], code: str = "unauthorized") -> bool:
+    """An authorizer's refusal with that reason code."""
+    reason = refusal_reason(policy)
+    return reason is not None and reason["errorCode"] == code
 
 
 def load_event(logical_id: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import pytest
 
 from local import REPO_ROOT
 from local.devtokens import local_jwt_secret
-from local.gateway import Gateway, HttpRequest, Router
+from local.gateway import Gateway, HttpRequest, Router, render_template
 from local.limits import Grant, Refusal, RequestInfo
 from local.template import (
     ApiSettings,
@@ -40,11 +40,17 @@ def _responses() -> dict[str, GatewayResponseSpec]:
     return gateway_responses(load_template())
 
 
-def _expected(response_type: str, default_status: int) -> tuple[int, object]:
-    """Status and JSON body the template's gateway response of that type gives (None: API Gateway's)."""
+def _expected(response_type: str, default_status: int, variables: dict[str, Any] | None = None) -> tuple[int, object]:
+    """Status and JSON body the template's gateway response of that type gives (None: API Gateway's),
+    its `$context.*` variables taken from `variables` (the rest empty)."""
     spec = _responses().get(response_type)
     status = spec.status if spec and spec.status else default_status
-    body = json.loads(spec.templates["application/json"]) if spec and "application/json" in spec.templates else None
+    templates = spec.templates if spec else {}
+    body = (
+        json.loads(render_template(templates["application/json"], variables or {}))
+        if "application/json" in templates
+        else None
+    )
     return status, body
 
 
@@ -201,7 +207,8 @@ def test_authorizer_outcomes_map_to_gateway_responses() -> None:
 
     def deny(event: dict[str, Any]) -> dict[str, Any]:
         statement = {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": event["methodArn"]}
-        return {"principalId": "p", "policyDocument": {"Statement": [statement]}}
+        context = {"errorCode": "jwks_unavailable", "errorMessage": "keys unavailable"}
+        return {"principalId": "p", "policyDocument": {"Statement": [statement]}, "context": context}
 
     cases = [
         (raises("Unauthorized"), "UNAUTHORIZED", 401),
@@ -214,7 +221,9 @@ def test_authorizer_outcomes_map_to_gateway_responses() -> None:
     for authorizer, response_type, default_status in cases:
         functions = _Functions({"UserAuth": authorizer, "GetRunner": _echo})
         response = _gateway(functions).handle(_request("GET", "/api/runners/r1"))
-        expected_status, expected_body = _expected(response_type, default_status)
+        deny_context = {"authorizer.errorCode": "jwks_unavailable", "authorizer.errorMessage": "keys unavailable"}
+        variables = deny_context if authorizer is deny else {}
+        expected_status, expected_body = _expected(response_type, default_status, variables)
         assert response.status == expected_status, response_type
         if expected_body is not None and response_type in _responses():
             assert json.loads(response.body) == expected_body
@@ -291,7 +300,10 @@ def test_unknown_route_is_the_missing_authentication_token_response(local_api: L
 
 
 def test_missing_credential_is_the_templates_unauthorized_response(local_api: LocalApi) -> None:
-    _assert_gateway_response(local_api.call("GET", "/api/runners"), "UNAUTHORIZED", 401)
+    # The user authorizer refuses with a Deny naming the reason: the template's ACCESS_DENIED 401.
+    status, headers, body = local_api.call("GET", "/api/runners")
+    assert (status, headers["x-amzn-ErrorType"]) == (401, "AccessDeniedException")
+    assert body["error"]["code"] == "unauthorized" and body["error"]["message"].startswith("Missing credential")
     # The runner authorizer's identity source (X-Runner-Token) is missing: 401 before any call.
     _assert_gateway_response(local_api.call("POST", "/api/runners/heartbeat", json={}), "UNAUTHORIZED", 401)
 

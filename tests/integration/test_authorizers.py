@@ -1,8 +1,9 @@
-"""The authorizers in-process: credentials in, Allow + context + usage key out, or a Deny (the 401)."""
+"""The authorizers in-process: credentials in, Allow + context + usage key out, or a Deny naming the reason."""
 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,8 @@ from support import (
     invoke,
     is_refusal,
     load_event,
+    refusal_reason,
+    template,
     unique_org,
     user_event,
 )
@@ -78,10 +81,30 @@ def test_bad_user_credentials_are_401(aws: AwsStack, headers: dict[str, str]) ->
     assert is_refusal(authorize("UserAuthorizer", headers))
 
 
-def test_expired_jwt_is_401(aws: AwsStack) -> None:
-    assert is_refusal(
-        authorize("UserAuthorizer", {"Authorization": f"Bearer {dev_jwt(unique_org(), exp=int(time.time()) - 60)}"})
+def test_expired_jwt_is_401_token_expired(aws: AwsStack) -> None:
+    expired = dev_jwt(unique_org(), exp=int(time.time()) - 61)
+    assert refusal_reason(authorize("UserAuthorizer", {"Authorization": f"Bearer {expired}"})) == {
+        "errorCode": "token_expired",
+        "errorMessage": "Token has expired",
+    }
+
+
+def test_a_refusal_renders_as_the_templates_401_body_even_with_quotes_in_its_message(aws: AwsStack) -> None:
+    """Gateway response templates substitute without escaping: the authorizer's message is JSON-safe."""
+    from hangar.authorizer import deny
+    from hangar.errors import Unauthorized
+
+    from local.gateway import render_template
+    from local.template import gateway_responses
+
+    access_denied = gateway_responses(template())["ACCESS_DENIED"]
+    refusal = deny(
+        "arn:aws:execute-api:r:a:api/prod/GET/x", Unauthorized('a "quoted" \\ message', code="jwks_unavailable")
     )
+    variables = {f"authorizer.{key}": value for key, value in refusal["context"].items()}
+    body = json.loads(render_template(access_denied.templates["application/json"], variables))
+    assert access_denied.status == 401
+    assert body == {"success": False, "error": {"code": "jwks_unavailable", "message": 'a "quoted" \\ message'}}
 
 
 def test_runner_token_allowed_with_version_and_labels(aws: AwsStack) -> None:

@@ -142,13 +142,15 @@ def test_start_api_refused_credential_is_sams_403_where_make_run_and_api_gateway
     stack: Stack, fleet: Fleet
 ) -> None:
     """A Deny policy: SAM answers its own 403 (it applies no GatewayResponses); API Gateway and make run
-    answer ACCESS_DENIED, which the template makes the 401 `unauthorized` body. Never SAM's 502."""
+    answer ACCESS_DENIED, which the template makes a 401 carrying the Deny's reason. Never SAM's 502."""
     unknown_key = {"X-API-Key": "hgk_000000000000_" + "A" * 38}
-    for headers in (unknown_key, {"Authorization": "Bearer not-a-jwt"}):
+    bad_jwt = {"Authorization": "Bearer not-a-jwt"}
+    for headers, message in ((unknown_key, "Invalid API key"), (bad_jwt, "Invalid token")):
         through_sam = call(stack.sam_url, "GET", "/api/runners", headers=headers, timeout=600)
         assert (through_sam.status, through_sam.body) == (403, SAM_DENIED), headers
         through_make_run = call(stack.api_url, "GET", "/api/runners", headers=headers)
-        assert (through_make_run.status, through_make_run.body) == (401, HANGAR_UNAUTHORIZED), headers
+        reason = {"success": False, "error": {"code": "unauthorized", "message": message}}
+        assert (through_make_run.status, through_make_run.body) == (401, reason), headers
 
 
 def test_start_api_missing_runner_token_is_401_without_an_authorizer_call(stack: Stack) -> None:

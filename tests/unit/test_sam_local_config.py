@@ -77,10 +77,16 @@ def test_samconfig_local_commands_use_the_env_file_and_reach_the_host_on_linux()
 
 
 def test_refusals_answer_as_unauthorized_does_in_api_gateway() -> None:
-    """The authorizers refuse with a Deny (ACCESS_DENIED): API Gateway must still answer the 401 body."""
+    """The authorizers refuse with a Deny (ACCESS_DENIED): API Gateway must still answer a 401 in
+    UNAUTHORIZED's shape, its code and message the Deny's reason ($context.authorizer.*)."""
     responses = template()["Resources"]["HangarApi"]["Properties"]["GatewayResponses"]
-    assert responses["ACCESS_DENIED"] == responses["UNAUTHORIZED"]
-    assert responses["UNAUTHORIZED"]["StatusCode"] == "401"
+    assert responses["ACCESS_DENIED"]["StatusCode"] == responses["UNAUTHORIZED"]["StatusCode"] == "401"
+    reason = {"code": "$context.authorizer.errorCode", "message": "$context.authorizer.errorMessage"}
+    assert json.loads(responses["ACCESS_DENIED"]["ResponseTemplates"]["application/json"]) == {
+        "success": False,
+        "error": reason,
+    }
+    assert set(json.loads(responses["UNAUTHORIZED"]["ResponseTemplates"]["application/json"])) == {"success", "error"}
 
 
 def test_sam_gets_dummy_credentials_and_none_of_the_shells_aws_identity() -> None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from hangar import tokens
-from hangar.config import Settings, get_settings
+from hangar import clock, tokens
+from hangar.config import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, Settings, get_settings
 from hangar.errors import MissingScope, Unauthorized
 from hangar.tokens import TokenType
 
@@ -30,7 +30,6 @@ SCOPES = (
 READ_SCOPES = frozenset({"runners:read", "jobs:read", "targets:read"})
 OPERATOR_SCOPES = frozenset({"admin:licenses"})
 ORG_ID_RE = re.compile(r"^[A-Za-z0-9._:@|-]{1,128}$")
-JWT_LEEWAY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -123,14 +122,13 @@ def runner_from_context(context: Mapping[str, Any] | None) -> RunnerPrincipal:
     )
 
 
-def parse_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
-    """Scopes from `scope` (space-separated) or `scp` (list or string)."""
-    raw: Any = claims.get("scope", claims.get("scp", ""))
-    if isinstance(raw, str):
-        return frozenset(raw.split())
-    if isinstance(raw, list):
-        return frozenset(str(item) for item in raw)
-    return frozenset()
+def _claim_strings(value: Any) -> list[str]:
+    """A claim as a list of strings: a space-separated string, or a list (non-strings in it ignored)."""
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
 
 
 def jwt_configuration_problem(settings: Settings | None = None) -> str | None:
@@ -149,11 +147,85 @@ def _logged(problem: str | None) -> str | None:
     return problem
 
 
-@lru_cache(maxsize=4)
-def _jwks_client(url: str) -> Any:
-    import jwt
+def parse_scopes(claims: Mapping[str, Any], settings: Settings | None = None) -> frozenset[str]:
+    """Hangar's scopes among the configured scope claims (JWT_SCOPE_CLAIM, default `scope` and `scp`).
 
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
+    With JWT_SCOPE_PREFIX (Cognito's `<resource server id>/`), only scopes carrying it count, without it.
+    """
+    settings = settings or get_settings()
+    found = {scope for name in settings.jwt_scope_claim for scope in _claim_strings(claims.get(name))}
+    prefix = settings.jwt_scope_prefix
+    if prefix:
+        found = {scope[len(prefix) :] for scope in found if scope.startswith(prefix)}
+    return frozenset(found) & frozenset(SCOPES)
+
+
+def _org_from_claims(claims: Mapping[str, Any], subject: str, settings: Settings) -> str:
+    """The tenant: the JWT_ORG_CLAIM claim (a string, or a list of exactly one), else the subject."""
+    raw = claims.get(settings.jwt_org_claim)
+    if raw is None or raw == "" or raw == []:
+        return subject
+    if isinstance(raw, list) and len(raw) == 1:
+        raw = raw[0]
+    if not isinstance(raw, str):
+        raise Unauthorized(f"Token claim {settings.jwt_org_claim} is not an org id")
+    return raw
+
+
+def accepted_algorithms(settings: Settings) -> list[str]:
+    """The configured algorithms this key source can verify: asymmetric ones with a JWKS URL, HMAC
+    ones with a shared secret; never a mix (an HMAC "signed" with a published key is a forgery)."""
+    if settings.jwt_jwks_url:
+        return [alg for alg in settings.jwt_algorithms if alg in ASYMMETRIC_ALGORITHMS]
+    return [alg for alg in settings.jwt_algorithms if alg in HMAC_ALGORITHMS]
+
+
+def _audiences(settings: Settings) -> list[str]:
+    return [audience.strip() for audience in settings.jwt_audience.split(",") if audience.strip()]
+
+
+def _number(claims: Mapping[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unauthorized(f"Token claim {name} is not a number")
+    return float(value)
+
+
+def _check_times(claims: Mapping[str, Any], leeway: float) -> None:
+    """exp / nbf / iat against `hangar.clock` (PyJWT reads the wall clock, which tests cannot move)."""
+    now = clock.now()
+    expires = _number(claims, "exp")
+    if expires is None or expires <= now - leeway:
+        raise Unauthorized("Token has expired", code="token_expired")
+    for name in ("nbf", "iat"):
+        moment = _number(claims, name)
+        if moment is not None and moment > now + leeway:
+            raise Unauthorized("Token is not valid yet")
+
+
+def _check_audience_claim(claims: Mapping[str, Any], settings: Settings) -> None:
+    """A JWT_AUDIENCE_CLAIM other than `aud` (PyJWT checks `aud` itself): present and one of ours."""
+    values = _claim_strings(claims.get(settings.jwt_audience_claim))
+    if not set(values) & set(_audiences(settings)):
+        raise Unauthorized("Token audience is not accepted")
+
+
+def _signing_key(header: Mapping[str, Any], settings: Settings) -> Any:
+    if not settings.jwt_jwks_url:
+        return settings.jwt_secret
+    from hangar import jwks
+
+    cache = jwks.jwks_cache(settings.jwt_jwks_url, settings.jwt_jwks_cache_seconds, settings.jwt_jwks_timeout_seconds)
+    try:
+        return cache.signing_key(header.get("kid"))
+    except jwks.JwksUnavailable:
+        raise Unauthorized(
+            "The token issuer's signing keys cannot be fetched right now; retry shortly", code="jwks_unavailable"
+        ) from None
+    except jwks.UnknownSigningKey:
+        raise Unauthorized("Token is signed with a key its issuer does not publish") from None
 
 
 def verify_jwt(token: str, settings: Settings | None = None) -> dict[str, Any]:
@@ -165,31 +237,49 @@ def verify_jwt(token: str, settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or get_settings()
     if jwt_configuration_problem(settings):
         raise Unauthorized("JWT sign-in is not configured correctly on this deployment; use an API key")
+    algorithms = accepted_algorithms(settings)
+    audience_in_aud = settings.jwt_audience_claim == "aud"
     try:
-        if settings.jwt_jwks_url:
-            key: Any = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
-        else:
-            key = settings.jwt_secret
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") not in algorithms:
+            raise Unauthorized("Token algorithm is not accepted")
+        # The issuer is checked before any key look-up, so another issuer's tokens never reach the JWKS.
+        if jwt.decode(token, options={"verify_signature": False}).get("iss") != settings.jwt_issuer:
+            raise Unauthorized("Token issuer is not accepted")
         claims: dict[str, Any] = jwt.decode(
             token,
-            key,
-            algorithms=settings.jwt_algorithms,
-            audience=settings.jwt_audience,
+            _signing_key(header, settings),
+            algorithms=algorithms,
+            audience=_audiences(settings) if audience_in_aud else None,
             issuer=settings.jwt_issuer,
-            leeway=JWT_LEEWAY_SECONDS,
-            options={"require": ["exp", "iss", "aud", "sub"], "verify_signature": True},
+            options={
+                "require": ["exp", "iss", "sub", *(["aud"] if audience_in_aud else [])],
+                "verify_signature": True,
+                "verify_aud": audience_in_aud,
+                # Times are checked below, on hangar.clock, with the configured leeway.
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
     except (jwt.PyJWTError, ValueError, TypeError):
-        raise Unauthorized("Invalid or expired token") from None
+        raise Unauthorized("Invalid token") from None
+    _check_times(claims, settings.jwt_leeway_seconds)
+    if not audience_in_aud:
+        _check_audience_claim(claims, settings)
     return claims
 
 
-def principal_from_claims(claims: Mapping[str, Any]) -> UserPrincipal:
-    subject = str(claims.get("sub") or "")
-    org_id = str(claims.get("org") or subject)
-    if not subject or not ORG_ID_RE.fullmatch(org_id):
-        raise Unauthorized("Token has no usable subject or org")
-    return UserPrincipal(org_id=org_id, subject=subject, scopes=parse_scopes(claims) & set(SCOPES), kind="jwt")
+def principal_from_claims(claims: Mapping[str, Any], settings: Settings | None = None) -> UserPrincipal:
+    """The user a verified token names: `sub`, the tenant (JWT_ORG_CLAIM, else `sub`) and its scopes."""
+    settings = settings or get_settings()
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise Unauthorized("Token has no usable subject")
+    org_id = _org_from_claims(claims, subject, settings)
+    if not ORG_ID_RE.fullmatch(org_id):
+        raise Unauthorized(f"Token has no usable org id (claim {settings.jwt_org_claim}, else sub)")
+    return UserPrincipal(org_id=org_id, subject=subject, scopes=parse_scopes(claims, settings), kind="jwt")
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:

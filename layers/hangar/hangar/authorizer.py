@@ -1,13 +1,18 @@
-"""Lambda REQUEST authorizers: one shape for all of them (Allow + context + usage key, or Deny).
+"""Lambda REQUEST authorizers: one shape for all of them (Allow + context + usage key, or Deny + reason).
 
-A refused credential is answered with an explicit Deny policy, not API Gateway's other 401 idiom
-(raising "Unauthorized"): `sam local start-api` understands only a policy (it answers a raised error
-with 502) and API Gateway turns the Deny into its ACCESS_DENIED gateway response, which template.yaml
-makes the same 401 body as UNAUTHORIZED. A refusal is then also not a Lambda error in the metrics.
+A refused credential is answered with an explicit Deny whose context names the reason (`errorCode`,
+`errorMessage`), not with API Gateway's other 401 idiom (raising "Unauthorized"): that one always
+becomes the fixed UNAUTHORIZED gateway response, so a client could not tell `jwks_unavailable`
+(retry) from a bad token (sign in again). API Gateway answers a Deny with its ACCESS_DENIED gateway
+response, whose template (template.yaml) is a 401 rendering `$context.authorizer.errorCode` and
+`errorMessage`; gateway response templates do simple substitution only (no VTL, no escaping), so
+the message is JSON-escaped here. `sam local start-api` understands a policy too (it answers a raised
+error with 502), and a refusal is then not a Lambda error in the metrics.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -53,15 +58,20 @@ def allow(principal_id: str, method_arn: str, context: dict[str, Any], usage_key
     return policy
 
 
-def deny(method_arn: str) -> dict[str, Any]:
-    """A refusal: API-wide like an Allow, so a cached Deny covers every route the credential tries."""
-    return {"principalId": REFUSED_PRINCIPAL, "policyDocument": _policy_document("Deny", method_arn)}
+def deny(method_arn: str, refusal: Unauthorized) -> dict[str, Any]:
+    """A refusal, API-wide like an Allow (a cached Deny covers every route the credential tries), whose
+    context the ACCESS_DENIED gateway response renders: the 401 body's `code` and `message`."""
+    return {
+        "principalId": REFUSED_PRINCIPAL,
+        "policyDocument": _policy_document("Deny", method_arn),
+        "context": {"errorCode": refusal.code, "errorMessage": json.dumps(refusal.message)[1:-1]},
+    }
 
 
 def lambda_authorizer(
     authenticate: Callable[[dict[str, Any]], Grant],
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
-    """An authorizer entry point: Allow with context, or Deny (401 through the ACCESS_DENIED response)."""
+    """An authorizer entry point: Allow with context, or Deny with the reason (a 401 through ACCESS_DENIED)."""
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
@@ -70,8 +80,10 @@ def lambda_authorizer(
             principal_id, auth_context, usage_key = authenticate(event)
         except Unauthorized as refusal:
             # The reason only; never the credential.
-            logger.info("credential refused", extra={"reason": refusal.message, "path": event.get("path")})
-            return deny(event.get("methodArn", ""))
+            logger.info(
+                "credential refused", extra={"reason": refusal.message, "code": refusal.code, "path": event.get("path")}
+            )
+            return deny(event.get("methodArn", ""), refusal)
         return allow(principal_id, event.get("methodArn", ""), auth_context, usage_key)
 
     entry: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = handler  # decorators erase the type

@@ -36,6 +36,19 @@ class Settings(BaseModel):
     jwt_jwks_url: str = ""
     jwt_issuer: str = ""
     jwt_audience: str = "hangar"
+    # JWT verification details (README "Authentication"): clock-skew leeway on exp/nbf/iat; how long a
+    # JWKS is cached and how long its fetch may take.
+    jwt_leeway_seconds: int = Field(default=60, ge=0, le=300)
+    jwt_jwks_cache_seconds: int = Field(default=300, ge=60, le=86400)
+    jwt_jwks_timeout_seconds: float = Field(default=2.0, gt=0, le=5)
+    # Claims mapping: the claim naming the tenant (a namespaced name works: https://example.com/org),
+    # the claims holding scopes (a space-separated string or a list; all named ones count), a prefix
+    # the issuer puts before Hangar's scope names (Cognito: `<resource server id>/`), and the claim
+    # holding the audience (`aud`; Cognito access tokens carry the app client in `client_id`).
+    jwt_org_claim: str = Field(default="org", min_length=1)
+    jwt_scope_claim: list[str] = Field(default_factory=lambda: ["scope", "scp"])
+    jwt_scope_prefix: str = ""
+    jwt_audience_claim: str = Field(default="aud", min_length=1)
 
     # Token pepper: the environment locally, Secrets Manager in AWS (TOKEN_PEPPER_SECRET_ID).
     token_pepper: str = ""
