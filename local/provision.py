@@ -47,6 +47,12 @@ NO_LOCAL_COUNTERPART = {
     "AWS::ApiGateway::Account",  # access logging's role
     "AWS::SQS::Queue",  # the sweeper's dead-letter queue: a failed local run is printed instead
     "AWS::SQS::QueuePolicy",
+    # The console's hosting: make run serves console/ itself, with the same headers (local.site).
+    "AWS::S3::Bucket",
+    "AWS::S3::BucketPolicy",
+    "AWS::CloudFront::OriginAccessControl",
+    "AWS::CloudFront::ResponseHeadersPolicy",
+    "AWS::CloudFront::Distribution",
 }
 
 
