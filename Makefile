@@ -21,7 +21,8 @@ DYNAMODB_LOCAL := $(TOOLS)/dynamodb-local
 DYNAMODB_LOCAL_PORT ?= 8100
 
 .PHONY: help install install-run install-dynamodb-local run dynamodb-local test lint typecheck validate cfn-lint \
-	checkov template-checks build pytest e2e-dynamodb-local fuzz bench openapi clean agent-wheel systemd-analyze
+	checkov template-checks build pytest e2e-dynamodb-local fuzz bench openapi clean agent-wheel systemd-analyze \
+	install-browser browser-test console-upload
 
 help:
 	@echo "make run        - serve the API locally on http://127.0.0.1:$(PORT) (installs only what serving needs)"
@@ -42,6 +43,9 @@ help:
 	@echo "make pytest     - every test but the fuzzer, on the embedded moto (part of make test)"
 	@echo "make e2e-dynamodb-local - the e2e suite on DynamoDB Local (part of make test)"
 	@echo "make fuzz       - schemathesis over docs/openapi.json against local/ (part of make test)"
+	@echo "make browser-test - the console in headless Chromium against local/ (part of make test)"
+	@echo "make install-browser - Debian's chromium and the pinned Playwright (the browser tests' needs)"
+	@echo "make console-upload STACK=<name> - upload console/ to a deployed stack's console bucket"
 	@echo "make dynamodb-local - run DynamoDB Local on port $(DYNAMODB_LOCAL_PORT), data kept in $(DYNAMODB_LOCAL)/data"
 	@echo "make openapi    - regenerate docs/openapi.json from the handlers"
 	@echo "make bench      - performance figures (DynamoDB calls, sweeper reads, cold start, gateway, cost)"
@@ -95,7 +99,18 @@ $(TOOLS)/checkov/.installed: requirements-checkov.txt
 	$(TOOLS)/checkov/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
 
-install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed $(DYNAMODB_LOCAL)/.installed
+install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed $(DYNAMODB_LOCAL)/.installed install-browser
+
+# The console's browser tests: Debian's chromium (Playwright's own browser download is never used, nor
+# possible here) and the Playwright pinned in requirements-browser.txt, which drives it.
+CHROMIUM := /usr/bin/chromium
+$(VENV)/.browser-installed: requirements-browser.txt | $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements-browser.txt
+	touch $@
+
+install-browser: $(VENV)/.browser-installed
+	@test -x $(CHROMIUM) || { echo "==> Installing Debian's chromium"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 
 run: $(VENV)/.run-installed agent-wheel
 	$(PY) -m local serve --port $(PORT)
@@ -147,7 +162,7 @@ build: $(TOOLS)/sam/.installed agent-wheel
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
 pytest: $(VENV)/.installed agent-wheel systemd-analyze
-	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST)
+	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore tests/browser
 
 # The e2e suite again, on AWS's DynamoDB Local (one per xdist worker, tables per server): it sees what
 # moto forgives (transactions, indexes, validation). Prints what this stage costs.
@@ -161,7 +176,25 @@ e2e-dynamodb-local: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel 
 fuzz: $(VENV)/.installed
 	$(PY) -m pytest $(FUZZ_TEST) -q -s -p no:cacheprovider
 
-test: lint typecheck template-checks build fuzz pytest e2e-dynamodb-local
+# The console in one headless Chromium against one local/ (tests/browser); prints what this stage costs.
+browser-test: install-browser agent-wheel
+	@start=$$(date +%s); $(PY) -m pytest tests/browser -q -p no:cacheprovider; status=$$?; \
+		echo "browser tests took $$(( $$(date +%s) - start )) s"; exit $$status
+
+# After `sam deploy` (needs the AWS CLI): console/ into the stack's console bucket, config.json naming the
+# stack's API; Cache-Control no-cache, so CloudFront and browsers revalidate and a new upload shows at once.
+STACK_OUTPUT = aws cloudformation describe-stacks --stack-name $(STACK) --output text \
+	--query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue"
+console-upload:
+	@test -n "$(STACK)" || { echo "usage: make console-upload STACK=<stack name>  (AWS CLI, credentials, region)"; exit 1; }
+	@bucket=$$($(call STACK_OUTPUT,ConsoleBucketName)) && api=$$($(call STACK_OUTPUT,ApiUrl)) && \
+		test -n "$$bucket" -a "$$bucket" != None && \
+		aws s3 sync console/ "s3://$$bucket/" --delete --exclude config.json --cache-control no-cache && \
+		printf '{\n  "apiUrl": "%s"\n}\n' "$$api" | aws s3 cp - "s3://$$bucket/config.json" \
+			--content-type application/json --cache-control no-cache && \
+		echo "Console: $$($(call STACK_OUTPUT,ConsoleUrl)) (API $$api)"
+
+test: lint typecheck template-checks build fuzz pytest e2e-dynamodb-local browser-test
 
 bench: $(VENV)/.installed
 	$(PY) -m bench

@@ -30,7 +30,8 @@ def _with_origin(event: dict[str, Any], origin: str | None) -> dict[str, Any]:
 
 
 def _license(origin: str | None, scopes: str = "runners:read") -> tuple[int, dict[str, str]]:
-    status, _, headers = invoke("GetLicense", _with_origin(user_event("GetLicense", unique_org(), scopes=scopes), origin))
+    event = _with_origin(user_event("GetLicense", unique_org(), scopes=scopes), origin)
+    status, _, headers = invoke("GetLicense", event)
     return status, headers
 
 
