@@ -29,6 +29,17 @@ export function replace(element, ...children) {
   return element;
 }
 
+const shown = new WeakMap();
+
+/** Renders `data` into `element` only when it differs from what is shown, so a refresh that brings
+ * nothing new leaves the element (and the keyboard focus inside it) alone. */
+export function replaceIfChanged(element, data, render) {
+  const key = JSON.stringify(data);
+  if (shown.get(element) === key) return;
+  shown.set(element, key);
+  replace(element, render(data));
+}
+
 /** A page's timers and listeners, all stopped when the page goes away. */
 export class Lifetime {
   constructor() {

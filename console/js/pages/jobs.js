@@ -11,6 +11,7 @@ import {
   openDialog,
   pageHeader,
   replace,
+  replaceIfChanged,
   showFormError,
   splitLabels,
   tickTimes,
@@ -60,7 +61,7 @@ export async function renderJobs(root, { lifetime, query, navigate }) {
     try {
       const page = await api("GET", "/v1/jobs", { query: { status: statusFilter, limit: PAGE_SIZE, cursor } });
       replace(status);
-      replace(tbody, page.jobs.map(jobRow));
+      replaceIfChanged(tbody, page.jobs, (jobs) => jobs.map(jobRow));
       empty.hidden = page.jobs.length > 0 || previous.length > 0;
       replace(
         pager,

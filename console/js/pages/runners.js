@@ -72,7 +72,7 @@ export async function renderRunners(root, { lifetime }) {
 
   function update(runners, nextCursor) {
     const seen = new Set();
-    for (const runner of runners) {
+    runners.forEach((runner, index) => {
       seen.add(runner._id);
       let row = rows.get(runner._id);
       if (!row) {
@@ -80,8 +80,9 @@ export async function renderRunners(root, { lifetime }) {
         rows.set(runner._id, row);
       }
       row.update(runner);
-      tbody.append(row.element); // keeps the API's order; moving a row keeps its buttons and focus
-    }
+      // In the API's order; a row already in place is not moved (moving it would drop the focus).
+      if (tbody.children[index] !== row.element) tbody.insertBefore(row.element, tbody.children[index] || null);
+    });
     for (const [id, row] of rows) {
       if (!seen.has(id)) {
         row.element.remove();

@@ -14,6 +14,7 @@ import {
   openDialog,
   pageHeader,
   replace,
+  replaceIfChanged,
   showFormError,
   tickTimes,
 } from "../dom.js";
@@ -51,7 +52,7 @@ export async function renderWebhooks(root, { lifetime, navigate }) {
     try {
       const page = await api("GET", "/v1/webhooks", { query: { limit: 200 } });
       replace(status);
-      replace(tbody, page.webhooks.map((webhook) => webhookRow(webhook, refresh, navigate)));
+      replaceIfChanged(tbody, page.webhooks, (webhooks) => webhooks.map((webhook) => webhookRow(webhook, refresh, navigate)));
       empty.hidden = page.webhooks.length > 0;
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
@@ -198,7 +199,7 @@ export async function renderDeliveries(root, { lifetime, params }) {
       ]);
       replace(summary, `To ${webhook.url}`, h("span", { class: "mono" }, ` (${webhook.id})`));
       replace(status);
-      replace(tbody, page.deliveries.map((delivery) => deliveryRow(id, delivery, refresh)));
+      replaceIfChanged(tbody, page.deliveries, (deliveries) => deliveries.map((delivery) => deliveryRow(id, delivery, refresh)));
       empty.hidden = page.deliveries.length > 0 || previous.length > 0;
       replace(
         pager,
