@@ -23,6 +23,7 @@ DYNAMODB_LOCAL_PORT ?= 8100
 .PHONY: help install install-run install-dynamodb-local run dynamodb-local test lint typecheck validate cfn-lint \
 	checkov template-checks build pytest e2e-dynamodb-local fuzz bench openapi clean agent-wheel systemd-analyze \
 	install-browser browser-test console-upload
+.PHONY: sam-local sam-local-packages sam-local-x86-build test-sam-local
 
 help:
 	@echo "make run        - serve the API locally on http://127.0.0.1:$(PORT) (installs only what serving needs)"
@@ -37,7 +38,7 @@ help:
 	@echo "make cfn-lint   - cfn-lint on template.yaml"
 	@echo "make checkov    - checkov on template.yaml"
 	@echo "make template-checks - validate, cfn-lint and checkov"
-	@echo "make build      - sam build (no container), with the agent wheel the install script carries"
+	@echo "make build      - sam build (no container) with the agent wheel the install script carries, then bytecode"
 	@echo "make agent-wheel - build only that wheel (layers/hangar/hangar/agent_wheel/)"
 	@echo "make systemd-analyze - install systemd-analyze (the agent unit's tests use it) if missing"
 	@echo "make pytest     - every test but the fuzzer, on the embedded moto (part of make test)"
@@ -49,6 +50,8 @@ help:
 	@echo "make dynamodb-local - run DynamoDB Local on port $(DYNAMODB_LOCAL_PORT), data kept in $(DYNAMODB_LOCAL)/data"
 	@echo "make openapi    - regenerate docs/openapi.json from the handlers"
 	@echo "make bench      - performance figures (DynamoDB calls, sweeper reads, cold start, gateway, cost)"
+	@echo "make sam-local  - make run's backend and API, with sam local start-api on http://127.0.0.1:$(SAM_PORT) (needs Docker)"
+	@echo "make test-sam-local - the stack under sam local in Docker (root: installs docker.io, starts dockerd; CI runs it)"
 	@echo "make clean      - remove .venv, .tools and build output"
 
 # What serving needs (make run); the test toolchain comes on top (make test). PYTHONWARNINGS: setuptools'
@@ -156,12 +159,19 @@ checkov: $(TOOLS)/checkov/.installed
 
 template-checks: validate cfn-lint checkov
 
+# sam build (no container), then bytecode for python3.13: sam build ships none, and Lambda's code
+# directories are read-only, so every cold start would compile the layer (tools/bytecode.py).
+# make test-sam-local builds its x86_64 copy of the template through the same recipe.
+SAM_TEMPLATE ?= template.yaml
+SAM_BUILD_DIR ?= .aws-sam/build
+SAM_CACHE_DIR ?= .aws-sam/cache
 build: $(TOOLS)/sam/.installed agent-wheel
-	$(SAM_ENV) $(SAM) build --template template.yaml --parallel --cached
+	$(SAM_ENV) $(SAM) build --template $(SAM_TEMPLATE) --build-dir $(SAM_BUILD_DIR) --cache-dir $(SAM_CACHE_DIR) --parallel --cached
+	$(SAM_ENV) python3.13 -m tools.bytecode $(SAM_BUILD_DIR)
 
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
-pytest: $(VENV)/.installed agent-wheel systemd-analyze
+pytest: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
 	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore tests/browser
 
 # The e2e suite again, on AWS's DynamoDB Local (one per xdist worker, tables per server): it sees what
@@ -201,6 +211,49 @@ bench: $(VENV)/.installed
 
 openapi: $(VENV)/.installed
 	$(PY) -m local openapi
+
+# --- sam local (Docker) --------------------------------------------------------------------------------
+SAM_PORT ?= 3001
+SAM_LOCAL_STATE := .tools/sam-local
+SAM_LOCAL_PACKAGES := docker.io debootstrap qemu-user-static binfmt-support
+
+# The x86_64 copy of the template, built like make build: an x86_64 machine runs it without emulation,
+# where the arm64 functions' cold starts under qemu outlast their 10 s timeout.
+SAM_LOCAL_X86_TEMPLATE := $(SAM_LOCAL_STATE)/template-x86_64.yaml
+SAM_LOCAL_X86_BUILD := $(SAM_LOCAL_STATE)/build-x86_64
+sam-local-x86-build: $(VENV)/.installed $(TOOLS)/sam/.installed
+	$(PY) -m tools.sam_local x86-template $(SAM_LOCAL_X86_TEMPLATE)
+	$(MAKE) --no-print-directory build SAM_TEMPLATE=$(SAM_LOCAL_X86_TEMPLATE) SAM_BUILD_DIR=$(SAM_LOCAL_X86_BUILD) \
+		SAM_CACHE_DIR=$(SAM_LOCAL_STATE)/cache-x86_64
+
+ifeq ($(shell uname -m),x86_64)
+SAM_LOCAL_BUILD ?= sam-local-x86-build
+SAM_LOCAL_TEMPLATE ?= $(SAM_LOCAL_X86_BUILD)/template.yaml
+else
+SAM_LOCAL_BUILD ?= build
+SAM_LOCAL_TEMPLATE ?= $(SAM_BUILD_DIR)/template.yaml
+endif
+
+# make run's stack (API on $(PORT)) with its embedded backend where containers reach it (the docker bridge,
+# HANGAR_BACKEND_PORT, default 8000), and sam local start-api on $(SAM_PORT) against it, on the build of this
+# machine's architecture. Ctrl-C stops all. SAM_LOCAL_ARGS go to sam local start-api (e.g. --skip-pull-image
+# with locally built base images).
+SAM_LOCAL_ARGS ?=
+sam-local: $(SAM_LOCAL_BUILD)
+	$(SAM_ENV) $(PY) -m tools.sam_local serve --template $(SAM_LOCAL_TEMPLATE) --port $(SAM_PORT) \
+		--api-port $(PORT) -- $(SAM_LOCAL_ARGS)
+
+sam-local-packages:
+	@dpkg -s $(SAM_LOCAL_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SAM_LOCAL_PACKAGES); }
+
+# tests/sam_local: sam local invoke and start-api in Docker against the embedded backend (the x86_64 copy of
+# the template for speed, the arm64 build for one invoke). Prints its duration; CI runs it after make test.
+test-sam-local: $(VENV)/.installed $(TOOLS)/sam/.installed sam-local-packages
+	@started=$$(date +%s); \
+	$(MAKE) --no-print-directory build && $(MAKE) --no-print-directory sam-local-x86-build && \
+	HANGAR_SAM_LOCAL=1 $(SAM_ENV) $(PY) -m pytest tests/sam_local -q -s -p no:cacheprovider; \
+	status=$$?; echo "make test-sam-local took $$(( $$(date +%s) - started )) s (exit $$status)"; exit $$status
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache $(AGENT_WHEEL_DIR)

@@ -1,4 +1,5 @@
-"""Section 3: cold start of every function, and the size of the layer they all load.
+"""Section 3: cold start of every function, the size of the layer they all load, and (3d) what the
+build's bytecode saves at a cold start.
 
 A cold start is timed in a FRESH interpreter, the way Lambda's init phase runs a function: the current
 directory is the function's code directory (Lambda's /var/task), the handler module is imported, and
@@ -11,6 +12,7 @@ is the median of those pairs. Interpreter start-up itself is outside both timing
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -266,3 +268,93 @@ def measure_layer_size(built: Path = SAM_BUILT_LAYER) -> LayerSize:
         return _tree_size(
             Path(scratch), "pip install --target of layers/hangar/requirements.txt + hangar (this machine's wheels)"
         )
+
+
+# --- 3d: bytecode ------------------------------------------------------------------------------------
+
+# A handler's cold start from a copy of the layer and its code directory, as Lambda loads them: nothing
+# written back (-B: /opt and /var/task are read-only), the copy ahead of everything else on sys.path.
+BYTECODE_SCRIPT = """
+import importlib, json, sys, time
+started = time.perf_counter()
+importlib.import_module(sys.argv[1])
+from hangar.store import dynamo
+dynamo.client()
+seconds = time.perf_counter() - started
+origins = [sys.modules[name].__file__ for name in ("hangar", "pydantic", "aws_lambda_powertools", "botocore")]
+print(json.dumps({"seconds": seconds, "origins": origins}))
+"""
+
+
+@dataclass(frozen=True)
+class BytecodeColdStart:
+    function_id: str
+    module: str
+    python_files: int  # in the layer and the code directory
+    with_bytecode_seconds: float  # median: what make build ships (tools.bytecode)
+    without_bytecode_seconds: float  # median: sources only, what sam build alone ships
+    ratio: float  # median of (without / with, the run just before it)
+    repeats: int
+
+
+def _layer_and_code(scratch: Path, module: HandlerModule) -> tuple[Path, Path]:
+    """opt/python (the layer's requirements for this machine, and hangar) and task/ (the code directory)."""
+    layer, task = scratch / "opt" / "python", scratch / "task"
+    requirements = ROOT / "layers" / "hangar" / "requirements.txt"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
+    subprocess.run([*pip, "--target", str(layer), "-r", str(requirements)], check=True, capture_output=True)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "layers" / "hangar" / "hangar", layer / "hangar", ignore=ignore)
+    shutil.copytree(module.code_dir, task, ignore=ignore)
+    return layer, task
+
+
+def _run_from(layer: Path, task: Path, module: str) -> float:
+    environment = {**bench_environment(), "PYTHONPATH": os.pathsep.join([str(task), str(layer)])}
+    result = subprocess.run(
+        [sys.executable, "-B", "-c", BYTECODE_SCRIPT, module],
+        cwd=task,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"cold start of {module} from {task.parent} failed:\n{result.stderr[-3000:]}")
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    strays = [origin for origin in report["origins"] if not Path(origin).is_relative_to(task.parent)]
+    if strays:  # the measurement must load the copy, not the development install
+        raise RuntimeError(f"loaded from outside the copy: {strays}")
+    return float(report["seconds"])
+
+
+def measure_bytecode_cold_start(repeats: int = 3, function_id: str = BREAKDOWN_FUNCTION) -> BytecodeColdStart:
+    """One function's cold start with the build's bytecode and without it, runs paired; medians."""
+    from tools.bytecode import compile_tree
+
+    module = next(item for item in handler_modules() if item.function_id == function_id)
+    with tempfile.TemporaryDirectory(prefix="hangar-bytecode-") as scratch:
+        sources = Path(scratch) / "sources"
+        layer, task = _layer_and_code(sources, module)
+        compiled = Path(scratch) / "compiled"
+        shutil.copytree(sources, compiled)
+        if not compile_tree(compiled):
+            raise RuntimeError("tools.bytecode failed on the layer copy")
+        python_files = sum(1 for _ in sources.rglob("*.py"))
+        compiled_layer, compiled_task = compiled / layer.relative_to(sources), compiled / task.relative_to(sources)
+        _run_from(compiled_layer, compiled_task, module.module)  # the OS's file cache warm for both
+        _run_from(layer, task, module.module)
+        with_runs: list[float] = []
+        without_runs: list[float] = []
+        for _ in range(repeats):
+            with_runs.append(_run_from(compiled_layer, compiled_task, module.module))
+            without_runs.append(_run_from(layer, task, module.module))
+    return BytecodeColdStart(
+        function_id=function_id,
+        module=str(module.module_file.relative_to(ROOT)),
+        python_files=python_files,
+        with_bytecode_seconds=statistics.median(with_runs),
+        without_bytecode_seconds=statistics.median(without_runs),
+        ratio=statistics.median(without / with_ for with_, without in zip(with_runs, without_runs, strict=True)),
+        repeats=repeats,
+    )

@@ -1,8 +1,13 @@
 """The template's functions, imported from their files on first use and invoked like Lambda would.
 
-Handler modules are imported by file path under a unique module name (`hangar_fn_<LogicalId>`), since
-different groups reuse file names (functions/runners/list.py, functions/jobs/list.py, ...). While a
+Handler modules are imported by file path under a unique module name (`hangar_fn_<LogicalId>_<n>`),
+since different groups reuse file names (functions/runners/list.py, functions/jobs/list.py, ...). While a
 module is imported its CodeUri directory is first on sys.path, as it is in Lambda.
+
+Like Lambda, a function instance (its imported module: the handler and whatever it keeps at module
+level, e.g. the Powertools resolver holding the current request) serves ONE invocation at a time.
+Concurrent invocations of the same function get further instances, imported on demand (a cold start),
+and an instance goes back to the function's idle pool when its invocation ends.
 """
 
 from __future__ import annotations
@@ -48,12 +53,13 @@ class FunctionNotFound(KeyError):
 
 
 class FunctionRegistry:
-    """Lazily imported handlers of the template's functions, keyed by logical id."""
+    """The template's functions by logical id, each with a pool of idle instances (imported modules)."""
 
     def __init__(self, specs: Mapping[str, FunctionSpec]) -> None:
         self.specs = dict(specs)
-        self._handlers: dict[str, Handler] = {}
-        self._lock = threading.RLock()
+        self._idle: dict[str, list[Handler]] = {logical_id: [] for logical_id in self.specs}
+        self._instances: dict[str, int] = dict.fromkeys(self.specs, 0)
+        self._lock = threading.Lock()
         self._serial = {
             logical_id: threading.Lock()
             for logical_id, spec in self.specs.items()
@@ -63,35 +69,47 @@ class FunctionRegistry:
     def __contains__(self, logical_id: object) -> bool:
         return logical_id in self.specs
 
-    def handler(self, logical_id: str) -> Handler:
-        """The function's handler, importing its module on first use (import errors propagate)."""
-        cached = self._handlers.get(logical_id)
-        if cached is not None:
-            return cached
+    def instances(self, logical_id: str) -> int:
+        """How many instances of the function have been started (its cold starts)."""
+        return self._instances[logical_id]
+
+    def _acquire(self, logical_id: str) -> Handler:
+        """An idle instance's handler, or a new instance's (import errors propagate)."""
         spec = self.specs.get(logical_id)
         if spec is None:
             raise FunctionNotFound(logical_id)
         with self._lock:
-            if logical_id not in self._handlers:
-                module = _import_file(f"hangar_fn_{logical_id}", spec)
-                handler = getattr(module, spec.attribute, None)
-                if not callable(handler):
-                    raise AttributeError(f"{spec.module_file} has no callable {spec.attribute!r}")
-                self._handlers[logical_id] = handler
-            return self._handlers[logical_id]
+            idle = self._idle[logical_id]
+            if idle:
+                return idle.pop()
+            self._instances[logical_id] += 1
+            number = self._instances[logical_id]
+        try:
+            module = _import_file(f"hangar_fn_{logical_id}_{number}", spec)
+            handler: Handler | None = getattr(module, spec.attribute, None)
+            if not callable(handler):
+                raise AttributeError(f"{spec.module_file} has no callable {spec.attribute!r}")
+        except BaseException:
+            with self._lock:
+                self._instances[logical_id] -= 1
+            raise
+        return handler
+
+    def _release(self, logical_id: str, handler: Handler) -> None:
+        with self._lock:
+            self._idle[logical_id].append(handler)
 
     def invoke(self, logical_id: str, event: Any, request_id: str | None = None) -> Any:
-        """Call the function's handler with `event` and a Lambda context; exceptions propagate.
-
-        A function with `ReservedConcurrentExecutions: 1` (the sweeper) runs one invocation at a time.
-        """
-        handler = self.handler(logical_id)
-        context = LocalLambdaContext(self.specs[logical_id], request_id)
+        """Call the function with `event` and a Lambda context on an instance no other invocation is
+        using; exceptions propagate. A function with `ReservedConcurrentExecutions: 1` (the sweeper)
+        runs one invocation at a time."""
         lock = self._serial.get(logical_id)
-        if lock is None:
-            return handler(event, context)
-        with lock:
-            return handler(event, context)
+        with lock if lock is not None else contextlib.nullcontext():
+            handler = self._acquire(logical_id)
+            try:
+                return handler(event, LocalLambdaContext(self.specs[logical_id], request_id))
+            finally:
+                self._release(logical_id, handler)
 
 
 _import_lock = threading.Lock()

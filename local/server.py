@@ -29,7 +29,7 @@ DEMO_ORG = "demo"
 DEMO_PLAN = "team"  # room for a real trial: 10 runners, 10 concurrent jobs (the default plan is free)
 
 # Variables that could send a local handler to real AWS, or to another endpoint than the local one.
-_AWS_VARIABLES_TO_CLEAR = (
+AWS_VARIABLES_TO_CLEAR = (
     "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
     "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 )  # fmt: skip
@@ -78,7 +78,7 @@ def aws_environment(backend: str, dynamodb_endpoint: str | None) -> dict[str, st
 def apply_environment(environment: Mapping[str, str]) -> None:
     """Install the functions' environment in this process (before any handler module is imported)."""
     for name in list(os.environ):
-        if name.startswith("AWS_ENDPOINT_URL_") or name in (*_AWS_VARIABLES_TO_CLEAR, *_TEMPLATE_VARIABLES_REPLACED):
+        if name.startswith("AWS_ENDPOINT_URL_") or name in (*AWS_VARIABLES_TO_CLEAR, *_TEMPLATE_VARIABLES_REPLACED):
             del os.environ[name]
     os.environ.update(environment)
 

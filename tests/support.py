@@ -96,6 +96,18 @@ class FakeLambdaContext:
         return 10_000
 
 
+def is_refusal(policy: dict[str, Any]) -> bool:
+    """An authorizer's refusal: an API-wide Deny, with no context or usage key (hangar.authorizer.deny)."""
+    statements = policy.get("policyDocument", {}).get("Statement", [])
+    return (
+        policy.get("principalId") == "refused"
+        and [statement["Effect"] for statement in statements] == ["Deny"]
+        and statements[0]["Resource"].endswith("/prod/*")
+        and "context" not in policy
+        and "usageIdentifierKey" not in policy
+    )
+
+
 def load_event(logical_id: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / f"{logical_id}.json").read_text())
     return event

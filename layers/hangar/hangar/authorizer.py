@@ -1,4 +1,10 @@
-"""Lambda REQUEST authorizers: one shape for all of them (Allow + context + usage key, or 401)."""
+"""Lambda REQUEST authorizers: one shape for all of them (Allow + context + usage key, or Deny).
+
+A refused credential is answered with an explicit Deny policy, not API Gateway's other 401 idiom
+(raising "Unauthorized"): `sam local start-api` understands only a policy (it answers a raised error
+with 502) and API Gateway turns the Deny into its ACCESS_DENIED gateway response, which template.yaml
+makes the same 401 body as UNAUTHORIZED. A refusal is then also not a Lambda error in the metrics.
+"""
 
 from __future__ import annotations
 
@@ -25,15 +31,21 @@ def api_wide_resource(method_arn: str) -> str:
     )
 
 
+REFUSED_PRINCIPAL = "refused"
+"""principalId of a Deny (API Gateway requires one; nobody was authenticated)."""
+
+
+def _policy_document(effect: str, method_arn: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": api_wide_resource(method_arn)}],
+    }
+
+
 def allow(principal_id: str, method_arn: str, context: dict[str, Any], usage_key: str | None) -> dict[str, Any]:
     policy: dict[str, Any] = {
         "principalId": principal_id,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": api_wide_resource(method_arn)}
-            ],
-        },
+        "policyDocument": _policy_document("Allow", method_arn),
         "context": context,
     }
     if usage_key:
@@ -41,10 +53,15 @@ def allow(principal_id: str, method_arn: str, context: dict[str, Any], usage_key
     return policy
 
 
+def deny(method_arn: str) -> dict[str, Any]:
+    """A refusal: API-wide like an Allow, so a cached Deny covers every route the credential tries."""
+    return {"principalId": REFUSED_PRINCIPAL, "policyDocument": _policy_document("Deny", method_arn)}
+
+
 def lambda_authorizer(
     authenticate: Callable[[dict[str, Any]], Grant],
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
-    """An authorizer entry point: Allow with context, or API Gateway's 401 via the 'Unauthorized' error."""
+    """An authorizer entry point: Allow with context, or Deny (401 through the ACCESS_DENIED response)."""
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
@@ -54,7 +71,7 @@ def lambda_authorizer(
         except Unauthorized as refusal:
             # The reason only; never the credential.
             logger.info("credential refused", extra={"reason": refusal.message, "path": event.get("path")})
-            raise Exception("Unauthorized") from None
+            return deny(event.get("methodArn", ""))
         return allow(principal_id, event.get("methodArn", ""), auth_context, usage_key)
 
     entry: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = handler  # decorators erase the type

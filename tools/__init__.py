@@ -1,0 +1,1 @@
+"""Developer tools behind Makefile targets (`make build`'s bytecode step, `make sam-local`)."""
