@@ -261,7 +261,7 @@ export function details(pairs) {
   return h(
     "dl",
     { class: "details" },
-    pairs.filter(Boolean).map(([term, description]) => [h("dt", {}, term), h("dd", {}, description ?? "—")]),
+    pairs.filter(Boolean).map(([term, description]) => h("div", {}, h("dt", {}, term), h("dd", {}, description ?? "—"))),
   );
 }
 

@@ -38,7 +38,7 @@ def test_the_key_stays_out_of_urls_and_local_storage_and_goes_only_to_the_api(
 ) -> None:
     sign_in(page, server)
     for name, heading in (("Jobs", "Jobs"), ("Readiness", "Readiness"), ("Runners", "Runners")):
-        page.get_by_role("link", name=name).click()
+        page.get_by_role("navigation").get_by_role("link", name=name).click()
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
     page.reload()
     expect(page.get_by_role("heading", name="Runners")).to_be_visible()  # the tab keeps the session
@@ -118,7 +118,7 @@ def test_a_console_on_the_configured_origin_works_and_one_on_another_is_refused(
             if works:
                 expect(page.get_by_role("heading", name="Runners")).to_be_visible()
                 expect(page.get_by_text("demo · team")).to_be_visible()
-                page.get_by_role("link", name="Jobs").click()
+                page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
                 expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
             else:
                 expect(page.locator("#apiUrl-error, #api-url-error")).to_contain_text(
@@ -135,7 +135,7 @@ def test_a_refused_field_is_named_next_to_its_input(page: Page, server: ConsoleS
     guard.expect(r"HTTP 400: POST .*/v1/jobs$")
     guard.expect(r"console error: Failed to load resource: .* 400 ")
     sign_in(page, server)
-    page.get_by_role("link", name="Jobs").click()
+    page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
     page.get_by_role("button", name="New job").click()
     page.get_by_label("Type").fill("not a type!")
     page.get_by_role("button", name="Create job").click()
@@ -169,22 +169,38 @@ def test_keyboard_only(page: Page, server: ConsoleServer) -> None:
 
 
 def test_readable_at_phone_width_and_in_the_dark_theme(browser: Browser, server: ConsoleServer) -> None:
-    for name, options in (
-        ("phone", {"viewport": {"width": 390, "height": 844}, "color_scheme": "light", "is_mobile": True}),
-        ("dark", {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark"}),
-    ):
-        context = browser.new_context(**options)
-        try:
-            page = context.new_page()
-            sign_in(page, server)
-            for link in ("Jobs", "Readiness", "Runners"):
-                page.get_by_role("link", name=link).click()
-                expect(page.get_by_role("heading", name=link, exact=True)).to_be_visible()
-                overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-                assert overflow <= 0, f"{name}: {link} scrolls sideways by {overflow}px"
-            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-            red, green, blue = (int(part) for part in re.findall(r"\d+", background)[:3])
-            assert (red + green + blue < 150) == (name == "dark"), background
-            screenshot(page, f"{name}-runners")
-        finally:
-            context.close()
+    key = {"api_key": server.dev_key}
+    created = server.api.call("POST", "/api/runners", json={"name": "laptop", "labels": ["linux", "arm64"]}, **key)
+    assert created.status == 201, created.body
+    runner_id = created.body["data"]["_id"]
+    queued = {"type": "scan", "repositoryName": "acme/site", "labels": ["gpu"]}  # no runner has gpu: stays queued
+    job = server.api.call("POST", "/v1/jobs", json=queued, **key)
+    assert job.status == 201, job.body
+    try:
+        for name, options in (
+            ("phone", {"viewport": {"width": 390, "height": 844}, "color_scheme": "light", "is_mobile": True}),
+            ("dark", {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark"}),
+        ):
+            context = browser.new_context(**options)
+            try:
+                page = context.new_page()
+                sign_in(page, server)
+                pages = (
+                    ("Jobs", f'tr[data-job-id="{job.body["id"]}"]'),
+                    ("Readiness", ".check"),
+                    ("Runners", f'tr[data-runner-id="{runner_id}"]'),
+                )
+                for link, row in pages:
+                    page.get_by_role("navigation").get_by_role("link", name=link).click()
+                    expect(page.locator(row).first).to_be_visible()
+                    overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
+                    assert overflow <= 0, f"{name}: {link} scrolls sideways by {overflow}px"
+                background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+                red, green, blue = (int(part) for part in re.findall(r"\d+", background)[:3])
+                assert (red + green + blue < 150) == (name == "dark"), background
+                screenshot(page, f"{name}-runners")
+            finally:
+                context.close()
+    finally:
+        server.api.call("POST", f"/v1/jobs/{job.body['id']}/cancel", **key)
+        server.api.call("DELETE", f"/api/runners/{runner_id}", **key)

@@ -19,6 +19,8 @@ import pytest
 from conftest import ConsoleServer, screenshot, sign_in
 from playwright.sync_api import Page, expect
 
+from local.testing import http_call
+
 AGENT_BIN = Path(sys.executable).parent
 JOB_SCRIPT = """\
 import json, os, sys, time
@@ -26,6 +28,8 @@ for number in range(1, 7):
     print(f"scanning module {number} of 6", file=sys.stderr, flush=True)
     time.sleep(0.4)
 print("scan finished: 0 findings", file=sys.stderr, flush=True)
+with open(os.path.join(os.environ["HANGAR_ARTIFACTS_DIR"], "report.txt"), "w") as report:
+    report.write("0 findings\\n")
 print(json.dumps({"findings": 0, "job": os.environ["HANGAR_JOB_ID"]}))
 """
 
@@ -126,7 +130,7 @@ def _run_the_flow(
     screenshot(page, "runners")
 
     # A job from the form: its log arrives while it runs, then it completes with its result.
-    page.get_by_role("link", name="Jobs").click()
+    page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
     page.get_by_role("button", name="New job").click()
     page.get_by_label("Repository", exact=True).fill("acme/terraform-infra")
     page.get_by_label("Branch").fill("main")
@@ -140,10 +144,15 @@ def _run_the_flow(
     expect(log).to_contain_text("scan finished: 0 findings")
     expect(page.get_by_text("End of log.")).to_be_visible(timeout=10000)
     expect(page.locator("pre.json")).to_contain_text('"findings": 0')
+    artifact = page.locator(".artifacts tr", has=page.get_by_text("report.txt", exact=True))
+    download = artifact.get_by_role("link", name="Download")
+    expect(download).to_be_visible(timeout=10000)
+    fetched = http_call("GET", str(download.get_attribute("href")))  # a presigned URL: no credential needed
+    assert fetched.status == 200 and fetched.body == "0 findings\n", fetched
     screenshot(page, "job")
 
     # A second job nobody can run (no runner has label gpu) stays queued; cancelled after confirming.
-    page.get_by_role("link", name="Jobs").click()
+    page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
     page.get_by_role("button", name="New job").click()
     page.locator("#job-labels").fill("gpu")
     page.get_by_role("button", name="Create job").click()
@@ -154,14 +163,14 @@ def _run_the_flow(
     expect(page.locator(".badge").first).to_have_text("cancelled")
     expect(page.get_by_role("button", name="Cancel job")).to_be_hidden()
 
-    page.get_by_role("link", name="Jobs").click()
+    page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
     expect(page.locator(f'tr[data-job-id="{job_id}"] .badge')).to_have_text("completed")
     screenshot(page, "jobs")
     page.get_by_label("Status").select_option("cancelled")
     expect(page.locator("tbody tr .badge").first).to_have_text("cancelled")
     expect(page.locator(f'tr[data-job-id="{job_id}"]')).to_have_count(0)
 
-    page.get_by_role("link", name="Readiness").click()
+    page.get_by_role("navigation").get_by_role("link", name="Readiness").click()
     expect(page.locator('[data-check="A runner is online with a free slot"]')).to_have_class(re.compile("ok"))
     expect(page.locator('[data-usage="usage-runners"]')).to_contain_text("1 of 10")
     screenshot(page, "readiness")
@@ -169,7 +178,7 @@ def _run_the_flow(
     # The agent stops (SIGTERM: a clean exit); marked offline after confirming, the badge follows at once.
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(40) == 0, (tmp_path / "agent.log").read_text()
-    page.get_by_role("link", name="Runners").click()
+    page.get_by_role("navigation").get_by_role("link", name="Runners").click()
     row = page.locator(f'tr[data-runner-id="{runner_id}"]')
     expect(row.locator(".badge")).to_have_text("online")
     row.get_by_role("button", name="Mark offline").click()

@@ -63,7 +63,7 @@ def test_add_a_webhook_see_a_failed_delivery_and_redeliver_it(
     page: Page, server: ConsoleServer, receiver: Receiver
 ) -> None:
     sign_in(page, server)
-    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_role("navigation").get_by_role("link", name="Webhooks").click()
     page.get_by_role("button", name="Add webhook").click()
     page.get_by_label("URL (https, public)").fill(receiver.url)
     page.get_by_label("Description (optional)").fill("browser test receiver")

@@ -126,18 +126,6 @@ async function openJobForm(navigate) {
   type.focus();
   const idempotencyKey = crypto.randomUUID(); // one per form: a repeated submit is the same job
 
-  // The choices are filled in when they arrive; the form works without them.
-  const [targets, runners] = await Promise.allSettled([
-    api("GET", "/v1/targets", { query: { limit: 200 } }),
-    api("GET", "/api/runners", { query: { limit: 200 } }),
-  ]);
-  if (targets.status === "fulfilled") {
-    target.append(...targets.value.targets.map((t) => h("option", { value: t.id }, `${t.name || t.id} (${t.visibility})`)));
-  }
-  if (runners.status === "fulfilled") {
-    runner.append(...runners.value.data.map((r) => h("option", { value: r._id }, `${r.name} (${r.status})`)));
-  }
-
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearFormErrors(form);
@@ -165,4 +153,15 @@ async function openJobForm(navigate) {
       submit.disabled = false;
     }
   });
+  // The choices are filled in when they arrive (the form is usable at once, and without them).
+  const [targets, runners] = await Promise.allSettled([
+    api("GET", "/v1/targets", { query: { limit: 200 } }),
+    api("GET", "/api/runners", { query: { limit: 200 } }),
+  ]);
+  if (targets.status === "fulfilled") {
+    target.append(...targets.value.targets.map((t) => h("option", { value: t.id }, `${t.name || t.id} (${t.visibility})`)));
+  }
+  if (runners.status === "fulfilled") {
+    runner.append(...runners.value.data.map((r) => h("option", { value: r._id }, `${r.name} (${r.status})`)));
+  }
 }
