@@ -107,6 +107,8 @@ async function showWho() {
 window.addEventListener("error", (event) => showBanner(event.error || event.message));
 window.addEventListener("unhandledrejection", (event) => showBanner(event.reason));
 window.addEventListener("hashchange", route);
+// No form ever submits the browser's way (its fields in a URL): each one's own handler sends it to the API.
+document.addEventListener("submit", (event) => event.preventDefault(), true);
 document.getElementById("skip-link").addEventListener("click", (event) => {
   event.preventDefault();
   (main.querySelector("h1") || main).focus();

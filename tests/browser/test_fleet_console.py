@@ -193,3 +193,25 @@ def _run_the_flow(
     page.get_by_role("dialog").get_by_role("button", name="Delete runner").click()
     expect(row).to_have_count(0, timeout=5000)
     assert _runner_status(server, runner_id) == "HTTP 404"
+
+
+def test_regenerating_a_token_asks_first_and_shows_the_new_token_once(page: Page, server: ConsoleServer) -> None:
+    created = server.api.call("POST", "/api/runners", json={"name": "rotated", "labels": []}, api_key=server.dev_key)
+    assert created.status == 201, created.body
+    runner_id, old_token = created.body["data"]["_id"], created.body["data"]["token"]
+    try:
+        sign_in(page, server)
+        row = page.locator(f'tr[data-runner-id="{runner_id}"]')
+        row.get_by_role("button", name="Regenerate token").click()
+        page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+        row.get_by_role("button", name="Regenerate token").click()
+        page.get_by_role("dialog").get_by_role("button", name="Regenerate token").click()
+        dialog = page.get_by_role("dialog", name="New runner token")
+        new_token = dialog.locator('[data-copy="Runner token"] code').inner_text()
+        assert new_token.startswith("hgr_") and new_token != old_token
+        expect(dialog.locator('[data-copy="Install script"] code')).to_contain_text(f"/api/runners/{runner_id}/setup")
+        refused = server.api.call("POST", "/api/runners/heartbeat", runner_token=old_token, json={"status": "online"})
+        accepted = server.api.call("POST", "/api/runners/heartbeat", runner_token=new_token, json={"status": "online"})
+        assert (refused.status, accepted.status) == (401, 200)
+    finally:
+        server.api.call("DELETE", f"/api/runners/{runner_id}", api_key=server.dev_key)
