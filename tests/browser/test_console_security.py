@@ -166,6 +166,10 @@ def test_keyboard_only(page: Page, server: ConsoleServer) -> None:
     expect(page.get_by_label("Type")).to_be_focused()  # the dialog took the focus
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_have_count(0)
+    page.goto(server.console_url + "#/no-such-page")  # an unknown page says so, with a way back
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    page.get_by_role("link", name="Go to runners").click()
+    expect(page.get_by_role("heading", name="Runners")).to_be_visible()
 
 
 def test_readable_at_phone_width_and_in_the_dark_theme(browser: Browser, server: ConsoleServer) -> None:

@@ -215,3 +215,30 @@ def test_regenerating_a_token_asks_first_and_shows_the_new_token_once(page: Page
         assert (refused.status, accepted.status) == (401, 200)
     finally:
         server.api.call("DELETE", f"/api/runners/{runner_id}", api_key=server.dev_key)
+
+
+def test_the_jobs_list_pages_by_cursor_and_filters_by_status(page: Page, server: ConsoleServer) -> None:
+    # More queued jobs than a page holds (25), with a label no runner has; cancelled again at the end.
+    created = []
+    for number in range(27):
+        job = {"type": "scan", "repositoryName": f"acme/repo-{number}", "labels": ["paging-test"]}
+        result = server.api.call("POST", "/v1/jobs", json=job, api_key=server.dev_key)
+        assert result.status == 201, result.body
+        created.append(result.body["id"])
+    try:
+        sign_in(page, server)
+        page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
+        page.get_by_label("Status").select_option("queued")
+        rows = page.locator("tbody tr")
+        expect(rows).to_have_count(25)
+        first_page = rows.first.get_attribute("data-job-id")
+        page.get_by_role("button", name="Next page").click()
+        expect(rows.first).not_to_have_attribute("data-job-id", str(first_page))
+        second_page = set(rows.evaluate_all("rows => rows.map(row => row.dataset.jobId)"))
+        assert second_page and len(second_page) <= 25
+        page.get_by_role("button", name="Previous page").click()
+        expect(rows.first).to_have_attribute("data-job-id", str(first_page))
+        expect(page.locator("tbody .badge", has_text="completed")).to_have_count(0)
+    finally:
+        for job_id in created:
+            server.api.call("POST", f"/v1/jobs/{job_id}/cancel", api_key=server.dev_key)
