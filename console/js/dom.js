@@ -133,6 +133,12 @@ export function splitLabels(text) {
   return (text || "").split(/[\s,]+/).map((label) => label.trim()).filter(Boolean);
 }
 
+/** A random id (crypto.randomUUID exists only in secure contexts; make run may be reached over plain http). */
+export function randomId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** A shell word: 'text' with any ' inside closed, escaped and reopened. */
 export function shellQuote(text) {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(text) ? text : `'${String(text).replaceAll("'", `'"'"'`)}'`;

@@ -10,6 +10,7 @@ import {
   h,
   openDialog,
   pageHeader,
+  randomId,
   replace,
   replaceIfChanged,
   showFormError,
@@ -124,7 +125,7 @@ async function openJobForm(navigate) {
   );
   const dialog = openDialog("New job", form);
   type.focus();
-  const idempotencyKey = crypto.randomUUID(); // one per form: a repeated submit is the same job
+  const idempotencyKey = randomId(); // one per form: a repeated submit is the same job
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
