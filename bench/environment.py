@@ -28,6 +28,7 @@ BENCH_ENVIRONMENT: dict[str, str] = {
     # they count log bytes, so the bench's own output stays readable.
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "JWT_ALGORITHMS": "HS256",
+    "JWT_SECRET": "hangar-local-dev-secret-not-for-production",
     "JWT_ISSUER": "hangar-local",
     "JWT_AUDIENCE": "hangar",
     "RUNNERS_TABLE": "RunnersTable",

@@ -44,10 +44,11 @@ STATUS_RUNNING = "status update (running)"
 STATUS_COMPLETED = "status update (completed)"
 AUTHORIZER_MISS = "runner authorizer (cache miss)"
 
-# The design's targets: DynamoDB calls per request.
+# The design's targets: DynamoDB calls per request. An empty poll also reads the runner (strongly
+# consistent), so that a regenerated or deleted runner's token is refused on its next call.
 TARGET_CALLS: dict[str, int] = {
     HEARTBEAT: 1,
-    EMPTY_POLL: 1,
+    EMPTY_POLL: 2,
     POLL_WITH_JOB: 2,
     STATUS_RUNNING: 1,
     STATUS_COMPLETED: 1,

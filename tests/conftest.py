@@ -17,6 +17,7 @@ os.environ.update(
         "POWERTOOLS_SERVICE_NAME": "hangar",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "JWT_ALGORITHMS": "HS256",
+        "JWT_SECRET": "hangar-local-dev-secret-not-for-production",
         "JWT_ISSUER": "hangar-local",
         "JWT_AUDIENCE": "hangar",
         "RUNNERS_TABLE": "RunnersTable",

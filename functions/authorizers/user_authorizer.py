@@ -2,9 +2,14 @@
 
 from typing import Any
 
+from hangar.auth import jwt_configuration_problem
 from hangar.authorizer import Grant, lambda_authorizer
 from hangar.credentials import authenticate_user
 from hangar.tenants import provision_tenant
+
+# At cold start: a deployment whose JWT settings are unsafe logs one configuration error and refuses
+# every JWT (401), rather than failing open or with a 500.
+jwt_configuration_problem()
 
 
 def authenticate(event: dict[str, Any]) -> Grant:

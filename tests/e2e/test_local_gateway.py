@@ -464,7 +464,8 @@ def test_default_output_is_one_readable_line_per_request_without_metric_blobs(lo
         time.sleep(0.1)
     output = local_api.output(mark)
     assert re.search(r"GET /api/runners -> 200 \([0-9.]+ ms\)", output), output
-    assert re.search(r"GET /api/runners/r1/setup\?token=… -> 401 \([0-9.]+ ms\) +UNAUTHORIZED", output), output
+    # A credential the authorizer refuses is its Deny, answered by the template's 401 ACCESS_DENIED response.
+    assert re.search(r"GET /api/runners/r1/setup\?token=… -> 401 \([0-9.]+ ms\) +ACCESS_DENIED", output), output
     assert "hgr_secret_value" not in output  # query values may be credentials: never printed
     assert '"_aws"' not in output and '"level"' not in output  # no EMF metrics, no JSON log lines
 

@@ -50,7 +50,15 @@ def test_regenerated_token_is_refused_at_once_despite_the_authorizer_cache(local
     )
     assert status == 401, body
     assert headers["x-amzn-ErrorType"] is None  # the handler refused it: the cached Allow did let it through
-    assert body["error"]["message"] == "Runner token was regenerated or revoked"
+    assert body["error"]["code"] == "token_regenerated", body
+    # An empty poll too, on its next call (it used to answer {"job": null} until the cache expired).
+    status, headers, body = local_api.call("POST", "/api/runners/jobs", runner_token=old, json={})
+    assert status == 401 and body["error"]["code"] == "token_regenerated", body
+    assert headers["x-amzn-ErrorType"] is None
+    status, _, body = local_api.call(
+        "POST", "/api/runners/jobs/status", runner_token=old, json={"jobId": "job_x", "status": "running"}
+    )
+    assert status == 401 and body["error"]["code"] == "token_regenerated", body
     status, _, body = local_api.call("POST", "/api/runners/heartbeat", runner_token=new, json={"status": "busy"})
     assert status == 200 and body["data"]["status"] == "busy", body
     # The old token no longer fetches the install script either; the new one does.
@@ -58,6 +66,23 @@ def test_regenerated_token_is_refused_at_once_despite_the_authorizer_cache(local
     assert status == 401
     status, headers, script = local_api.call("GET", f"/api/runners/{runner['_id']}/setup?token={new}")
     assert status == 200 and headers["Content-Type"] == "text/x-shellscript" and new in script
+
+
+def test_a_deleted_runners_token_is_refused_at_once_on_every_runner_route(local_api: LocalApi, org: str) -> None:
+    jwt, runner = create_runner(local_api, org)
+    token = runner["token"]
+    status, _, body = local_api.call("POST", "/api/runners/heartbeat", runner_token=token, json={"status": "online"})
+    assert status == 200, body
+    status, _, body = local_api.call("DELETE", f"/api/runners/{runner['_id']}", token=jwt)
+    assert status == 200, body
+    for path, payload in [
+        ("/api/runners/heartbeat", {"status": "online"}),
+        ("/api/runners/jobs", {}),
+        ("/api/runners/jobs/status", {"jobId": "job_x", "status": "running"}),
+    ]:
+        status, headers, body = local_api.call("POST", path, runner_token=token, json=payload)
+        assert status == 401 and body["error"]["code"] == "runner_deleted", (path, body)
+        assert headers["x-amzn-ErrorType"] is None  # refused by the handler behind the cached Allow
 
 
 def test_regenerate_limit_and_setup_info_over_http(local_api: LocalApi, org: str) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
 import pytest
-from hangar.config import LOCAL_JWT_SECRET
+from hangar.config import JWT_SECRET_NOT_SET, get_settings
 from hangar.store import dynamo, orgs
 from hangar.tokens import BASE62
 from support import (
@@ -21,6 +22,8 @@ from support import (
     unique_org,
     user_event,
 )
+
+from local.devtokens import LOCAL_JWT_SECRET
 
 
 def dev_jwt(org: str, scopes: str = "runners:read runners:manage", **overrides: Any) -> str:
@@ -120,3 +123,22 @@ def test_deleted_runner_token_is_refused(aws: AwsStack) -> None:
     )
     assert status == 200
     assert is_refusal(authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]}))
+
+
+@pytest.fixture(params=["", JWT_SECRET_NOT_SET], ids=["empty", "placeholder"])
+def no_jwt_secret(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A deployment with JwtAlgorithms=HS256 that never set JwtSecret: what the template passed before
+    (empty, which read as "unset" and fell back to the local secret), and its placeholder now."""
+    monkeypatch.setenv("JWT_SECRET", request.param)
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_hs256_without_a_secret_refuses_a_token_signed_with_the_public_local_secret(
+    aws: AwsStack, no_jwt_secret: None
+) -> None:
+    """Was an Allow: the secret defaulted to the string in this repository (issue 10, item 3)."""
+    operator = dev_jwt(unique_org(), "admin:licenses runners:manage")
+    assert is_refusal(authorize("UserAuthorizer", {"Authorization": f"Bearer {operator}"}))

@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from faults import Conflict, DynamoFaults
 from hangar import clock, tokens
 from hangar.store import dynamo
+from hangar.store.dynamo import CONFLICT_ATTEMPTS
 from hangar.tokens import TokenType
 from support import AwsStack, invoke, load_event, unique_org, user_event
+
+TOKENS_TABLE = "TokensTable"
 
 
 class DynamoCalls:
@@ -350,45 +353,21 @@ def test_token_used_by_a_concurrent_registration_is_token_used(aws: AwsStack, mo
     assert status == 401 and error_code(response) == "token_used", response
 
 
-def _cancelled(codes: list[str]) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
-            "CancellationReasons": [{"Code": code} for code in codes],
-        },
-        "TransactWriteItems",
-    )
-
-
-def test_transaction_conflicts_are_retried_then_answered_without_5xx(
-    aws: AwsStack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from hangar import runners
-
-    org = unique_org()
-    token = enrollment_token(org)
-    real_transact = runners.transact
-    attempts: list[int] = []
-
-    def conflict_once(operations: list[dict[str, Any]]) -> None:
-        attempts.append(len(operations))
-        if len(attempts) == 1:
-            raise _cancelled(["TransactionConflict", "None", "None", "None"])
-        real_transact(operations)
-
-    monkeypatch.setattr(runners, "transact", conflict_once)
-    status, response = register({"token": token})
+def test_transaction_conflicts_are_retried_then_answered_without_5xx(aws: AwsStack) -> None:
+    token = enrollment_token(unique_org())
+    with DynamoFaults.installed() as faults:
+        faults.inject("TransactWriteItems", Conflict(TOKENS_TABLE), times=1)
+        status, response = register({"token": token})
     assert status == 201, response
-    assert attempts == [4, 4]
+    assert faults.injected == [("TransactWriteItems", "Conflict")]
 
     # Conflicting forever (never seen in practice): the token is still unused, so a clean 409.
     token = enrollment_token(unique_org())
-    monkeypatch.setattr(
-        runners, "transact", lambda operations: (_ for _ in ()).throw(_cancelled(["TransactionConflict"] * 4))
-    )
-    monkeypatch.setattr(runners.time, "sleep", lambda seconds: None)
-    status, response = register({"token": token})
+    with DynamoFaults.installed() as faults:
+        faults.inject("TransactWriteItems", Conflict(TOKENS_TABLE), times=None)
+        status, response = register({"token": token})
     assert status == 409 and error_code(response) == "token_busy", response
+    assert len(faults.injected) == CONFLICT_ATTEMPTS
 
 
 def test_fixture_event_is_a_valid_request(aws: AwsStack) -> None:

@@ -148,13 +148,14 @@ def test_regenerated_or_deleted_runner_token_is_refused(aws: AwsStack) -> None:
     org = unique_org()
     rid = create_runner(org)["_id"]
     status, response = heartbeat(org, rid, {"status": "online"}, token_version=2)
-    assert status == 401 and response["error"]["message"] == "Runner token was regenerated or revoked"
+    assert status == 401 and response["error"]["code"] == "token_regenerated", response
+    assert "regenerated" in response["error"]["message"]
     assert response["success"] is False
     assert "lastHeartbeatAt" not in runner_item(aws, org, rid)  # the refused heartbeat wrote nothing
     status, _, _ = invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": rid}))
     assert status == 200
     status, response = heartbeat(org, rid, {"status": "online"})
-    assert status == 401, response
+    assert status == 401 and response["error"]["code"] == "runner_deleted", response
 
 
 def test_another_tenants_runner_id_is_refused(aws: AwsStack) -> None:

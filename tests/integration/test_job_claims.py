@@ -259,19 +259,53 @@ def test_regenerated_token_is_refused(org: str) -> None:
     new_job(org)
     # The authorizer's cached context still carries tokenVersion 1.
     status, body = poll(org, runner, token_version=1)
-    assert status == 401 and body["error"]["code"] == "unauthorized"
+    assert status == 401 and body["error"]["code"] == "token_regenerated"
     status, body = report(org, runner, job["id"], "completed", token_version=1)
-    assert status == 401
+    assert status == 401 and body["error"]["code"] == "token_regenerated"
     assert get_job(org, job["id"])["status"] == "assigned"
     assert report(org, runner, job["id"], "completed", token_version=2)[0] == 200
+
+
+def test_an_empty_poll_with_a_regenerated_token_is_refused(org: str) -> None:
+    """Was 200 {"job": null} while the authorizer's Allow was cached (issue 10, item 1): the token version
+    was only checked inside the claim, and an empty queue makes no claim."""
+    runner = live_runner(org)
+    status, body, _ = invoke(
+        "RegenerateRunnerToken", user_event("RegenerateRunnerToken", org, path_params={"runnerId": runner})
+    )
+    assert status == 200, body
+    status, body = poll(org, runner, token_version=1)
+    assert status == 401 and body["error"]["code"] == "token_regenerated", body
+    status, body = poll(org, runner, token_version=2)
+    assert status == 200 and body["data"]["job"] is None, body
+
+
+def test_an_empty_poll_for_a_deleted_runner_is_refused(org: str) -> None:
+    runner = live_runner(org)
+    assert invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": runner}))[0] == 200
+    status, body = poll(org, runner)
+    assert status == 401 and body["error"]["code"] == "runner_deleted", body
+
+
+def test_an_empty_poll_sees_labels_added_since_the_token_was_cached(org: str) -> None:
+    """The runner's item has the last word on its labels: the authorizer's copy may be minutes old."""
+    runner = live_runner(org, ["linux"])
+    job = new_job(org, labels=["gpu"])
+    body = {"labels": ["linux", "gpu"]}
+    status, updated, _ = invoke(
+        "UpdateRunner", user_event("UpdateRunner", org, body=body, path_params={"runnerId": runner})
+    )
+    assert status == 200, updated
+    claimed = polled_job(org, runner, ["linux"])  # the cached context still says only "linux"
+    assert claimed is not None and claimed["_id"] == job["id"]
 
 
 def test_deleted_runner_token_is_refused(org: str) -> None:
     runner = live_runner(org)
     new_job(org)
     invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": runner}))
-    status, _ = poll(org, runner)
-    assert status == 401
+    status, body = poll(org, runner)
+    assert status == 401 and body["error"]["code"] == "runner_deleted"
 
 
 def test_cancelled_while_held_is_told_to_the_runner(org: str) -> None:
@@ -295,7 +329,7 @@ def test_dynamodb_call_counts(org: str) -> None:
     runner = live_runner(org, ["linux"])
     with dynamodb_calls() as calls:
         assert polled_job(org, runner, ["linux"]) is None
-    assert calls == ["Query"]
+    assert calls == ["Query", "GetItem"]  # the queue, then the runner: is the token still its token?
     job = new_job(org, labels=["linux"])
     with dynamodb_calls() as calls:
         assert polled_job(org, runner, ["linux"]) is not None
@@ -312,8 +346,8 @@ def test_dynamodb_call_counts(org: str) -> None:
 
 
 def test_fixture_events_work_as_shipped(aws: AwsStack) -> None:
+    # The fixtures' runner does not exist: its token is refused, on an empty poll too.
     status, body, _ = invoke("PollJob", load_event("PollJob"))
-    assert status == 200 and body == {"success": True, "data": {"job": None, "pollIntervalSeconds": 10}}
+    assert status == 401 and body["error"]["code"] == "runner_deleted", body
     status, body, _ = invoke("UpdateJobStatus", load_event("UpdateJobStatus"))
-    # The fixture's runner does not exist: its token is refused.
     assert status == 401 and body["success"] is False

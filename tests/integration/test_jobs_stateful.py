@@ -1,17 +1,28 @@
 """A Hypothesis state machine over the job lifecycle: create, poll, report, cancel, heartbeat, mark
-offline, sweep and the clock moving, in any order. After every step the stored state must hold up:
+offline, delete and replace a runner, sweep and the clock moving, in any order. After every step the
+stored state must hold up:
 
-- a job is held by at most one runner, and a poll only ever hands out a job that was queued;
-- each runner's currentJobs and the org's activeJobs equal the jobs actually held, within limits;
+- a job is held by at most one runner (one that exists), and a poll only hands out a job that was queued;
+- each runner's currentJobs and heldJobs, and the org's activeJobs, equal the jobs actually held;
 - no job is lost: every job created is still there, queued, held or finished, with consistent indexes.
+
+It runs twice: on moto as it is, and with DynamoDB's faults on (tests/faults.py): transaction conflicts,
+throttling and lost responses at random calls, and concurrent requests landing between a request's read
+and its write (so its conditions fail for real, on the item as the other request left it).
 """
 
 from __future__ import annotations
 
+import random
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
-from hangar import clock
+from faults import WRITES, DynamoFaults, Race, transient_faults
+from hangar import clock, job_claims, jobs, runners
+from hangar import heartbeat as heartbeat_domain
+from hangar.auth import RunnerPrincipal
+from hangar.errors import HangarError
+from hangar.models.heartbeat import HeartbeatRequest
 from hangar.models.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
 from hangar.store import dynamo
 from hypothesis import HealthCheck, Phase, settings
@@ -63,8 +74,12 @@ def stored_jobs(org: str) -> dict[str, dict[str, Any]]:
 
 
 class JobLifecycle(RuleBasedStateMachine):
+    faults: ClassVar[DynamoFaults | None] = None
+
     def __init__(self) -> None:
         super().__init__()
+        if self.faults is not None:
+            self.faults.clear()  # set-up runs without faults; `initial_jobs` turns them on
         self.org = unique_org()
         set_license(self.org, "team", concurrentJobLimit=CONCURRENT_JOB_LIMIT)
         self.runners: list[tuple[str, list[str], int]] = []
@@ -75,6 +90,8 @@ class JobLifecycle(RuleBasedStateMachine):
         self.jobs: list[str] = []
 
     def teardown(self) -> None:
+        if self.faults is not None:
+            self.faults.clear()
         clock.reset()
 
     def job(self, index: int) -> str | None:
@@ -86,9 +103,11 @@ class JobLifecycle(RuleBasedStateMachine):
         max_size=3,
     )
 
-    @initialize(specs=JOB_SPECS)
-    def initial_jobs(self, specs: list[tuple[list[str], int, int | None]]) -> None:
+    @initialize(specs=JOB_SPECS, seed=st.integers(0, 2**32 - 1))
+    def initial_jobs(self, specs: list[tuple[list[str], int, int | None]], seed: int) -> None:
         self.create(specs)
+        if self.faults is not None:
+            self.faults.random_faults = transient_faults(random.Random(seed))
 
     @rule(specs=JOB_SPECS)
     def create(self, specs: list[tuple[list[str], int, int | None]]) -> None:
@@ -148,7 +167,12 @@ class JobLifecycle(RuleBasedStateMachine):
             code, body = report(
                 self.org, holder, job_id, status, **({"result": {"ok": True}} if status != "running" else {})
             )
-            assert code in (200, 409), body
+            if holder not in {runner_id for runner_id, _, _ in self.runners}:
+                # A finished job keeps the runner that ran it, which may have been deleted since.
+                assert code == 401 and body["error"]["code"] == "runner_deleted", body
+            else:
+                # 404: a request racing this one (under faults) requeued the job first.
+                assert code in ((200, 409, 404) if self.faults else (200, 409)), body
 
     @precondition(lambda self: bool(self.jobs))
     @rule(job=st.integers(0, 50))
@@ -167,6 +191,20 @@ class JobLifecycle(RuleBasedStateMachine):
         status, body, _ = invoke("MarkRunnerOffline", event)
         assert status == 200, body
 
+    @rule(runner=st.integers(0, 2))
+    def delete_and_replace_runner(self, runner: int) -> None:
+        """The runner is deleted (its jobs go back to the queue in the same write) and a new one takes its
+        place; the old token is refused at once."""
+        old_id, labels, concurrency = self.runners[runner]
+        event = user_event("DeleteRunner", self.org, path_params={"runnerId": old_id})
+        status, body, _ = invoke("DeleteRunner", event)
+        assert status == 200, body
+        status, body = poll(self.org, old_id, labels)
+        assert status == 401 and body["error"]["code"] == "runner_deleted", body
+        new_id = create_runner(self.org, labels, concurrency, name=f"runner-{runner}")
+        heartbeat(self.org, new_id)
+        self.runners[runner] = (new_id, labels, concurrency)
+
     @rule()
     def sweep(self) -> None:
         assert sweep()["errors"] == 0
@@ -178,22 +216,75 @@ class JobLifecycle(RuleBasedStateMachine):
         for runner in sorted(alive):
             heartbeat(self.org, self.runners[runner][0])
 
+    # -- concurrent requests (under faults only) -------------------------------------------------------
+
+    def _racing(self, action: str, job: int, runner: int) -> None:
+        """Another request, run between the read and the write of the request in flight. It may be
+        refused (its own 4xx); what matters is what it leaves behind."""
+        runner_id, labels, _ = self.runners[runner]
+        principal = RunnerPrincipal(self.org, runner_id, 1, "", tuple(labels))
+        job_id = self.job(job)
+        try:
+            if action == "cancel" and job_id:
+                jobs.cancel_job(self.org, job_id)
+            elif action == "heartbeat":
+                heartbeat_domain.record_heartbeat(principal, HeartbeatRequest(status="online"))
+            elif action == "mark_offline":
+                runners.mark_offline(self.org, runner_id)
+            elif action == "poll":
+                job_claims.poll_for_job(principal)
+            elif action == "complete" and job_id:
+                job_claims.report_status(principal, job_id, "completed", {"raced": True})
+        except HangarError:
+            pass
+
+    @precondition(lambda self: self.faults is not None)
+    @rule(
+        action=st.sampled_from(["cancel", "heartbeat", "mark_offline", "poll", "complete"]),
+        job=st.integers(0, 50),
+        runner=st.integers(0, 2),
+    )
+    def race_the_next_write(self, action: str, job: int, runner: int) -> None:
+        assert self.faults is not None
+        self.faults.inject(
+            None, Race(lambda: self._racing(action, job, runner)), when=lambda call: call.operation in WRITES
+        )
+
+    # -- invariants -------------------------------------------------------------------------------------
+
     @invariant()
     def counters_match_the_jobs_held(self) -> None:
-        jobs = stored_jobs(self.org)
-        held = Counter(job["runnerId"] for job in jobs.values() if job["status"] in ACTIVE_STATUSES)
-        for runner_id, _, concurrency in self.runners:
-            current = runner_item(self.org, runner_id)["currentJobs"]
-            assert current == held[runner_id], (runner_id, current, held)
-            assert current <= concurrency
-        active = sum(held.values())
-        assert org_item(self.org)["activeJobs"] == active <= CONCURRENT_JOB_LIMIT
+        with self._no_faults():
+            jobs_now = stored_jobs(self.org)
+            held = Counter(job["runnerId"] for job in jobs_now.values() if job["status"] in ACTIVE_STATUSES)
+            held_ids: dict[str, set[str]] = {}
+            for job in jobs_now.values():
+                if job["status"] in ACTIVE_STATUSES:
+                    held_ids.setdefault(job["runnerId"], set()).add(job["jobId"])
+            # Only runners that exist hold jobs (a deleted runner's jobs left with it).
+            assert set(held) <= {runner_id for runner_id, _, _ in self.runners}, (held, self.runners)
+            for runner_id, _, concurrency in self.runners:
+                item = runner_item(self.org, runner_id)
+                current = item["currentJobs"]
+                assert current == held[runner_id], (runner_id, current, held)
+                assert set(item.get("heldJobs") or []) == held_ids.get(runner_id, set()), (item, held_ids)
+                assert current <= concurrency
+                if item["status"] == "offline":
+                    assert current == 0, item  # a runner goes offline together with its jobs' recovery
+            active = sum(held.values())
+            assert org_item(self.org)["activeJobs"] == active <= CONCURRENT_JOB_LIMIT
+
+    def _no_faults(self) -> Any:
+        from contextlib import nullcontext
+
+        return self.faults.paused() if self.faults is not None else nullcontext()
 
     @invariant()
     def no_job_is_lost(self) -> None:
-        jobs = stored_jobs(self.org)
-        assert set(jobs) == set(self.jobs)
-        for job in jobs.values():
+        with self._no_faults():
+            stored = stored_jobs(self.org)
+        assert set(stored) == set(self.jobs)
+        for job in stored.values():
             status = job["status"]
             assert status == "queued" or status in ACTIVE_STATUSES or status in TERMINAL_STATUSES
             assert job["attempts"] <= job["maxAttempts"]
@@ -208,18 +299,36 @@ class JobLifecycle(RuleBasedStateMachine):
             assert ("dueAt" in job) == (status not in TERMINAL_STATUSES)
 
 
+SETTINGS = settings(
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    database=None,
+    # No shrinking: each step is a few moto calls, so shrinking a failure takes minutes; a failing run
+    # prints its (at most 30) steps as they are.
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
 def test_job_lifecycle_keeps_its_invariants() -> None:
     with start_aws_stack():
-        run_state_machine_as_test(
-            JobLifecycle,
-            settings=settings(
-                max_examples=25,
-                stateful_step_count=30,
-                deadline=None,
-                database=None,
-                # No shrinking: each step is a few moto calls, so shrinking a failure takes minutes; a
-                # failing run prints its (at most 30) steps as they are.
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=[HealthCheck.too_slow],
-            ),
-        )
+        run_state_machine_as_test(JobLifecycle, settings=SETTINGS)
+
+
+class JobLifecycleUnderFaults(JobLifecycle):
+    pass
+
+
+def test_job_lifecycle_keeps_its_invariants_with_dynamodb_faults_on() -> None:
+    with start_aws_stack(), DynamoFaults.installed() as faults:
+        JobLifecycleUnderFaults.faults = faults
+        try:
+            # Fewer examples: each step is several times the calls (retries, replays, racing requests).
+            run_state_machine_as_test(JobLifecycleUnderFaults, settings=settings(SETTINGS, max_examples=15))
+        finally:
+            JobLifecycleUnderFaults.faults = None
+    kinds = Counter(kind for _, kind in faults.injected)
+    # The run really met every kind of fault (hundreds in all), so the invariants held under them.
+    assert {"Conflict", "Throttled", "LostResponse", "Race"} <= set(kinds), kinds
+    assert sum(kinds.values()) >= 100 and faults.replayed > 0, (kinds, faults.replayed)

@@ -72,13 +72,15 @@ def test_a_regenerated_or_deleted_runners_old_token_is_refused(aws: AwsStack) ->
     assert status == 200
     # The authorizer's cached answer still carries version 1: the handler refuses it.
     status, body = me(org, runner["_id"], token_version=1)
-    assert status == 401 and body["error"]["message"] == "Runner token was regenerated or revoked", body
+    assert status == 401, body
+    assert body["error"]["code"] == "token_regenerated", body
     status, body = me(org, runner["_id"], token_version=2)
     assert status == 200, body
     status, _, _ = invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": runner["_id"]}))
     assert status in (200, 204)
     status, body = me(org, runner["_id"], token_version=2)
     assert status == 401, body
+    assert body["error"]["code"] == "runner_deleted", body
 
 
 def test_a_user_principal_or_none_is_refused(aws: AwsStack) -> None:

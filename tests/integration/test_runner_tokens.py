@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hangar import clock, tokens
+from hangar import clock, limits, tokens
 from hangar.config import get_settings
 from hangar.credentials import authenticate_runner
 from hangar.errors import Unauthorized
@@ -279,7 +279,7 @@ def test_install_script_refuses_other_runners_and_regenerated_tokens(aws: AwsSta
     status, _, _ = regenerate(org, rid)
     assert status == 200
     status, body, headers = invoke("GetInstallScript", stale_event)
-    assert status == 401 and "regenerated" in body["error"]["message"]
+    assert status == 401 and body["error"]["code"] == "token_regenerated", body
     assert headers["Content-Type"] == "application/json"
     # Without a runner principal at all: 401.
     status, _, _ = invoke("GetInstallScript", no_principal)
@@ -372,3 +372,24 @@ def test_concurrent_regeneration_or_deletion_is_a_clean_4xx(aws: AwsStack, monke
     assert status == 404, body
     # Nothing was left behind: no token item points at the deleted runner.
     assert not [i for i in aws.scan_all() if i.get("runnerId", {}).get("S") == rid and "kind" in i]
+
+
+def test_a_regeneration_refused_with_409_or_404_uses_no_budget(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was counted before the transaction that then ended 409 (issue 10, item 11): five refused
+    regenerations used the whole hour's budget, and the sixth, valid one got 429."""
+    from hangar import runner_tokens
+
+    org = unique_org()
+    rid = create_runner(org)["_id"]
+    stale = runner_tokens.runners.get_runner(org, rid)
+    assert regenerate(org, rid)[0] == 200  # 1 of 5 used
+    with monkeypatch.context() as patched:
+        patched.setattr(runner_tokens.runners, "get_runner", lambda org_id, runner_id: dict(stale))
+        for _ in range(limits.REGENERATIONS_PER_HOUR):
+            status, body, _ = regenerate(org, rid)
+            assert status == 409 and body["error"]["code"] == "token_changed", body
+    for _ in range(limits.REGENERATIONS_PER_HOUR - 1):
+        status, body, _ = regenerate(org, rid)
+        assert status == 200, body
+    status, body, headers = regenerate(org, rid)
+    assert status == 429 and int(headers["Retry-After"]) > 0, body

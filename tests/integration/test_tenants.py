@@ -4,6 +4,7 @@ race-safe), in the usage plan of its license plan, moved when the plan changes, 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +14,10 @@ from typing import Any
 import boto3
 import jwt
 import pytest
+from botocore.exceptions import ClientError
+from faults import DynamoFaults, LostResponse
 from hangar import tenants, usage_plans
-from hangar.config import LOCAL_JWT_SECRET, get_settings
+from hangar.config import get_settings
 from hangar.store import orgs, usage_keys
 from support import (
     AwsStack,
@@ -25,6 +28,8 @@ from support import (
     unique_org,
     user_event,
 )
+
+from local.devtokens import LOCAL_JWT_SECRET
 
 PREFIX = "hangar-test-"
 PLANS = ("free", "team", "enterprise")
@@ -297,8 +302,6 @@ def test_public_authorizer_returns_the_templates_public_key(plans: Plans) -> Non
 def test_past_the_api_key_quota_the_new_tenant_fails_and_no_key_is_recorded(
     plans: Plans, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from botocore.exceptions import ClientError
-
     def quota_reached(**_: Any) -> Any:
         raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "limit"}}, "CreateApiKey")
 
@@ -308,3 +311,106 @@ def test_past_the_api_key_quota_the_new_tenant_fails_and_no_key_is_recorded(
         tenants.provision_tenant(org_id)
     stored = orgs.get_org(org_id)
     assert stored is not None and "usageKeyId" not in stored  # the next request tries again
+
+
+# -- bounded: past TENANT_KEY_LIMIT new tenants share their plan's key (issue 10, item 10) ------------
+
+
+@pytest.fixture
+def key_limit(plans: Plans, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    monkeypatch.setenv("TENANT_KEY_LIMIT", "2")
+    get_settings.cache_clear()
+    yield 2
+    monkeypatch.delenv("TENANT_KEY_LIMIT")
+    get_settings.cache_clear()
+
+
+def all_api_keys(plans: Plans) -> list[dict[str, Any]]:
+    keys: list[dict[str, Any]] = []
+    for page in plans.apigateway.get_paginator("get_api_keys").paginate():
+        keys.extend(page["items"])
+    return keys
+
+
+def test_open_sign_up_cannot_exhaust_the_regions_api_keys(plans: Plans, key_limit: int) -> None:
+    """Was one API Gateway key per new `sub`: with open sign-up anyone could use up the 10,000."""
+    before = len(all_api_keys(plans))
+    provisioned = [tenants.provision_tenant(unique_org()) for _ in range(key_limit + 5)]
+    assert len(all_api_keys(plans)) == before + key_limit + 1  # their own keys, and one shared key
+    own, pooled = provisioned[:key_limit], provisioned[key_limit:]
+    assert len({org["usageKeyId"] for org in own}) == key_limit and not any(org["usageKeyShared"] for org in own)
+    assert len({org["usageKeyId"] for org in pooled}) == 1 and all(org["usageKeyShared"] for org in pooled)
+    assert plans.plans_of(pooled[0]["usageKeyId"]) == {"free"}  # counted under its plan, like the others
+    policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {dev_jwt(str(pooled[0]['orgId']))}"})
+    assert policy["usageIdentifierKey"] == pooled[0]["usageKey"]
+
+
+def test_a_licensed_tenant_leaves_the_shared_key_and_its_runners_follow(plans: Plans, key_limit: int) -> None:
+    for _ in range(key_limit):
+        tenants.provision_tenant(unique_org())
+    org_id = unique_org()
+    pooled = tenants.provision_tenant(org_id)
+    assert pooled["usageKeyShared"] is True
+    status, enroll, _ = invoke("CreateEnrollmentToken", user_event("CreateEnrollmentToken", org_id, body={}))
+    assert status == 201, enroll
+    status, body, _ = invoke("CreateRunner", user_event("CreateRunner", org_id, body={"name": "r1"}))
+    assert status == 201, body
+    runner_token = body["data"]["token"]
+    event = user_event("PutOrgLicense", "operators", body={"plan": "team"}, path_params={"orgId": org_id})
+    status, body, _ = invoke("PutOrgLicense", event)
+    assert status == 200, body
+    licensed = orgs.get_org(org_id)
+    assert licensed is not None and licensed["usageKeyShared"] is False
+    assert licensed["usageKeyId"] != pooled["usageKeyId"] and plans.plans_of(licensed["usageKeyId"]) == {"team"}
+    assert plans.plans_of(pooled["usageKeyId"]) == {"free"}  # the shared key never moves
+    assert authorize("RunnerAuthorizer", {"X-Runner-Token": runner_token})["usageIdentifierKey"] == licensed["usageKey"]
+    # A runner registered with an enrollment token made before the license counts under the new key too.
+    status, registered, _ = invoke(
+        "RegisterRunner", {**load_event("RegisterRunner"), "body": json.dumps({"token": enroll["token"]})}
+    )
+    assert status == 201, registered
+    policy = authorize("RunnerAuthorizer", {"X-Runner-Token": registered["token"]})
+    assert policy["usageIdentifierKey"] == licensed["usageKey"]
+
+
+def test_past_the_account_quota_a_new_tenant_shares_its_plans_key(
+    plans: Plans, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pooled_org = unique_org()
+    monkeypatch.setenv("TENANT_KEY_LIMIT", "0")
+    get_settings.cache_clear()
+    shared = tenants.provision_tenant(pooled_org)  # makes the plan's shared key
+    monkeypatch.setenv("TENANT_KEY_LIMIT", "100")
+    get_settings.cache_clear()
+
+    def quota_reached(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "limit"}}, "CreateApiKey")
+
+    monkeypatch.setattr(usage_keys.client(), "create_api_key", quota_reached)
+    org = tenants.provision_tenant(unique_org())
+    assert org["usageKeyId"] == shared["usageKeyId"] and org["usageKeyShared"] is True
+    assert usage_keys.reserve_tenant_key(1)  # the place taken for the failed key was given back
+
+
+def test_a_recorded_key_whose_response_was_lost_is_kept(plans: Plans) -> None:
+    """Was: botocore's retry of the write recording the key failed its own condition, read as "another
+    request won", and the tenant's recorded key was deleted (every request then answered 403)."""
+    org_id = unique_org()
+    orgs.ensure_org(org_id)
+    with DynamoFaults.installed() as faults:
+        faults.inject("UpdateItem", LostResponse(), when=lambda call: "usageKeyId" in json.dumps(call.body))
+        org = tenants.provision_tenant(org_id)
+    assert faults.injected == [("UpdateItem", "LostResponse")]
+    assert [key["id"] for key in plans.tenant_keys(org_id)] == [org["usageKeyId"]]
+    assert plans.plans_of(org["usageKeyId"]) == {"free"}
+
+
+def test_concurrent_first_requests_past_the_limit_share_one_key(
+    serial_backend: Plans, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TENANT_KEY_LIMIT", "0")
+    get_settings.cache_clear()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: tenants.provision_tenant(unique_org()), range(8)))
+    assert len({result["usageKeyId"] for result in results}) == 1
+    assert serial_backend.keys_in("free") == {results[0]["usageKeyId"]}

@@ -263,11 +263,13 @@ def test_authorizers_get_only_the_api_gateway_calls_they_make() -> None:
     public = {tuple(s["Action"]): _resource_paths(s) for s in _apigateway_statements("PublicAuthorizerFunction")}
     assert public == {("apigateway:GET",): {"/apikeys/${PublicApiKey}"}}
     assert _apigateway_statements("RunnerAuthorizerFunction") == []
+    # A license write moves the tenant's key, or gives a tenant on a shared key its own (and drops it
+    # again when a concurrent write won).
     license_ = {tuple(s["Action"]): _resource_paths(s) for s in _apigateway_statements("PutOrgLicenseFunction")}
     assert license_ == {
         ("apigateway:GET",): {"/usageplans"},
-        ("apigateway:POST",): {"/usageplans/*/keys"},
-        ("apigateway:DELETE",): {"/usageplans/*/keys/*"},
+        ("apigateway:POST",): {"/apikeys", "/usageplans/*/keys"},
+        ("apigateway:DELETE",): {"/apikeys/*", "/usageplans/*/keys/*"},
     }
 
 

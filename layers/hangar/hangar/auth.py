@@ -78,6 +78,24 @@ class RunnerPrincipal:
         }
 
 
+def runner_token_refused(runner: Mapping[str, Any] | None) -> Unauthorized:
+    """Why a runner token the authorizer accepted (its Allow may be cached for minutes) no longer works:
+    the runner was deleted, or its token regenerated (the runner's tokenVersion moved past the caller's)."""
+    if runner is None:
+        return Unauthorized("The runner was deleted; its token no longer works", code="runner_deleted")
+    return Unauthorized(
+        "The runner token was regenerated; this one no longer works. Use the new token from regenerate-token",
+        code="token_regenerated",
+    )
+
+
+def require_current_runner_token(principal: RunnerPrincipal, runner: dict[str, Any] | None) -> dict[str, Any]:
+    """The runner, as read strongly consistent, if the caller's token is still its token; else 401."""
+    if runner is None or int(runner.get("tokenVersion", 0)) != principal.token_version:
+        raise runner_token_refused(runner)
+    return runner
+
+
 def user_from_context(context: Mapping[str, Any] | None) -> UserPrincipal:
     """The user principal the user authorizer placed in requestContext.authorizer."""
     if not context or context.get("principalType") not in ("jwt", "apikey") or not context.get("orgId"):
@@ -115,6 +133,22 @@ def parse_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset()
 
 
+def jwt_configuration_problem(settings: Settings | None = None) -> str | None:
+    """The configuration's problem (Settings.jwt_configuration_problem), logged once per container as
+    the configuration error it is: every JWT is refused until it is fixed (API keys still work). The
+    user authorizer asks at cold start, so the log says so before the first request."""
+    return _logged((settings or get_settings()).jwt_configuration_problem())
+
+
+@lru_cache(maxsize=8)
+def _logged(problem: str | None) -> str | None:
+    if problem:
+        from hangar.observability import logger
+
+        logger.error("JWT authentication is misconfigured; every JWT is refused", extra={"problem": problem})
+    return problem
+
+
 @lru_cache(maxsize=4)
 def _jwks_client(url: str) -> Any:
     import jwt
@@ -129,6 +163,8 @@ def verify_jwt(token: str, settings: Settings | None = None) -> dict[str, Any]:
     import jwt
 
     settings = settings or get_settings()
+    if jwt_configuration_problem(settings):
+        raise Unauthorized("JWT sign-in is not configured correctly on this deployment; use an API key")
     try:
         if settings.jwt_jwks_url:
             key: Any = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key

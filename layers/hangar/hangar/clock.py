@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 _offset_seconds = 0.0
+_frozen_at: float | None = None
 
 
 def now() -> float:
     """Seconds since the epoch, plus any offset `local/` or a test has applied."""
+    if _frozen_at is not None:
+        return _frozen_at + _offset_seconds
     return time.time() + _offset_seconds
+
+
+@contextmanager
+def frozen() -> Iterator[float]:
+    """Time stands still inside the block (tests only): work that takes long on a loaded machine sees
+    the same `now()` throughout; `advance` still moves it. Yields the frozen time."""
+    global _frozen_at
+    previous = _frozen_at
+    _frozen_at = time.time() if previous is None else previous
+    try:
+        yield now()
+    finally:
+        _frozen_at = previous
 
 
 def advance(seconds: float) -> None:
@@ -20,8 +38,9 @@ def advance(seconds: float) -> None:
 
 
 def reset() -> None:
-    global _offset_seconds
+    global _offset_seconds, _frozen_at
     _offset_seconds = 0.0
+    _frozen_at = None
 
 
 def iso(epoch: float | None = None) -> str:

@@ -8,7 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-LOCAL_JWT_SECRET = "hangar-local-dev-secret-not-for-production"
+# What template.yaml's JwtSecret parameter holds when nobody set one (a JWKS deployment: `sam deploy
+# --guided` needs a non-empty default for a NoEcho parameter). Never a secret: refused for HS256.
+JWT_SECRET_NOT_SET = "not-set-use-JwtJwksUrl-or-a-secret-of-32-bytes-or-more"
+# RFC 7518 §3.2: an HMAC key at least as long as the hash. Shorter secrets are guessable offline.
+MIN_JWT_SECRET_BYTES = 32
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"})
 
 
 class Settings(BaseModel):
@@ -20,11 +26,12 @@ class Settings(BaseModel):
     orgs_table: str = "hangar-orgs"
     idempotency_table: str = "hangar-idempotency"
 
-    # JWT: algorithms come from configuration only, never from the token header.
+    # JWT: algorithms come from configuration only, never from the token header. No secret has a
+    # default: a deployment that configures HS256 without a real one refuses every JWT (fail closed).
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
-    jwt_secret: str = LOCAL_JWT_SECRET
+    jwt_secret: str = ""
     jwt_jwks_url: str = ""
-    jwt_issuer: str = "hangar-local"
+    jwt_issuer: str = ""
     jwt_audience: str = "hangar"
 
     # Token pepper: the environment locally, Secrets Manager in AWS (TOKEN_PEPPER_SECRET_ID).
@@ -54,6 +61,30 @@ class Settings(BaseModel):
     usage_plan_name_prefix: str = ""
     # The API Gateway key unauthenticated routes are counted under (the public authorizer returns it).
     public_usage_key_id: str = ""
+    # At most this many tenant keys are made by auto-provisioning; past it new tenants share their plan's
+    # key until an operator licenses them (docs/limits.md). API Gateway allows 10,000 keys per account
+    # and region, for every stack in it.
+    tenant_key_limit: int = 5000
+
+    def jwt_configuration_problem(self) -> str | None:
+        """Why JWTs cannot be verified safely with this configuration (None when they can)."""
+        algorithms = set(self.jwt_algorithms)
+        unknown = algorithms - HMAC_ALGORITHMS - ASYMMETRIC_ALGORITHMS
+        if not algorithms or unknown:
+            return f"JWT_ALGORITHMS must name HS256/384/512 or RS/ES/PS algorithms, not {sorted(unknown) or 'nothing'}"
+        if algorithms & HMAC_ALGORITHMS and algorithms & ASYMMETRIC_ALGORITHMS:
+            return "JWT_ALGORITHMS mixes HMAC (HS*) with public-key algorithms; choose one kind"
+        if not self.jwt_issuer:
+            return "JWT_ISSUER is not set"
+        if algorithms <= ASYMMETRIC_ALGORITHMS:
+            return None if self.jwt_jwks_url else "RS/ES/PS algorithms need JWT_JWKS_URL"
+        if self.jwt_jwks_url:
+            return "HS* algorithms verify with JWT_SECRET: unset JWT_JWKS_URL, or use RS/ES/PS algorithms"
+        if not self.jwt_secret or self.jwt_secret == JWT_SECRET_NOT_SET:
+            return "JWT_SECRET is not set, and HS* algorithms need one"
+        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            return f"JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes"
+        return None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

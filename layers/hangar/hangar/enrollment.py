@@ -12,8 +12,6 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from hangar import clock, limits, runners, tokens
 from hangar.config import get_settings
 from hangar.credentials import hash_token
@@ -24,7 +22,7 @@ from hangar.ratelimit import enforce_rate_limit
 from hangar.store import enrollment as enrollment_store
 from hangar.store import orgs
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, cancellation_reasons, reason_failed, reason_item
+from hangar.store.dynamo import Item, TransactionCancelled
 from hangar.tokens import TokenType
 
 
@@ -66,8 +64,10 @@ def create_enrollment_token(org_id: str, created_by: str, name: str | None, ttl_
             "createdBy": created_by,
             "createdAt": clock.iso(now),
             # The runner token minted at registration carries the tenant's usage-plan key; keeping it
-            # here saves the registration a read of the org.
+            # here saves the registration a read of the org (unless it is a shared key, which the
+            # tenant may leave for its own before the token is used).
             "usageKey": org.get("usageKey"),
+            "usageKeyShared": bool(org.get("usageKeyShared")) or None,
         }
     )
     return EnrollmentToken(token=token.raw, tokenPrefix=token.token_id, expiresAt=expires_at)
@@ -117,7 +117,7 @@ def register_runner(request: RegisterRunnerRequest) -> tuple[Item, str]:
         request.name or item.get("name") or default_runner_name(runner_id),
         request.labels,
         request.configuredConcurrency,
-        usage_key=item.get("usageKey"),
+        usage_key=(orgs.get_org(org_id) or {}).get("usageKey") if item.get("usageKeyShared") else item.get("usageKey"),
         runner_id=runner_id,
         attributes={key: value for key, value in reported.items() if value is not None},
     )
@@ -125,14 +125,14 @@ def register_runner(request: RegisterRunnerRequest) -> tuple[Item, str]:
         parsed.token_id, token_hash, clock.now(), clock.iso(), runner_id
     )
     try:
-        runners.commit_runner(new, org=None, preceding=[use_token])
-    except ClientError as error:
-        reasons = cancellation_reasons(error)
-        if not reasons or not reason_failed(reasons[0]):
+        runners.commit_runner(new, org=None, preceding={"enrollment": use_token})
+    except TransactionCancelled as cancelled:
+        if cancelled["enrollment"].ok:
             raise
         # Another registration got there first, or the token expired meanwhile: its state says which.
-        current = reason_item(reasons[0]) if runners.is_condition_failed(reasons[0]) else None
-        raise_unless_usable(current or token_store.get_token(parsed.token_id), token_hash, clock.now())
+        raise_unless_usable(
+            cancelled["enrollment"].item or token_store.get_token(parsed.token_id), token_hash, clock.now()
+        )
         raise Conflict(
             "The enrollment token is being used by a concurrent registration; try again", code="token_busy"
         ) from None

@@ -5,18 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from hangar import clock
-from hangar.auth import RunnerPrincipal
+from hangar.auth import RunnerPrincipal, require_current_runner_token, runner_token_refused
 from hangar.config import get_settings
-from hangar.errors import Unauthorized
 from hangar.models.heartbeat import HeartbeatAck, HeartbeatRequest
 from hangar.observability import metrics
 from hangar.runners import runner_status
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import Item
-
-
-def token_revoked() -> Unauthorized:
-    return Unauthorized("Runner token was regenerated or revoked")
 
 
 def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> Item:
@@ -35,11 +30,11 @@ def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> It
         "updatedAt": clock.iso(now),
     }
     fields.update(report.model_dump(exclude_unset=True, exclude_none=True, exclude={"status"}))
-    runner = runner_store.update_runner_guarded(
+    written, runner = runner_store.update_runner_guarded(
         principal.org_id, principal.runner_id, principal.token_version, fields, remove_fields=("setupToken",)
     )
-    if runner is None:
-        raise token_revoked()
+    if not written or runner is None:
+        raise runner_token_refused(runner)
     # Heartbeats per minute ÷ (60 / interval) is the dashboard's count of runners online: a gauge
     # that costs no read (counting the live index each minute would read the whole fleet).
     metrics.add_metric(name="Heartbeats", unit="Count", value=1)
@@ -49,10 +44,7 @@ def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> It
 def own_runner(principal: RunnerPrincipal) -> Item:
     """The calling runner, read and not written (GET /api/runners/me). As on a heartbeat, a regenerated or
     deleted runner's old token gets 401 even while the authorizer's cached Allow lives."""
-    runner = runner_store.get_runner(principal.org_id, principal.runner_id)
-    if runner is None or int(runner.get("tokenVersion", 0)) != principal.token_version:
-        raise token_revoked()
-    return runner
+    return require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))
 
 
 def heartbeat_ack(runner: Item) -> HeartbeatAck:

@@ -7,6 +7,7 @@ and `handler = lambda_handler(app)`. Everything else here is shared so handlers 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, Literal
@@ -74,10 +75,34 @@ def error_response(dialect: Dialect, error: HangarError) -> Response[str]:
     )
 
 
+# A \u escape of a UTF-16 surrogate (D800–DFFF): only then can a parsed string fail to be Unicode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _not_unicode(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The path of the first string (or object key) holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path
+        return None
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and _not_unicode(key) is not None:
+            return path
+        found = _not_unicode(item, (*path, str(key)))
+        if found is not None:
+            return found
+    return None
+
+
 def parse_json_body(text: str) -> Any:
     """A request body as the resolver reads it: JSON whose top level is an object, as every Hangar
     request body is. NaN and Infinity parse (as Python's json does) so that the field holding one is
-    the one refused, by its model or `jobs.bounded_json`."""
+    the one refused, by its model or `jobs.bounded_json`. A string escaping a lone UTF-16 surrogate
+    ("\\ud800") is valid JSON text but no Unicode, which nothing downstream (DynamoDB, UTF-8) can hold:
+    refused here for every route, naming its field."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
@@ -87,6 +112,11 @@ def parse_json_body(text: str) -> Any:
         raise BadRequest("Request body is not valid JSON", field="body") from None
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object", field="body")
+    if _SURROGATE_ESCAPE.search(text):
+        path = _not_unicode(data)
+        if path is not None:
+            field = ".".join(path) or "body"
+            raise BadRequest(f"{field}: a lone UTF-16 surrogate (\\ud800-\\udfff) is not Unicode", field=field)
     return data
 
 

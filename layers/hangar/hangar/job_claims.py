@@ -7,8 +7,13 @@ counters never drift:
   the job needs (its LIVE labels: the authorizer's are a hint up to its cache TTL old) and a fresh
   heartbeat (a runner the sweeper could not see must not hold work);
 - the org: one more active job, only under concurrentJobLimit with an active license.
-Costs: an empty poll is one Query; a poll that gets a job is that Query plus one transaction.
-A status report is one transaction in the common case.
+The runner's `heldJobs` set gains the job in the same write, so recovery knows what a runner holds from
+one strongly consistent read (hangar.job_recovery).
+
+Costs: a poll that gets a job is one Query plus the claim transaction, which also proves the caller's
+token is still the runner's; a poll that claims nothing reads the runner (one strongly consistent
+GetItem) so that a regenerated or deleted runner's token is refused on its very next call, even while
+the authorizer's cached Allow lives. A status report is one transaction in the common case.
 """
 
 from __future__ import annotations
@@ -18,18 +23,16 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from hangar import clock
-from hangar.auth import RunnerPrincipal
+from hangar.auth import RunnerPrincipal, require_current_runner_token, runner_token_refused
 from hangar.config import get_settings
-from hangar.errors import BadRequest, Conflict, NotFound, Unauthorized
+from hangar.errors import BadRequest, Conflict, NotFound
 from hangar.jobs import bounded_json, work_fields
 from hangar.models.jobs import MAX_RESULT_BYTES, ApiJob, JobStatus, JobStatusResult, PollResult, ReportedStatus
 from hangar.observability import metrics
 from hangar.store import jobs as job_store
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item, cancellation_reasons, reason_failed, reason_item, transact
+from hangar.store.dynamo import Item, OutcomeUnknown, TransactionCancelled, transact
 
 # A poll reads the queue a page of this many jobs at a time (oldest first), reads a further page only
 # while it has found nothing it could run, at most this many pages, and tries at most this many claims.
@@ -38,22 +41,19 @@ POLL_PAGE_SIZE = 25
 POLL_MAX_PAGES = 4
 POLL_CLAIM_ATTEMPTS = 5
 
-REPORT_ATTEMPTS = 3
-
-TOKEN_REVOKED = "Runner token was regenerated or revoked"
-
 
 class ClaimOutcome(Enum):
     CLAIMED = "claimed"
-    JOB_GONE = "job_gone"  # taken by another runner, cancelled, or a write conflict: try the next one
+    JOB_GONE = "job_gone"  # taken by another runner or cancelled: try the next one
     LABELS_CHANGED = "labels_changed"  # the authorizer's label hint was stale
-    NO_CAPACITY = "no_capacity"  # runner full, runner not live, or tenant at its limit: no job this poll
+    NO_CAPACITY = "no_capacity"  # runner full or not live, tenant at its limit, or contended: no job this poll
 
 
 @dataclass(frozen=True)
 class Claim:
     outcome: ClaimOutcome
     live_labels: frozenset[str] = frozenset()
+    token_checked: bool = False  # the runner's item showed the caller's token is still its token
 
 
 def can_run(job: Item, runner_id: str, labels: frozenset[str]) -> bool:
@@ -67,7 +67,7 @@ def _runner_claim_op(principal: RunnerPrincipal, job: Item, fresh_since: float) 
     return job_store.runner_update(
         principal.org_id,
         principal.runner_id,
-        add={"currentJobs": 1},
+        add={"currentJobs": 1, "heldJobs": {job["jobId"]}},
         condition=(
             runner_store.TOKEN_GUARD + " AND #currentJobs < #configuredConcurrency"
             " AND attribute_exists(#liveShard) AND #lastHeartbeatEpoch >= :freshSince" + label_checks
@@ -82,16 +82,15 @@ def _runner_claim_op(principal: RunnerPrincipal, job: Item, fresh_since: float) 
 
 def _runner_refusal(principal: RunnerPrincipal, runner: Item | None, job: Item, fresh_since: float) -> Claim:
     """Why the runner's condition failed: a revoked token raises; otherwise what the poll should do."""
-    if runner is None or int(runner.get("tokenVersion", -1)) != principal.token_version:
-        raise Unauthorized(TOKEN_REVOKED)
+    runner = require_current_runner_token(principal, runner)
     live_labels = frozenset(runner.get("labels") or [])
     if int(runner.get("currentJobs", 0)) >= int(runner.get("configuredConcurrency", 1)):
-        return Claim(ClaimOutcome.NO_CAPACITY)
+        return Claim(ClaimOutcome.NO_CAPACITY, token_checked=True)
     if "liveShard" not in runner or float(runner.get("lastHeartbeatEpoch", 0)) < math.floor(fresh_since):
-        return Claim(ClaimOutcome.NO_CAPACITY)
+        return Claim(ClaimOutcome.NO_CAPACITY, token_checked=True)
     if not set(job.get("labels") or []) <= live_labels:
-        return Claim(ClaimOutcome.LABELS_CHANGED, live_labels)
-    return Claim(ClaimOutcome.JOB_GONE)
+        return Claim(ClaimOutcome.LABELS_CHANGED, live_labels, token_checked=True)
+    return Claim(ClaimOutcome.JOB_GONE, token_checked=True)
 
 
 def claim_job(principal: RunnerPrincipal, job: Item, now: float) -> Claim:
@@ -99,8 +98,8 @@ def claim_job(principal: RunnerPrincipal, job: Item, now: float) -> Claim:
     org_id, job_id, runner_id = principal.org_id, job["jobId"], principal.runner_id
     fresh_since = now - get_settings().stale_after_seconds
     now_iso = clock.iso(now)
-    operations = [
-        job_store.job_update(
+    operations = {
+        "job": job_store.job_update(
             org_id,
             job_id,
             set={
@@ -116,29 +115,37 @@ def claim_job(principal: RunnerPrincipal, job: Item, now: float) -> Claim:
             condition="#status = :queued AND (attribute_not_exists(#pinnedRunnerId) OR #pinnedRunnerId = :me)",
             values={"queued": "queued", "me": runner_id},
         ).op(),
-        _runner_claim_op(principal, job, fresh_since),
-        job_store.org_job_slot_op(org_id),
-    ]
+        "runner": _runner_claim_op(principal, job, fresh_since),
+        "org": job_store.org_job_slot_op(org_id),
+    }
     try:
         transact(operations)
-    except ClientError as error:
-        _, runner_reason, org_reason = cancellation_reasons(error)
-        if reason_failed(runner_reason):
-            if runner_reason.get("Code") != "ConditionalCheckFailed":
-                return Claim(ClaimOutcome.JOB_GONE)  # a write conflict: another candidate may do
-            refusal = _runner_refusal(principal, reason_item(runner_reason), job, fresh_since)
+    except TransactionCancelled as cancelled:
+        checked = False
+        if cancelled["runner"].condition_failed:
+            refusal = _runner_refusal(principal, cancelled["runner"].item, job, fresh_since)
             if refusal.outcome is not ClaimOutcome.JOB_GONE:
                 return refusal
-        if reason_failed(org_reason) and org_reason.get("Code") == "ConditionalCheckFailed":
-            return Claim(ClaimOutcome.NO_CAPACITY)
-        return Claim(ClaimOutcome.JOB_GONE)
-    return Claim(ClaimOutcome.CLAIMED)
+            checked = True
+        if cancelled["org"].condition_failed:
+            return Claim(ClaimOutcome.NO_CAPACITY, token_checked=checked)
+        if cancelled["runner"].conflict or cancelled["org"].conflict:
+            # Still contended after transact's retries: no job this poll, the runner polls again later.
+            return Claim(ClaimOutcome.NO_CAPACITY, token_checked=checked)
+        return Claim(ClaimOutcome.JOB_GONE, token_checked=checked)
+    except OutcomeUnknown:
+        # Every replay of the claim lost its answer: the job says whether it is ours now.
+        current = job_store.get_job(org_id, job_id)
+        if current is None or current.get("runnerId") != runner_id or current.get("assignedAt") != now_iso:
+            raise
+    return Claim(ClaimOutcome.CLAIMED, token_checked=True)
 
 
-def poll_for_job(principal: RunnerPrincipal) -> Item | None:
-    """The oldest queued job of the runner's tenant that it can run, now assigned to it; or None."""
-    labels = frozenset(principal.labels)
+def _claim_first_runnable(principal: RunnerPrincipal, labels: frozenset[str]) -> tuple[Item | None, bool]:
+    """The oldest queued job of the tenant the runner can run, now assigned to it (or None), and whether
+    the attempt showed that the caller's token is still the runner's."""
     tries = 0
+    token_checked = False
     for page_number, page in enumerate(job_store.queued_job_pages(principal.org_id, POLL_PAGE_SIZE), start=1):
         runnable_seen = False
         for job in page:
@@ -146,10 +153,11 @@ def poll_for_job(principal: RunnerPrincipal) -> Item | None:
                 continue
             runnable_seen = True
             if tries == POLL_CLAIM_ATTEMPTS:
-                return None
+                return None, token_checked
             tries += 1
             now = clock.now()
             claim = claim_job(principal, job, now)
+            token_checked = token_checked or claim.token_checked
             if claim.outcome is ClaimOutcome.CLAIMED:
                 job.update(
                     status="assigned",
@@ -158,15 +166,32 @@ def poll_for_job(principal: RunnerPrincipal) -> Item | None:
                     assignedAt=clock.iso(now),
                 )
                 metrics.add_metric(name="JobsClaimed", unit="Count", value=1)
-                return job
+                return job, True
             if claim.outcome is ClaimOutcome.NO_CAPACITY:
-                return None
+                return None, token_checked
             if claim.outcome is ClaimOutcome.LABELS_CHANGED:
                 labels = claim.live_labels
         # Jobs this runner cannot run may fill the head of the queue: look a little further behind them.
         if runnable_seen or page_number == POLL_MAX_PAGES:
-            return None
-    return None
+            return None, token_checked
+    return None, token_checked
+
+
+def poll_for_job(principal: RunnerPrincipal) -> Item | None:
+    """The oldest queued job of the runner's tenant that it can run, now assigned to it; or None.
+
+    A poll that claims nothing reads the runner to refuse (401) a token that was regenerated or whose
+    runner was deleted; the runner's live labels then also correct the authorizer's hint (cached up to
+    its TTL), looking at the queue once more when they have changed."""
+    labels = frozenset(principal.labels)
+    job, token_checked = _claim_first_runnable(principal, labels)
+    if job is not None or token_checked:
+        return job
+    runner = require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))
+    live_labels = frozenset(runner.get("labels") or [])
+    if live_labels != labels and live_labels - labels:
+        job, _ = _claim_first_runnable(principal, live_labels)
+    return job
 
 
 def poll_result(job: Item | None) -> PollResult:
@@ -193,20 +218,20 @@ def status_view(report: StatusReport) -> JobStatusResult:
 
 def _report_operations(
     principal: RunnerPrincipal, job_id: str, status: ReportedStatus, result: str | None, error: str | None
-) -> list[dict[str, Any]]:
+) -> dict[str, dict[str, Any]]:
     org_id, runner_id = principal.org_id, principal.runner_id
     now = clock.iso()
     if status == "running":
-        return [
-            job_store.job_update(
+        return {
+            "job": job_store.job_update(
                 org_id,
                 job_id,
                 set={"status": "running", "startedAt": now, "updatedAt": now},
                 condition="#runnerId = :me AND #status = :assigned",
                 values={"me": runner_id, "assigned": "assigned"},
             ).op(),
-            job_store.runner_token_check_op(org_id, runner_id, principal.token_version),
-        ]
+            "runner": job_store.runner_token_check_op(org_id, runner_id, principal.token_version),
+        }
     finished: dict[str, Any] = {"status": status, "finishedAt": now, "updatedAt": now}
     if result is not None:
         finished["resultJson"] = result
@@ -215,8 +240,8 @@ def _report_operations(
     runner_counts: dict[str, Any] = {"currentJobs": -1}
     if status == "completed":
         runner_counts["jobsCompleted"] = 1
-    return [
-        job_store.job_update(
+    return {
+        "job": job_store.job_update(
             org_id,
             job_id,
             set=finished,
@@ -224,32 +249,32 @@ def _report_operations(
             condition="#runnerId = :me AND #status IN (:assigned, :running)",
             values={"me": runner_id, "assigned": "assigned", "running": "running"},
         ).op(),
-        job_store.runner_update(
+        "runner": job_store.runner_update(
             org_id,
             runner_id,
             add=runner_counts,
+            delete={"heldJobs": {job_id}},
             condition=runner_store.TOKEN_GUARD,
             values={"tokenVersion": principal.token_version},
         ).op(),
-        job_store.org_release_job_op(org_id),
-    ]
+        "org": job_store.org_release_job_op(org_id),
+    }
 
 
 def _acknowledge_cancel(principal: RunnerPrincipal, job_id: str) -> None:
     """The runner has heard that its job was cancelled: stop listing it in heartbeat responses."""
-    ok, _ = job_store.apply(
+    ok, runner = job_store.apply(
         job_store.runner_update(
             principal.org_id,
             principal.runner_id,
             delete={"cancelledJobs": {job_id}},
             condition=runner_store.TOKEN_GUARD,
             values={"tokenVersion": principal.token_version},
-            return_old_on_failure=False,
         ),
         return_new=False,
     )
     if not ok:
-        raise Unauthorized(TOKEN_REVOKED)
+        raise runner_token_refused(runner)
 
 
 def report_status(
@@ -267,30 +292,25 @@ def report_status(
     if status == "completed" and error is not None:
         raise BadRequest("error: only a failed job has an error", field="error")
     result_json = None if result is None else bounded_json(result, MAX_RESULT_BYTES, "result")
-    for attempt in range(REPORT_ATTEMPTS):
-        try:
-            transact(_report_operations(principal, job_id, status, result_json, error))
-        except ClientError as failure:
-            reasons = cancellation_reasons(failure)
-            if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
-                # Another transition (cancel, sweep) touched the job at the same moment: look again.
-                if attempt + 1 < REPORT_ATTEMPTS:
-                    continue
-                raise Conflict(f"Job {job_id} is changing; retry the report", code="concurrent_update") from None
-            return _explain_refusal(principal, job_id, status, reasons)
-        if status != "running":
-            metrics.add_metric(name="JobsFinished", unit="Count", value=1)
-        return StatusReport(job_id, status, cancel_requested=False)
-    raise AssertionError("unreachable")
+    try:
+        transact(_report_operations(principal, job_id, status, result_json, error))
+    except TransactionCancelled as cancelled:
+        if cancelled.conflict:
+            # Other transitions (cancel, sweep) kept touching the job through every retry.
+            raise Conflict(f"Job {job_id} is changing; retry the report", code="concurrent_update") from None
+        return _explain_refusal(principal, job_id, status, cancelled)
+    if status != "running":
+        metrics.add_metric(name="JobsFinished", unit="Count", value=1)
+    return StatusReport(job_id, status, cancel_requested=False)
 
 
 def _explain_refusal(
-    principal: RunnerPrincipal, job_id: str, status: ReportedStatus, reasons: list[dict[str, Any]]
+    principal: RunnerPrincipal, job_id: str, status: ReportedStatus, cancelled: TransactionCancelled
 ) -> StatusReport:
     """A refused report, read from the failed conditions alone (ALL_OLD): no-op, cancelled, 404 or 409."""
-    if reason_failed(reasons[1]):
-        raise Unauthorized(TOKEN_REVOKED)
-    current = reason_item(reasons[0]) if reason_failed(reasons[0]) else None
+    if cancelled["runner"].condition_failed:
+        raise runner_token_refused(cancelled["runner"].item)
+    current = cancelled["job"].item
     if current is None or current.get("runnerId") != principal.runner_id:
         raise NotFound(f"Job {job_id} not found")
     if current["status"] == "cancelled":

@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from botocore.exceptions import ClientError
 
 from hangar import clock
 from hangar.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
@@ -27,7 +26,7 @@ from hangar.models.jobs import ACTIVE_STATUSES, MAX_PAYLOAD_BYTES, CreateJobRequ
 from hangar.store import jobs as job_store
 from hangar.store import orgs
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item, cancellation_reasons, reason_failed, reason_item, transact
+from hangar.store.dynamo import Item, TransactionCancelled, transact
 from hangar.targets import get_target, visibility_allowed
 
 # A retried create with the same Idempotency-Key returns the first job for this long.
@@ -55,9 +54,12 @@ def bounded_json(value: dict[str, Any], max_bytes: int, field: str) -> str:
     """A JSON object as the compact text we store; 413 naming `field` when it is larger than `max_bytes`."""
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        # A lone UTF-16 surrogate ("\ud800") is valid JSON text but no Unicode: nothing can store it.
+        raise BadRequest(f"{field}: contains a lone UTF-16 surrogate, which is not Unicode", field=field) from None
     except ValueError:
         raise BadRequest(f"{field}: NaN and Infinity are not JSON", field=field) from None
-    size = len(text.encode())
     if size > max_bytes:
         raise PayloadTooLarge(f"{field} is {size} bytes; the limit is {max_bytes // 1024} KiB", field=field)
     if _depth(value) > MAX_JSON_DEPTH:
@@ -263,8 +265,8 @@ def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, boo
     """Cancels a held job at once, freeing its slot and telling its runner (cancelledJobs).
     Returns (done, runner_exists)."""
     org_id, job_id, runner_id = job["orgId"], job["jobId"], job["runnerId"]
-    operations = [
-        job_store.job_update(
+    operations = {
+        "job": job_store.job_update(
             org_id,
             job_id,
             set={"status": "cancelled", "cancelRequested": True, "updatedAt": now, "finishedAt": now},
@@ -272,24 +274,23 @@ def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, boo
             condition="#status = :seen AND #runnerKey = :rk",
             values={"seen": job["status"], "rk": job_store.runner_key(org_id, runner_id)},
         ).op(),
-        job_store.org_release_job_op(org_id),
-    ]
+        "org": job_store.org_release_job_op(org_id),
+    }
     if release_runner:
-        operations.append(
-            job_store.runner_update(
-                org_id,
-                runner_id,
-                add={"currentJobs": -1, "cancelledJobs": {job_id}},
-                set={"updatedAt": now},
-                condition="attribute_exists(#runnerId)",
-            ).op()
-        )
+        operations["runner"] = job_store.runner_update(
+            org_id,
+            runner_id,
+            add={"currentJobs": -1, "cancelledJobs": {job_id}},
+            delete={"heldJobs": {job_id}},
+            set={"updatedAt": now},
+            condition="attribute_exists(#runnerId)",
+        ).op()
     try:
         transact(operations)
-    except ClientError as error:
-        reasons = cancellation_reasons(error)
-        runner_gone = release_runner and len(reasons) > 2 and reason_failed(reasons[2]) and not reason_item(reasons[2])
-        return False, not runner_gone
+    except TransactionCancelled as cancelled:
+        # Only a condition that found no runner means it is gone (a runner stored before deletion
+        # released its jobs); a conflict returns no item either, and is not a deletion.
+        return False, not (release_runner and cancelled["runner"].missing)
     return True, True
 
 

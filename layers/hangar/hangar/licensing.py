@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hangar import usage_plans
+from hangar import tenants
 from hangar.auth import ORG_ID_RE
 from hangar.errors import BadRequest, Conflict
 from hangar.licenses import OVERRIDE_FIELDS, License, effective_license
@@ -91,6 +91,5 @@ def put_org_license(org_id: str, change: PutLicenseRequest) -> LicenseView:
         expected = current.get("licenseVersion")
         stored = orgs.put_license(org_id, _license_fields(current, change), None if expected is None else int(expected))
         if stored is not None:
-            usage_plans.move_tenant_to_plan(stored, str(stored["plan"]))
-            return license_view(stored)
+            return license_view(tenants.follow_license(stored))
     raise Conflict("The license changed concurrently; retry", code="license_conflict")

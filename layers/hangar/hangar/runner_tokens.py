@@ -11,19 +11,17 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from hangar import clock, limits, runners, tokens
-from hangar.auth import RunnerPrincipal
+from hangar.auth import RunnerPrincipal, require_current_runner_token
 from hangar.config import get_settings
 from hangar.errors import Conflict, NotFound, Unauthorized
 from hangar.install_script import render_install_script
 from hangar.models.enrollment import RegeneratedToken, SetupInfo
-from hangar.ratelimit import enforce_rate_limit
+from hangar.ratelimit import counted_request
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import cancellation_reasons, reason_failed, reason_item, transact
+from hangar.store.dynamo import TransactionCancelled, transact
 from hangar.tokens import TokenType
 
 
@@ -43,9 +41,11 @@ def regenerate_token(org_id: str, runner_id: str) -> RegeneratedToken:
 
     One transaction: the runner points at the new token (tokenVersion + 1, so every runner-route write
     made with the old token's cached authorization fails), the old token item is deleted (the
-    authorizer refuses it from then on) and the new one is stored with the same labels and usage key."""
-    runner = runners.get_runner(org_id, runner_id)  # 404 before counting: an unknown id uses no budget
-    enforce_rate_limit(
+    authorizer refuses it from then on), the new one is stored with the same labels and usage key, and
+    the regeneration is counted against the runner's hourly budget — so a request that ends in 404 or
+    409 uses none of it."""
+    runner = runners.get_runner(org_id, runner_id)
+    budget = counted_request(
         org_id, limits.regenerate_token_limit_name(runner_id), limits.REGENERATIONS_PER_HOUR, limits.HOUR
     )
     old_token_id = str(runner["tokenId"])
@@ -54,22 +54,26 @@ def regenerate_token(org_id: str, runner_id: str) -> RegeneratedToken:
     usage_key = old_token.get("usageKey") if old_token else (orgs.get_org(org_id) or {}).get("usageKey")
     token = tokens.mint(TokenType.RUNNER)
     setup_token = kms.encrypt(token.raw, runners.setup_token_context(org_id, runner_id))
-    operations = [
-        runner_store.rotate_token_op(org_id, runner_id, seen_version, token.token_id, setup_token, clock.iso()),
-        token_store.delete_token_op(old_token_id),
-        token_store.put_token_op(
+    operations = {
+        "runner": runner_store.rotate_token_op(
+            org_id, runner_id, seen_version, token.token_id, setup_token, clock.iso()
+        ),
+        "oldToken": token_store.delete_token_op(old_token_id),
+        "newToken": token_store.put_token_op(
             runners.runner_token_item(
                 org_id, runner_id, token, seen_version + 1, list(runner.get("labels") or []), usage_key
             )
         ),
-    ]
+        "budget": budget.operation,
+    }
     try:
         transact(operations)
-    except ClientError as error:
-        reasons = cancellation_reasons(error)
-        if reasons and reason_failed(reasons[0]):
-            if runners.is_condition_failed(reasons[0]) and reason_item(reasons[0]) is None:
-                raise NotFound(f"Runner {runner_id} not found") from None
+    except TransactionCancelled as cancelled:
+        if cancelled["runner"].missing:
+            raise NotFound(f"Runner {runner_id} not found") from None
+        if cancelled["budget"].condition_failed:
+            raise budget.refusal from None
+        if not cancelled["runner"].ok:
             raise Conflict(
                 "The runner's token was changed by another request at the same time; try again",
                 code="token_changed",
@@ -118,9 +122,7 @@ def install_script(principal: RunnerPrincipal, path_runner_id: str, raw_token: s
     parsed = tokens.parse(raw_token, TokenType.RUNNER)
     if parsed is None or parsed.token_id != principal.token_id:
         raise Unauthorized("Invalid runner token")
-    runner = runner_store.get_runner(principal.org_id, principal.runner_id)
-    if runner is None or int(runner.get("tokenVersion", 0)) != principal.token_version:
-        raise Unauthorized("Runner token was regenerated or revoked")
+    runner = require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))
     return render_install_script(
         api_url=api_url,
         runner_id=principal.runner_id,

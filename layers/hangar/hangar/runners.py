@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import random
 import secrets
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from hangar import clock, tokens
 from hangar.config import get_settings
 from hangar.credentials import hash_token
-from hangar.errors import Forbidden, NotFound
-from hangar.job_recovery import recover_runner_jobs
+from hangar.errors import Conflict, Forbidden, NotFound
+from hangar.job_recovery import Leaving, retire_runner
 from hangar.models.common import unique
 from hangar.models.runners import ApiRunner, RunnerStatus, UpdateRunnerRequest, V1Runner
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, cancellation_reasons, reason_failed, reason_item, transact
+from hangar.store.dynamo import Item, TransactionCancelled, transact
 from hangar.tokens import TokenType
 
 
@@ -108,11 +104,11 @@ def raise_for_org_refusal(org: Item | None) -> None:
 @dataclass(frozen=True)
 class NewRunner:
     """A runner about to be created: its item, its token (plaintext, for the caller to show once) and the
-    TransactWriteItems operations that create it: reserve the org's slot, put the runner, put its token."""
+    named TransactWriteItems operations that create it: reserve the org's slot, put the runner and its token."""
 
     runner: Item
     token: str
-    operations: list[dict[str, Any]]
+    operations: dict[str, dict[str, Any]]
 
 
 def prepare_runner(
@@ -146,49 +142,29 @@ def prepare_runner(
         "setupToken": kms.encrypt(token.raw, setup_token_context(org_id, runner_id)),
         **(attributes or {}),
     }
-    operations = [
-        orgs.reserve_runner_op(org_id),
-        runner_store.put_runner_op(runner),
-        token_store.put_token_op(runner_token_item(org_id, runner_id, token, 1, labels, usage_key)),
-    ]
+    operations = {
+        "org": orgs.reserve_runner_op(org_id),
+        "runner": runner_store.put_runner_op(runner),
+        "token": token_store.put_token_op(runner_token_item(org_id, runner_id, token, 1, labels, usage_key)),
+    }
     return NewRunner(runner=runner, token=token.raw, operations=operations)
 
 
-CONFLICT_RETRIES = 4
+def commit_runner(new: NewRunner, org: Item | None, preceding: Mapping[str, dict[str, Any]] | None = None) -> None:
+    """Runs `preceding` and the new runner's operations in ONE transaction (concurrent transactions are
+    retried by `transact`, so that the conditions decide).
 
-
-def commit_runner(new: NewRunner, org: Item | None, preceding: Sequence[dict[str, Any]] = ()) -> None:
-    """Runs `preceding` and the new runner's operations in ONE transaction.
-
-    A cancellation caused only by concurrent transactions (TransactionConflict) is retried, so that the
-    conditions decide. When the org's condition refuses the runner, raises 403 runner_limit_reached or
-    license_inactive. When one of the `preceding` operations failed, the ClientError is re-raised for
-    the caller, who knows what its own operations meant."""
-    operations = [*preceding, *new.operations]
-    slot = len(preceding)  # index of orgs.reserve_runner_op
-    for attempt in range(CONFLICT_RETRIES + 1):
-        try:
-            transact(operations)
-            return
-        except ClientError as error:
-            reasons = cancellation_reasons(error)
-            failed = [reason for reason in reasons if reason_failed(reason)]
-            if failed and attempt < CONFLICT_RETRIES and all(is_transaction_conflict(r) for r in failed):
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not crypto
-                continue
-            if any(reason_failed(reason) for reason in reasons[:slot]):
-                raise
-            if len(reasons) > slot and is_condition_failed(reasons[slot]):
-                raise_for_org_refusal(reason_item(reasons[slot]) or org)
+    When the org's condition refuses the runner, raises 403 runner_limit_reached or license_inactive.
+    When one of the `preceding` operations failed, TransactionCancelled is re-raised for the caller, who
+    knows what its own operations meant."""
+    try:
+        transact({**(preceding or {}), **new.operations})
+    except TransactionCancelled as cancelled:
+        if any(not cancelled[name].ok for name in preceding or {}):
             raise
-
-
-def is_transaction_conflict(reason: dict[str, Any]) -> bool:
-    return reason.get("Code") == "TransactionConflict"
-
-
-def is_condition_failed(reason: dict[str, Any]) -> bool:
-    return reason.get("Code") == "ConditionalCheckFailed"
+        if cancelled["org"].condition_failed:
+            raise_for_org_refusal(cancelled["org"].item or org)
+        raise
 
 
 def create_runner(
@@ -246,38 +222,22 @@ def update_runner(org_id: str, runner_id: str, changes: UpdateRunnerRequest) -> 
 
 
 def delete_runner(org_id: str, runner_id: str) -> Item:
-    """Deletes the runner and revokes its token at once; its slot in the plan frees up. Then the jobs
-    it held go back to the queue (or fail runner_lost after maxAttempts). Deleting first means the
-    runner can claim nothing more: its next poll fails the token guard."""
+    """Deletes the runner and revokes its token at once; its slot in the plan frees up, and every job it
+    held goes back to the queue (or fails runner_lost after maxAttempts) in the same transaction, so no
+    job is ever left held by a runner that no longer exists."""
     runner = get_runner(org_id, runner_id)
-    try:
-        transact(
-            [
-                runner_store.delete_runner_op(org_id, runner_id),
-                token_store.delete_token_op(runner["tokenId"]),
-                orgs.release_runner_op(org_id),
-            ]
-        )
-    except ClientError as error:
-        reasons = cancellation_reasons(error)
-        if reasons and reason_failed(reasons[0]):
-            raise NotFound(f"Runner {runner_id} not found") from None
-        raise
-    recover_runner_jobs(org_id, runner_id, "runner_deleted", release_runner=False)
+    if retire_runner(org_id, runner_id, Leaving.DELETE, "runner_deleted", runner=runner).counts.errors:
+        # It kept changing under the deletion (claims, reports): nothing was deleted.
+        raise Conflict(f"Runner {runner_id} kept changing; try again", code="concurrent_update")
     return runner
 
 
 def mark_offline(org_id: str, runner_id: str) -> Item:
     """Marks the runner offline (out of the live index, so it claims nothing until it heartbeats again)
-    and recovers the jobs it held, as the sweeper does for a stale runner."""
-    runner = runner_store.update_runner(
-        org_id,
-        runner_id,
-        {"status": "offline", "updatedAt": clock.iso()},
-        remove_fields=("liveShard", "cancelledJobs"),
-    )
-    if runner is None:
+    together with the recovery of the jobs it held, as the sweeper does for a stale runner."""
+    retired = retire_runner(org_id, runner_id, Leaving.OFFLINE, "runner_marked_offline")
+    if not retired.done or retired.runner is None:
+        if retired.counts.errors:
+            raise Conflict(f"Runner {runner_id} kept changing; try again", code="concurrent_update")
         raise NotFound(f"Runner {runner_id} not found")
-    recovered = recover_runner_jobs(org_id, runner_id, "runner_marked_offline")
-    runner["currentJobs"] = max(0, int(runner.get("currentJobs", 0)) - recovered.requeued - recovered.failed)
-    return runner
+    return retired.runner

@@ -1,10 +1,11 @@
 """The scheduled sweep (every minute): stale runners offline and their jobs recovered; deadlines enforced.
 
 It reads only what is stale or due — the sparse LiveByHeartbeat index below the stale cut-off, the
-ActiveByRunner partition of each runner it takes offline, and the DueByDeadline range up to now —
-never the whole fleet. Each item is handled on its own (one failure is logged and counted, the rest
-go on; boto3's standard retry mode absorbs throttling), every write is conditional on the state that
-was read, so a second run, or one racing heartbeats, reports and cancels, does no harm.
+held jobs of each runner it takes offline (none, in the common case: then the offline write is all),
+and the DueByDeadline range up to now — never the whole fleet. Each item is handled on its own (one
+failure is logged and counted, the rest go on; boto3's standard retry mode absorbs throttling, and
+`store.dynamo` retries conflicts), every write is conditional on the state that was read, so a second
+run, or one racing heartbeats, reports and cancels, does no harm.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from dataclasses import asdict, dataclass
 
 from hangar import clock
 from hangar.config import get_settings
-from hangar.job_recovery import handle_due_job, recover_runner_jobs
+from hangar.job_recovery import Leaving, handle_due_job, retire_runner
 from hangar.observability import logger, metrics
 from hangar.store import jobs as job_store
 from hangar.store.runners import live_shards
-from hangar.store.sweeper import StaleRunner, mark_stale_runner_offline, stale_runners
+from hangar.store.sweeper import StaleRunner, stale_runners
 
 
 @dataclass
@@ -51,12 +52,16 @@ def find_stale_runners(now: float, summary: SweepSummary | None = None) -> list[
 
 
 def take_runner_offline(stale: StaleRunner, summary: SweepSummary) -> None:
-    """Marks one stale runner offline (unless a heartbeat won the race) and recovers the jobs it held."""
-    if not mark_stale_runner_offline(stale):
+    """Marks one stale runner offline together with the recovery of the jobs it held (one transaction),
+    unless a heartbeat won the race."""
+    retired = retire_runner(
+        stale.org_id, stale.runner_id, Leaving.STALE, "runner_lost", seen_heartbeat=stale.last_heartbeat
+    )
+    counts = retired.counts
+    if retired.done:
+        summary.runnersMarkedOffline += 1
+    elif retired.heartbeat_won:
         summary.heartbeatsWon += 1
-        return
-    summary.runnersMarkedOffline += 1
-    counts = recover_runner_jobs(stale.org_id, stale.runner_id, "runner_lost")
     summary.jobsRequeued += counts.requeued
     summary.jobsFailed += counts.failed
     summary.itemsRead += counts.items_read

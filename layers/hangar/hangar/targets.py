@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import secrets
 
-from botocore.exceptions import ClientError
-
 from hangar import clock
 from hangar.errors import Forbidden, NotFound
 from hangar.licenses import License, Visibility, effective_license
 from hangar.models.targets import TargetView
 from hangar.store import orgs
 from hangar.store import targets as target_store
-from hangar.store.dynamo import Item, cancellation_reasons, reason_failed, reason_item, transact
+from hangar.store.dynamo import Item, TransactionCancelled, transact
 
 
 def new_target_id() -> str:
@@ -61,11 +59,12 @@ def create_target(org_id: str, name: str, url: str, visibility: Visibility) -> I
         "createdAt": clock.iso(),
     }
     try:
-        transact([orgs.reserve_target_op(org_id, license_.targetLimit), target_store.put_target_op(target)])
-    except ClientError as error:
-        reasons = cancellation_reasons(error)
-        if reasons and reason_failed(reasons[0]):
-            refused = reason_item(reasons[0]) or org
+        transact(
+            {"org": orgs.reserve_target_op(org_id, license_.targetLimit), "target": target_store.put_target_op(target)}
+        )
+    except TransactionCancelled as cancelled:
+        if cancelled["org"].condition_failed:
+            refused = cancelled["org"].item or org
             if refused.get("licenseState", "active") != "active":
                 raise Forbidden(f"The license is {refused.get('licenseState')}", code="license_inactive") from None
             raise Forbidden(
@@ -90,9 +89,8 @@ def list_targets(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
 def delete_target(org_id: str, target_id: str) -> None:
     """Deletes the target and frees its place under the target limit, in one transaction."""
     try:
-        transact([target_store.delete_target_op(org_id, target_id), orgs.release_target_op(org_id)])
-    except ClientError as error:
-        reasons = cancellation_reasons(error)
-        if reasons and reason_failed(reasons[0]):
+        transact({"target": target_store.delete_target_op(org_id, target_id), "org": orgs.release_target_op(org_id)})
+    except TransactionCancelled as cancelled:
+        if cancelled["target"].condition_failed:
             raise NotFound(f"Target {target_id} not found", field="targetId") from None
         raise

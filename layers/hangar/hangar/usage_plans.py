@@ -41,6 +41,10 @@ def tenant_key_name(org_id: str) -> str:
     return f"{get_settings().usage_plan_name_prefix}tenant-{org_id}"
 
 
+def shared_key_name(plan: str) -> str:
+    return f"{get_settings().usage_plan_name_prefix}shared-{plan}"
+
+
 def public_usage_key() -> str | None:
     """The shared key unauthenticated routes are counted under (None when there is no public key)."""
     key_id = get_settings().public_usage_key_id
@@ -62,8 +66,8 @@ def move_tenant_to_plan(org: dict[str, Any], plan: str) -> None:
     first: for a moment (milliseconds) the tenant's requests answer 403.
     """
     key_id = org.get("usageKeyId")
-    if not key_id or not usage_plans_enabled():
-        return
+    if not key_id or not usage_plans_enabled() or org.get("usageKeyShared"):
+        return  # a shared key stays in its plan: its tenant gets its own key first (hangar.tenants)
     target = usage_plan_id(plan)
     if target is None:
         logger.error("no usage plan for license plan", extra={"plan": plan, "orgId": org.get("orgId")})

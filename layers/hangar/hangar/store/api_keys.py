@@ -10,8 +10,8 @@ from hangar.store.dynamo import (
     Item,
     client,
     is_condition_failure,
+    put_new,
     query_page,
-    to_item,
     values,
 )
 from hangar.store.tokens import table
@@ -26,7 +26,7 @@ LISTED_ATTRIBUTES = ("tokenId", "#name", "scopes", "createdAt", "lastUsedAt", "c
 
 def put_api_key(item: Item) -> None:
     """Stores a new key (never overwrites: ids are random, a collision fails rather than replaces)."""
-    client().put_item(TableName=table(), Item=to_item(item), ConditionExpression="attribute_not_exists(tokenId)")
+    put_new(table(), item, "tokenId")
 
 
 def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hangar.store.dynamo import Item, client, to_item, values
+from hangar.store.dynamo import Item, put_new, values
 from hangar.store.tokens import table
 
 
@@ -14,7 +14,7 @@ def token_key(token_id: str) -> dict[str, Any]:
 
 def put_enrollment_token(token: Item) -> None:
     """Stores a new enrollment token item (ids are random: an existing id is never overwritten)."""
-    client().put_item(TableName=table(), Item=to_item(token), ConditionExpression="attribute_not_exists(tokenId)")
+    put_new(table(), token, "tokenId")
 
 
 def use_enrollment_token_op(token_id: str, token_hash: str, now_epoch: float, used_at: str, runner_id: str) -> Item:

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from botocore.exceptions import ClientError
 
 from hangar.config import get_settings
-from hangar.store import orgs
+from hangar.store import dynamo, orgs
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import (
     Item,
@@ -30,9 +29,8 @@ from hangar.store.dynamo import (
     decode_cursor,
     encode_cursor,
     from_item,
-    is_condition_failure,
+    put_new,
     serialize,
-    to_item,
 )
 
 JOB_KEY_NAMES = {"orgId", "jobId"}
@@ -89,7 +87,6 @@ class Update:
     remove: tuple[str, ...] = ()
     condition: str | None = None
     values: dict[str, Any] = field(default_factory=dict)  # for condition and set_expressions
-    return_old_on_failure: bool = True
 
     def params(self) -> dict[str, Any]:
         clauses: list[str] = []
@@ -121,49 +118,40 @@ class Update:
             }
         if self.condition:
             params["ConditionExpression"] = self.condition
-            if self.return_old_on_failure:
-                params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return params
 
     def op(self) -> dict[str, Any]:
         return {"Update": self.params()}
 
 
-def condition_check_op(table_name: str, key: dict[str, Any], condition: str, vals: dict[str, Any]) -> dict[str, Any]:
+def _keyed_op(kind: str, table_name: str, key: dict[str, Any], condition: str, vals: dict[str, Any]) -> dict[str, Any]:
+    """A TransactWriteItems ConditionCheck or Delete of one item under `condition` (`#name` placeholders)."""
     names = set(_PLACEHOLDER.findall(condition))
-    check: dict[str, Any] = {
-        "TableName": table_name,
-        "Key": key,
-        "ConditionExpression": condition,
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
+    params: dict[str, Any] = {"TableName": table_name, "Key": key, "ConditionExpression": condition}
     if names:
-        check["ExpressionAttributeNames"] = {f"#{name}": name for name in sorted(names)}
+        params["ExpressionAttributeNames"] = {f"#{name}": name for name in sorted(names)}
     if vals:
-        check["ExpressionAttributeValues"] = {
+        params["ExpressionAttributeValues"] = {
             f":{name}": value.value if isinstance(value, Raw) else serialize(value) for name, value in vals.items()
         }
-    return {"ConditionCheck": check}
+    return {kind: params}
+
+
+def condition_check_op(table_name: str, key: dict[str, Any], condition: str, vals: dict[str, Any]) -> dict[str, Any]:
+    return _keyed_op("ConditionCheck", table_name, key, condition, vals)
 
 
 def apply(update: Update, return_new: bool = True) -> tuple[bool, Item | None]:
     """Runs one UpdateItem: (True, the item after — None unless `return_new`) or, when its condition
-    fails, (False, the item as it was — when the update asks for it)."""
-    try:
-        response = client().update_item(**update.params(), ReturnValues="ALL_NEW" if return_new else "NONE")
-    except ClientError as error:
-        if not is_condition_failure(error):
-            raise
-        old: dict[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
-        return False, from_item(old)
-    return True, from_item(response.get("Attributes"))
+    fails, (False, the item as it was — None when there is none)."""
+    return dynamo.update(update.params(), return_new)
 
 
 # --- jobs -------------------------------------------------------------------------------------------
 
 
 def put_job(job: Item) -> None:
-    client().put_item(TableName=table(), Item=to_item(job), ConditionExpression="attribute_not_exists(jobId)")
+    put_new(table(), job, "jobId")
 
 
 def get_job(org_id: str, job_id: str) -> Item | None:
@@ -182,12 +170,14 @@ LIST_MAX_READS = 10
 def list_jobs(
     org_id: str, limit: int, cursor: str | None, status: str | None = None, runner_id: str | None = None
 ) -> tuple[list[Item], str | None]:
-    """The tenant's jobs, newest first (job ids sort by creation time), optionally filtered."""
+    """The tenant's jobs, newest first (job ids sort by creation time), optionally filtered. Strongly
+    consistent: a job just created or cancelled is listed as it is."""
     params: dict[str, Any] = {
         "TableName": table(),
         "KeyConditionExpression": "orgId = :org",
         "ExpressionAttributeValues": {":org": {"S": org_id}},
         "ScanIndexForward": False,
+        "ConsistentRead": True,
     }
     filters: list[str] = []
     if status:
@@ -242,8 +232,26 @@ def queued_job_pages(org_id: str, page_size: int) -> Iterator[list[Item]]:
         params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
+def get_jobs(org_id: str, job_ids: list[str]) -> list[Item]:
+    """The tenant's jobs with these ids that exist, read strongly consistent (BatchGetItem, 100 a call)."""
+    found: list[Item] = []
+    for start in range(0, len(job_ids), 100):
+        request: dict[str, Any] = {
+            table(): {
+                "Keys": [job_key(org_id, job_id) for job_id in job_ids[start : start + 100]],
+                "ConsistentRead": True,
+            }
+        }
+        while request:
+            response = client().batch_get_item(RequestItems=request)
+            found.extend(item for item in map(from_item, response.get("Responses", {}).get(table(), [])) if item)
+            request = response.get("UnprocessedKeys") or {}
+    return found
+
+
 def active_job_ids(org_id: str, runner_id: str) -> list[str]:
-    """Ids of the jobs a runner holds (assigned or running), every page."""
+    """Ids of the jobs a runner holds (assigned or running) by the ActiveByRunner index, every page.
+    Eventually consistent, so recovery reads the runner's `heldJobs` instead (hangar.job_recovery)."""
     ids: list[str] = []
     params: dict[str, Any] = {
         "TableName": table(),
@@ -290,6 +298,10 @@ def due_jobs(shard: str, now_epoch: int) -> Iterator[list[DueJob]]:
 
 def runner_update(org_id: str, runner_id: str, **kwargs: Any) -> Update:
     return Update(table=runner_store.table(), key=runner_store.runner_key(org_id, runner_id), **kwargs)
+
+
+def runner_delete_op(org_id: str, runner_id: str, condition: str, vals: dict[str, Any]) -> dict[str, Any]:
+    return _keyed_op("Delete", runner_store.table(), runner_store.runner_key(org_id, runner_id), condition, vals)
 
 
 def runner_token_check_op(org_id: str, runner_id: str, token_version: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from hangar.store.dynamo import (
     from_item,
     query_page,
     to_item,
+    update,
     update_expression,
     update_if,
 )
@@ -38,6 +39,7 @@ def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
         "KeyConditionExpression": "orgId = :org",
         "ExpressionAttributeValues": {":org": {"S": org_id}},
         "Limit": limit,
+        "ConsistentRead": True,  # a runner just created, changed or deleted is listed as it is
     }
     return query_page(params, cursor, RUNNER_KEY_NAMES, ("orgId", org_id))
 
@@ -105,17 +107,19 @@ def token_guard_values(token_version: int) -> dict[str, Any]:
 
 def update_runner_guarded(
     org_id: str, runner_id: str, token_version: int, set_fields: dict[str, Any], remove_fields: tuple[str, ...] = ()
-) -> Item | None:
-    """A runner-route write under TOKEN_GUARD; the runner as it is now, or None when the caller's token
-    was regenerated or the runner deleted (the caller answers 401)."""
+) -> tuple[bool, Item | None]:
+    """A runner-route write under TOKEN_GUARD: (True, the runner as it is now), or (False, the runner as
+    it is — None when deleted) when the caller's token was regenerated or the runner deleted (401)."""
     expression, names, vals = update_expression(set_fields, remove_fields)
-    return update_if(
-        TableName=table(),
-        Key=runner_key(org_id, runner_id),
-        UpdateExpression=expression,
-        ConditionExpression=TOKEN_GUARD,
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues={**vals, **token_guard_values(token_version)},
+    return update(
+        {
+            "TableName": table(),
+            "Key": runner_key(org_id, runner_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": TOKEN_GUARD,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {**vals, **token_guard_values(token_version)},
+        }
     )
 
 

@@ -1,5 +1,5 @@
-"""What the sweeper reads and writes on the Runners table: stale live runners (LiveByHeartbeat, sparse,
-KEYS_ONLY) and the conditional write that takes one offline unless a heartbeat got there first."""
+"""What the sweeper reads on the Runners table: stale live runners (LiveByHeartbeat, sparse, KEYS_ONLY).
+Taking one offline is `hangar.job_recovery.retire_runner`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hangar import clock
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import client
-from hangar.store.jobs import Raw, apply, runner_update
+from hangar.store.jobs import Raw
 
 LIVE_INDEX = "LiveByHeartbeat"
 
@@ -41,21 +40,3 @@ def stale_runners(shard: str, heartbeat_before: float) -> Iterator[list[StaleRun
         if "LastEvaluatedKey" not in response:
             return
         params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-def mark_stale_runner_offline(stale: StaleRunner) -> bool:
-    """Writes the runner offline (out of the live index, pending cancellations dropped) only if its last
-    heartbeat is still the one the sweeper read: a heartbeat racing the sweep wins. True when written."""
-    written, _ = apply(
-        runner_update(
-            stale.org_id,
-            stale.runner_id,
-            set={"status": "offline", "updatedAt": clock.iso()},
-            remove=("liveShard", "cancelledJobs"),
-            condition="attribute_exists(#liveShard) AND #lastHeartbeatEpoch = :seen",
-            values={"seen": stale.last_heartbeat},
-            return_old_on_failure=False,
-        ),
-        return_new=False,
-    )
-    return written

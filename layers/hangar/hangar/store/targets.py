@@ -26,6 +26,7 @@ def list_targets(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
         "KeyConditionExpression": "orgId = :org AND begins_with(sk, :prefix)",
         "ExpressionAttributeValues": values(org=org_id, prefix=TARGET_PREFIX),
         "Limit": limit,
+        "ConsistentRead": True,  # a target just created or deleted is listed as it is
     }
     return query_page(params, cursor, TARGET_KEY_NAMES, ("orgId", org_id), sk_prefix=TARGET_PREFIX)
 

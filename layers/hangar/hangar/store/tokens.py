@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hangar.config import get_settings
-from hangar.store.dynamo import Item, client, from_item, serialize, to_item
+from hangar.store.dynamo import Item, client, from_item, serialize, to_item, update_if
 
 
 def table() -> str:
@@ -39,4 +39,15 @@ def set_token_labels(token_id: str, labels: list[str]) -> None:
         UpdateExpression="SET labels = :labels",
         ConditionExpression="attribute_exists(tokenId)",
         ExpressionAttributeValues={":labels": serialize(labels)},
+    )
+
+
+def set_token_usage_key(token_id: str, usage_key: str) -> None:
+    """The usage-plan key a runner token is counted under (a tenant moved from a shared key to its own)."""
+    update_if(  # a token deleted meanwhile (regenerated, runner deleted) needs nothing
+        TableName=table(),
+        Key={"tokenId": {"S": token_id}},
+        UpdateExpression="SET usageKey = :key",
+        ConditionExpression="attribute_exists(tokenId)",
+        ExpressionAttributeValues={":key": serialize(usage_key)},
     )

@@ -16,7 +16,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from hangar import clock
-from hangar.store.dynamo import Item, update_if, values
+from hangar.store.dynamo import Item, from_item, update_if, values
+from hangar.store.dynamo import client as dynamo_client
 from hangar.store.orgs import org_key, table
 
 
@@ -101,13 +102,92 @@ def forget_usage_plans() -> None:
     usage_plan_ids_by_name.cache_clear()
 
 
-def store_org_key(org_id: str, key_id: str, value: str) -> Item | None:
+def store_org_key(org_id: str, key_id: str, value: str, shared: bool = False) -> Item | None:
     """Records the tenant's key on its org item, only if it has none yet (two first requests may race);
-    the org item as it is now, or None when another key was recorded first."""
+    the org item as it is now, or None when a key was recorded first (another request's, or this one's
+    own first attempt, whose response was lost: the caller reads the org to tell which)."""
     return update_if(
         TableName=table(),
         Key=org_key(org_id),
-        UpdateExpression="SET usageKeyId = :keyId, usageKey = :value, updatedAt = :now",
+        UpdateExpression="SET usageKeyId = :keyId, usageKey = :value, usageKeyShared = :shared, updatedAt = :now",
         ConditionExpression="attribute_exists(orgId) AND attribute_not_exists(usageKeyId)",
-        ExpressionAttributeValues=values(keyId=key_id, value=value, now=clock.iso()),
+        ExpressionAttributeValues=values(keyId=key_id, value=value, shared=shared, now=clock.iso()),
     )
+
+
+def replace_org_key(org_id: str, old_key_id: str, key_id: str, value: str) -> Item | None:
+    """Gives a tenant on a shared key its own key, only if its key is still `old_key_id`; the org item as
+    it is now, or None when it changed meanwhile."""
+    return update_if(
+        TableName=table(),
+        Key=org_key(org_id),
+        UpdateExpression="SET usageKeyId = :keyId, usageKey = :value, usageKeyShared = :shared, updatedAt = :now",
+        ConditionExpression="usageKeyId = :old",
+        ExpressionAttributeValues=values(keyId=key_id, value=value, shared=False, now=clock.iso(), old=old_key_id),
+    )
+
+
+# -- the deployment's own record: keys made by auto-provisioning, and the shared keys ------------------
+
+# No tenant can have this id (org ids never contain "#"), so the record lives beside the tenants' items.
+DEPLOYMENT_ORG = "#deployment"
+TENANT_KEYS_SK = "TENANT_KEYS"
+
+
+def _deployment_key() -> dict[str, Any]:
+    return org_key(DEPLOYMENT_ORG, TENANT_KEYS_SK)
+
+
+def reserve_tenant_key(limit: int) -> bool:
+    """Counts one more key made by auto-provisioning, only while fewer than `limit` were made."""
+    if limit <= 0:
+        return False
+    counted = update_if(
+        TableName=table(),
+        Key=_deployment_key(),
+        UpdateExpression="ADD autoKeys :one",
+        ConditionExpression="attribute_not_exists(autoKeys) OR autoKeys < :limit",
+        ExpressionAttributeValues=values(one=1, limit=limit),
+    )
+    return counted is not None
+
+
+def release_tenant_key() -> None:
+    """Gives back a reserved key that was not made after all (or not kept)."""
+    update_if(
+        TableName=table(),
+        Key=_deployment_key(),
+        UpdateExpression="ADD autoKeys :minus",
+        ConditionExpression="autoKeys > :zero",
+        ExpressionAttributeValues=values(minus=-1, zero=0),
+    )
+
+
+def shared_key(plan: str) -> tuple[str, str] | None:
+    """The shared key of a license plan's tenants past the key limit: (key id, value), or None yet."""
+    response = dynamo_client().get_item(TableName=table(), Key=_deployment_key(), ConsistentRead=True)
+    item = from_item(response.get("Item")) or {}
+    shared = (item.get("sharedKeys") or {}).get(plan)
+    return (str(shared["id"]), str(shared["value"])) if shared else None
+
+
+def store_shared_key(plan: str, key_id: str, value: str) -> tuple[str, str]:
+    """Records the plan's shared key unless one was recorded first; the plan's shared key either way."""
+    recorded = update_if(
+        TableName=table(),
+        Key=_deployment_key(),
+        UpdateExpression="SET sharedKeys = if_not_exists(sharedKeys, :empty)",
+        ExpressionAttributeValues=values(empty={}),
+    )
+    assert recorded is not None
+    update_if(
+        TableName=table(),
+        Key=_deployment_key(),
+        UpdateExpression="SET sharedKeys.#plan = :key",
+        ConditionExpression="attribute_not_exists(sharedKeys.#plan)",
+        ExpressionAttributeNames={"#plan": plan},
+        ExpressionAttributeValues=values(key={"id": key_id, "value": value}),
+    )
+    found = shared_key(plan)
+    assert found is not None
+    return found
