@@ -21,7 +21,8 @@ DYNAMODB_LOCAL := $(TOOLS)/dynamodb-local
 DYNAMODB_LOCAL_PORT ?= 8100
 
 .PHONY: help install install-run install-dynamodb-local run dynamodb-local test lint typecheck validate cfn-lint \
-	checkov template-checks build pytest e2e-dynamodb-local fuzz oidc-install oidc-e2e bench openapi clean agent-wheel systemd-analyze
+	checkov template-checks build pytest e2e-dynamodb-local fuzz oidc-install oidc-e2e bench openapi clean agent-wheel systemd-analyze \
+	install-browser browser-test console-upload
 .PHONY: sam-local sam-local-packages sam-local-x86-build test-sam-local
 
 help:
@@ -45,6 +46,9 @@ help:
 	@echo "make fuzz       - schemathesis over docs/openapi.json against local/ (part of make test)"
 	@echo "make oidc-e2e   - sign-in against a real OIDC issuer (npm oidc-provider) through local/ (part of make test)"
 	@echo "make oidc-install - oidc-provider (npm) into tests/oidc/node_modules"
+	@echo "make browser-test - the console in headless Chromium against local/ (part of make test)"
+	@echo "make install-browser - Debian's chromium and the pinned Playwright (the browser tests' needs)"
+	@echo "make console-upload STACK=<name> - upload console/ to a deployed stack's console bucket"
 	@echo "make dynamodb-local - run DynamoDB Local on port $(DYNAMODB_LOCAL_PORT), data kept in $(DYNAMODB_LOCAL)/data"
 	@echo "make openapi    - regenerate docs/openapi.json from the handlers"
 	@echo "make bench      - performance figures (DynamoDB calls, sweeper reads, cold start, gateway, cost)"
@@ -100,7 +104,18 @@ $(TOOLS)/checkov/.installed: requirements-checkov.txt
 	$(TOOLS)/checkov/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
 
-install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed $(DYNAMODB_LOCAL)/.installed
+install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed $(DYNAMODB_LOCAL)/.installed install-browser
+
+# The console's browser tests: Debian's chromium (Playwright's own browser download is never used, nor
+# possible here) and the Playwright pinned in requirements-browser.txt, which drives it.
+CHROMIUM := /usr/bin/chromium
+$(VENV)/.browser-installed: requirements-browser.txt | $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements-browser.txt
+	touch $@
+
+install-browser: $(VENV)/.browser-installed
+	@test -x $(CHROMIUM) || { echo "==> Installing Debian's chromium"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 
 run: $(VENV)/.run-installed agent-wheel
 	$(PY) -m local serve --port $(PORT)
@@ -159,7 +174,7 @@ build: $(TOOLS)/sam/.installed agent-wheel
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
 pytest: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
-	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST)
+	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) --ignore tests/browser
 
 # The e2e suite again, on AWS's DynamoDB Local (one per xdist worker, tables per server): it sees what
 # moto forgives (transactions, indexes, validation). Prints what this stage costs.
@@ -189,7 +204,26 @@ oidc-install: $(OIDC_DIR)/node_modules/.installed
 oidc-e2e: $(VENV)/.installed $(OIDC_DIR)/node_modules/.installed
 	$(PY) -m pytest $(OIDC_TEST) -q -s -p no:cacheprovider
 
-test: lint typecheck template-checks build fuzz oidc-e2e pytest e2e-dynamodb-local
+
+# The console in one headless Chromium against one local/ (tests/browser); prints what this stage costs.
+browser-test: install-browser agent-wheel
+	@start=$$(date +%s); $(PY) -m pytest tests/browser -q -p no:cacheprovider; status=$$?; \
+		echo "browser tests took $$(( $$(date +%s) - start )) s"; exit $$status
+
+# After `sam deploy` (needs the AWS CLI): console/ into the stack's console bucket, config.json naming the
+# stack's API; Cache-Control no-cache, so CloudFront and browsers revalidate and a new upload shows at once.
+STACK_OUTPUT = aws cloudformation describe-stacks --stack-name $(STACK) --output text \
+	--query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue"
+console-upload:
+	@test -n "$(STACK)" || { echo "usage: make console-upload STACK=<stack name>  (AWS CLI, credentials, region)"; exit 1; }
+	@bucket=$$($(call STACK_OUTPUT,ConsoleBucketName)) && api=$$($(call STACK_OUTPUT,ApiUrl)) && \
+		test -n "$$bucket" -a "$$bucket" != None && \
+		aws s3 sync console/ "s3://$$bucket/" --delete --exclude config.json --cache-control no-cache && \
+		printf '{\n  "apiUrl": "%s"\n}\n' "$$api" | aws s3 cp - "s3://$$bucket/config.json" \
+			--content-type application/json --cache-control no-cache && \
+		echo "Console: $$($(call STACK_OUTPUT,ConsoleUrl)) (API $$api)"
+
+test: lint typecheck template-checks build fuzz oidc-e2e pytest e2e-dynamodb-local browser-test
 
 bench: $(VENV)/.installed
 	$(PY) -m bench

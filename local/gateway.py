@@ -34,7 +34,16 @@ from hangar import clock
 from local.authorizers import Authorizers, Invoker
 from local.limits import AllowAll, Grant, LimitPolicy, Refusal, RequestInfo
 from local.routing import Match, Router
-from local.template import ACCOUNT_ID, LOCAL_API_ID, REGION, ApiSettings, AuthorizerSpec, GatewayResponseSpec, Route
+from local.template import (
+    ACCOUNT_ID,
+    LOCAL_API_ID,
+    REGION,
+    ApiSettings,
+    AuthorizerSpec,
+    CorsSpec,
+    GatewayResponseSpec,
+    Route,
+)
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 """API Gateway's payload limit; larger requests are refused before their body is read."""
@@ -135,6 +144,9 @@ class Gateway:
         request_id = str(uuid.uuid4())
         try:
             match = self.router.match(request.method, request.raw_path)
+            methods = self.router.methods(request.raw_path) if match is None and request.method == "OPTIONS" else set()
+            if methods and self.api.cors:
+                return self.preflight(self.api.cors, methods, request_id)
             if match is None:
                 return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request_id, request)
             return self._route(request, match, request_id)
@@ -165,6 +177,17 @@ class Gateway:
             if grant.usage_identifier_key and route.api_key_required:
                 context["identity"]["apiKey"] = grant.usage_identifier_key
         return self._integrate(route, event, request, request_id)
+
+    def preflight(self, cors: CorsSpec, methods: set[str], request_id: str) -> HttpResponse:
+        """What SAM's OPTIONS mock integration answers on a path (the template's Cors): 200 with the one
+        allowed origin whatever the request's Origin (a browser refuses a preflight naming another)."""
+        headers = [("Content-Type", "application/json"), ("Access-Control-Allow-Origin", cors.allow_origin)]
+        if cors.allow_headers:
+            headers.append(("Access-Control-Allow-Headers", cors.allow_headers))
+        headers.append(("Access-Control-Allow-Methods", cors.allow_methods or ",".join(sorted({*methods, "OPTIONS"}))))
+        if cors.max_age is not None:
+            headers.append(("Access-Control-Max-Age", cors.max_age))
+        return HttpResponse(200, [*headers, ("x-amzn-RequestId", request_id)], b"{}", "CORS_PREFLIGHT")
 
     # -- gateway responses ---------------------------------------------------------------------------
 

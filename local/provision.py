@@ -54,6 +54,11 @@ NO_LOCAL_COUNTERPART = {
     # The artifacts bucket's TLS-only policy: the embedded S3 speaks plain HTTP on 127.0.0.1, and checks
     # what the API relies on (presigned signatures, no anonymous access) in local.s3_signatures.
     "AWS::S3::BucketPolicy",
+    # The console's hosting: make run serves console/ itself, with the same headers (local.site); its
+    # bucket is created in the embedded S3 like any other and stays empty.
+    "AWS::CloudFront::OriginAccessControl",
+    "AWS::CloudFront::ResponseHeadersPolicy",
+    "AWS::CloudFront::Distribution",
 }
 
 

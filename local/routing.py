@@ -39,6 +39,22 @@ class Router:
             self.resources.setdefault(route.segments, {})[route.method] = route
 
     def match(self, method: str, raw_path: str) -> Match | None:
+        found = self._resource(raw_path)
+        if found is None:
+            return None
+        resource, segments = found
+        route = self.resources[resource].get(method.upper())
+        if route is None:
+            return None
+        parameters = {t[1:-1]: s for t, s in zip(resource, segments, strict=True) if _is_parameter(t)}
+        return Match(route, parameters)
+
+    def methods(self, raw_path: str) -> set[str]:
+        """The methods of the resource `raw_path` names (none when it names no resource)."""
+        found = self._resource(raw_path)
+        return set(self.resources[found[0]]) if found else set()
+
+    def _resource(self, raw_path: str) -> tuple[tuple[str, ...], list[str]] | None:
         segments = split_path(raw_path)
         if segments is None:
             return None
@@ -50,10 +66,4 @@ class Router:
                 rank = [_is_parameter(t) for t in resource]  # static (False) first, segment by segment
                 if best is None or rank < best[0]:
                     best = (rank, resource)
-        if best is None:
-            return None
-        route = self.resources[best[1]].get(method.upper())
-        if route is None:
-            return None
-        parameters = {t[1:-1]: s for t, s in zip(best[1], segments, strict=True) if _is_parameter(t)}
-        return Match(route, parameters)
+        return None if best is None else (best[1], segments)

@@ -347,13 +347,16 @@ def function_environment(template: Mapping[str, Any], resolver: Resolver | None 
 
 # -- the API: settings, routes, authorizers, gateway responses -----------------------------------------
 
+# Only `false` is emulated: the preflight (local.gateway.Gateway.preflight) runs no authorizer, needs no key.
+_CORS_PREFLIGHT_AUTH = ("AddDefaultAuthorizerToCorsPreflight", "AddApiKeyRequiredToCorsPreflight")
+_CORS_PROPERTIES = {"AllowOrigin", "AllowHeaders", "AllowMethods", "MaxAge"}
 _API_PROPERTIES = {
-    # Read by local/ (routes, authorizers, gateway responses, stage):
-    "StageName", "Auth", "GatewayResponses", "ApiKeySourceType",
+    # Read by local/ (routes, authorizers, gateway responses, stage, CORS preflight):
+    "StageName", "Auth", "GatewayResponses", "ApiKeySourceType", "Cors",
     # No behaviour a local caller could see:
     "Name", "TracingEnabled", "AccessLogSetting", "MethodSettings", "Description", "Tags", "OpenApiVersion",
 }  # fmt: skip
-_AUTH_PROPERTIES = {"DefaultAuthorizer", "ApiKeyRequired", "Authorizers"}
+_AUTH_PROPERTIES = {"DefaultAuthorizer", "ApiKeyRequired", "Authorizers", *_CORS_PREFLIGHT_AUTH}
 
 
 @dataclass(frozen=True)
@@ -365,7 +368,45 @@ class ApiSettings:
     default_authorizer: str | None = None
     api_key_required: bool = False
     api_key_source: str = "HEADER"
+    cors: CorsSpec | None = None
     properties: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class CorsSpec:
+    """The API's Cors: what SAM's OPTIONS mock on every path answers (values unquoted). `allow_methods`
+    None: each path's own methods and OPTIONS, as SAM computes them."""
+
+    allow_origin: str
+    allow_headers: str | None = None
+    allow_methods: str | None = None
+    max_age: str | None = None
+
+
+def _string_expression(value: Any, what: str) -> str:
+    """A header value as API Gateway maps it: a quoted literal ('text'); anything else is not emulated."""
+    text = str(value)
+    if not (len(text) >= 2 and text[0] == text[-1] == "'"):
+        raise NotSupportedLocally(f"{what} from {text}")
+    return text[1:-1]
+
+
+def _cors(template: Mapping[str, Any], properties: Mapping[str, Any], auth: Mapping[str, Any]) -> CorsSpec | None:
+    """The API's Cors, resolved; None when there is none, or when its origin has no local value (the
+    console's CloudFront domain: locally the console is served from the API's own origin)."""
+    cors = properties.get("Cors")
+    if cors is None:
+        return None
+    if not isinstance(cors, dict) or set(cors) - _CORS_PROPERTIES:
+        raise NotSupportedLocally(f"the API's Cors {cors!r} (only {', '.join(sorted(_CORS_PROPERTIES))})")
+    for name in _CORS_PREFLIGHT_AUTH:
+        if auth.get(name, True) is not False:
+            raise NotSupportedLocally(f"the API's Auth.{name} other than false")
+    resolved = Resolver(template).try_resolve(cors)
+    if not resolved or "AllowOrigin" not in resolved:
+        return None
+    values = {key: _string_expression(value, f"Cors.{key}") for key, value in resolved.items()}
+    return CorsSpec(values["AllowOrigin"], values.get("AllowHeaders"), values.get("AllowMethods"), values.get("MaxAge"))
 
 
 def api_settings(template: Mapping[str, Any]) -> ApiSettings:
@@ -387,6 +428,7 @@ def api_settings(template: Mapping[str, Any]) -> ApiSettings:
         default_authorizer=None if default_authorizer in (None, "NONE") else str(default_authorizer),
         api_key_required=bool(auth.get("ApiKeyRequired", False)),
         api_key_source=str(properties.get("ApiKeySourceType", "HEADER")),
+        cors=_cors(template, properties, auth),
         properties=properties,
     )
 
@@ -481,13 +523,13 @@ class GatewayResponseSpec:
 def gateway_responses(template: Mapping[str, Any]) -> dict[str, GatewayResponseSpec]:
     """The API's GatewayResponses by type (UNAUTHORIZED, ACCESS_DENIED, DEFAULT_4XX, ...)."""
     found: dict[str, GatewayResponseSpec] = {}
+    resolver = Resolver(template)
     for response_type, definition in (api_settings(template).properties.get("GatewayResponses") or {}).items():
         headers = {}
         for name, value in ((definition.get("ResponseParameters") or {}).get("Headers") or {}).items():
-            text = str(value)
-            if not (len(text) >= 2 and text[0] == text[-1] == "'"):
-                raise NotSupportedLocally(f"gateway response {response_type}: header {name} from {text}")
-            headers[str(name)] = text[1:-1]
+            resolved = resolver.try_resolve(value)  # no local value (the console's CloudFront origin): no header
+            if resolved is not None:
+                headers[str(name)] = _string_expression(resolved, f"gateway response {response_type}: header {name}")
         status = definition.get("StatusCode")
         found[str(response_type)] = GatewayResponseSpec(
             response_type=str(response_type),

@@ -65,7 +65,10 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "stage variable identity": lambda t: _api(t)["Auth"]["Authorizers"]["RunnerTokenAuthorizer"]["Identity"].update(
         StageVariables=["x"]
     ),
-    "CORS": lambda t: _api(t).update(Cors="'*'"),
+    "CORS as a string": lambda t: _api(t).update(Cors="'*'"),
+    "CORS with credentials": lambda t: _api(t)["Cors"].update(AllowCredentials=True),
+    "CORS origin from a mapping": lambda t: _api(t)["Cors"].update(AllowOrigin="method.request.header.Origin"),
+    "CORS preflight behind the authorizer": lambda t: _api(t)["Auth"].update(AddDefaultAuthorizerToCorsPreflight=True),
     "BinaryMediaTypes": lambda t: _api(t).update(BinaryMediaTypes=["image~1png"]),
     "greedy route": lambda t: _heartbeat_event(t)["Properties"].update(Path="/files/{proxy+}"),
     "ANY route": lambda t: _heartbeat_event(t)["Properties"].update(Method="any"),

@@ -287,6 +287,11 @@ def test_every_generated_method_requires_an_api_key(translated: dict[str, Any]) 
     body = api["Body"]
     assert body["securityDefinitions"]["api_key"]["in"] == "header"
     methods = [(method, path, op) for path, ops in body["paths"].items() for method, op in ops.items()]
+    # The CORS preflights (SAM's OPTIONS mock on each path) carry no credential: no Lambda, no key.
+    preflights = [(path, op) for method, path, op in methods if method == "options"]
+    assert {path for path, _ in preflights} == set(body["paths"])
+    assert all(op["x-amazon-apigateway-integration"]["type"] == "mock" for _, op in preflights)
+    methods = [(method, path, op) for method, path, op in methods if method != "options"]
     assert len(methods) == len(ROUTES)
     for method, path, op in methods:
         assert {"api_key": []} in op.get("security", []), f"{method.upper()} {path} does not require an API key"

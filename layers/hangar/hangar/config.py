@@ -74,6 +74,9 @@ class Settings(BaseModel):
     public_api_url: str = ""
     # What the install script pip-installs; empty: the agent wheel built with the stack (install_script).
     agent_package_spec: str = ""
+    # The one browser origin (the console's, e.g. https://d123.cloudfront.net) that may read API
+    # responses (CORS); empty: none, as for a console served from the API's own origin.
+    cors_allowed_origin: str = ""
 
     # API Gateway usage plans per license plan (tenant keys are attached to these): explicit ids, or
     # found by name, `<usage_plan_name_prefix><plan>` (what template.yaml does: ids would be a cycle).

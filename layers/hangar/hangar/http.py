@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -23,11 +23,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, create_model
 
 from hangar.auth import RunnerPrincipal, UserPrincipal, runner_from_context, user_from_context
+from hangar.config import get_settings
 from hangar.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, RateLimited, UnsupportedMediaType
 from hangar.observability import logger, metrics, tracer
 
 MAX_BODY_BYTES = 64 * 1024
 JSON = content_types.APPLICATION_JSON
+# CORS for the console (a browser on CORS_ALLOWED_ORIGIN): what it may send and read. template.yaml's
+# preflight (the API's Cors) and gateway responses say the same for what API Gateway answers itself.
+CORS_REQUEST_HEADERS = ["Idempotency-Key"]  # besides Authorization, Content-Type, X-Api-Key (Powertools' own)
+CORS_EXPOSED_HEADERS = ["Retry-After", "x-amzn-RequestId"]
+CORS_MAX_AGE_SECONDS = 600
 
 
 class Dialect(StrEnum):
@@ -314,6 +320,32 @@ def _body_too_large(event: dict[str, Any], limit: int) -> bool:
     return size > limit
 
 
+def _header(event: dict[str, Any], name: str) -> str | None:
+    headers = event.get("headers") or {}
+    return next((str(value) for key, value in headers.items() if key.lower() == name), None)
+
+
+def with_cors(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """`response` readable by the console's origin (CORS_ALLOWED_ORIGIN) when `event` came from it; a
+    request from any other origin gets no CORS header, so the browser keeps the response from its page."""
+    allowed = get_settings().cors_allowed_origin
+    if not allowed:
+        return response
+    cors = CORSConfig(
+        allow_origin=allowed,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=CORS_MAX_AGE_SECONDS,
+    ).to_dict(_header(event, "origin"))
+    cors["Vary"] = "Origin"  # the answer depends on Origin: a cache must not hand it to another origin
+    multi = response.get("multiValueHeaders")
+    if isinstance(multi, dict):
+        multi.update({name: [value] for name, value in cors.items()})
+    else:
+        response["headers"] = {**(response.get("headers") or {}), **cors}
+    return response
+
+
 def lambda_handler(
     app: HangarResolver, max_body_bytes: int = MAX_BODY_BYTES
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
@@ -335,13 +367,16 @@ def lambda_handler(
             error = _media_type_refusal(event)
         if error is not None:
             response = error_response(app.dialect, error)
-            return {
-                "statusCode": response.status_code,
-                "headers": {**response.headers, "Content-Type": content_types.APPLICATION_JSON},
-                "body": response.body,
-                "isBase64Encoded": False,
-            }
-        return app.resolve(event, context)
+            return with_cors(
+                event,
+                {
+                    "statusCode": response.status_code,
+                    "headers": {**response.headers, "Content-Type": content_types.APPLICATION_JSON},
+                    "body": response.body,
+                    "isBase64Encoded": False,
+                },
+            )
+        return with_cors(event, app.resolve(event, context))
 
     entry: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = handler  # decorators erase the type
     return entry
