@@ -128,7 +128,15 @@ def test_ten_runners_claim_fifty_jobs_exactly_once(local_api: LocalApi, org: str
                 # inside the per-runner limit of 120 a minute however long a loaded machine makes the run.
                 time.sleep(0.75)
 
-    threads = [threading.Thread(target=work, args=runner) for runner in runners]
+    def work_or_report(runner_id: str, token: str) -> None:
+        # An assertion inside a thread would end only that thread, leaving its jobs held: report it.
+        try:
+            work(runner_id, token)
+        except Exception as error:  # every failure becomes a problem the test names
+            with lock:
+                problems.append(f"{runner_id}: {error!r}")
+
+    threads = [threading.Thread(target=work_or_report, args=runner) for runner in runners]
     for thread in threads:
         thread.start()
     for thread in threads:
