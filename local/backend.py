@@ -27,6 +27,20 @@ LOCAL_CREDENTIALS = {"testing": "testing"}
 
 ADMIN_PATH = "/_local/api-key-ids"
 """POST {"value", "id"}: the next API key created with that value gets that id (restoring tenants)."""
+CLOCK_PATH = "/_local/clock-offset"
+"""POST {"offsetSeconds"}: SQS's clock (message delays, visibility timeouts) runs that far ahead, as the
+local clock of `POST /_local/clock` does (hangar.clock), so queued retries come due when time is moved."""
+
+_sqs_offset_seconds = 0.0
+
+
+def follow_local_clock() -> None:
+    """moto's SQS reads the time through these two functions; shift them by the local clock's offset."""
+    import moto.sqs.models as sqs_models
+    from moto.core.utils import unix_time, unix_time_millis
+
+    setattr(sqs_models, "unix_time", lambda *args: unix_time(*args) + _sqs_offset_seconds)  # noqa: B010
+    setattr(sqs_models, "unix_time_millis", lambda *args: unix_time_millis(*args) + _sqs_offset_seconds * 1000)  # noqa: B010
 
 
 def backend_app() -> Callable[..., Iterable[bytes]]:
@@ -39,8 +53,15 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
     # S3's checks of presigned URLs and anonymous requests, which moto does not make.
     moto = verify_s3_requests(DomainDispatcherApplication(create_backend_app), LOCAL_CREDENTIALS)
     lock = threading.Lock()
+    follow_local_clock()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        global _sqs_offset_seconds
+        if environ.get("PATH_INFO") == CLOCK_PATH:
+            wanted = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+            _sqs_offset_seconds = float(wanted["offsetSeconds"])
+            start_response("204 No Content", [])
+            return []
         if environ.get("PATH_INFO") == ADMIN_PATH:
             wanted = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
             identifier = ApigwApiKeyIdentifier(ACCOUNT_ID, REGION, str(wanted["value"]))

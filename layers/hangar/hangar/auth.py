@@ -25,6 +25,7 @@ SCOPES = (
     "targets:read",
     "targets:manage",
     "keys:manage",
+    "webhooks:manage",
     "admin:licenses",
 )
 READ_SCOPES = frozenset({"runners:read", "jobs:read", "targets:read"})
