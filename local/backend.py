@@ -43,6 +43,26 @@ def follow_local_clock() -> None:
     setattr(sqs_models, "unix_time_millis", lambda *args: unix_time_millis(*args) + _sqs_offset_seconds * 1000)  # noqa: B010
 
 
+def keep_stream_iterators_current() -> None:
+    """moto restores a table from a copy when a transaction on it is cancelled, stream shard included,
+    while its stream iterators keep reading the shard they were made on: every record written after the
+    first cancelled transaction would be invisible to them. Each read here looks the table's current
+    shard up, and drops the iterator it used (local/ never reads one twice; each read makes the next)."""
+    from moto.dynamodbstreams.models import ShardIterator
+
+    read = ShardIterator.get
+
+    def get_from_current_shard(self: Any, limit: int = 1000) -> dict[str, Any]:
+        current = self.streams_backend.dynamodb.tables.get(self.stream_shard.table.name)
+        if current is not None and current.stream_shard is not None:
+            self.stream_shard = current.stream_shard
+        self.streams_backend.shard_iterators.pop(self.arn, None)
+        result: dict[str, Any] = read(self, limit)
+        return result
+
+    ShardIterator.get = get_from_current_shard  # type: ignore[method-assign]
+
+
 def backend_app() -> Callable[..., Iterable[bytes]]:
     from moto.apigateway.utils import ApigwApiKeyIdentifier
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -54,6 +74,7 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
     moto = verify_s3_requests(DomainDispatcherApplication(create_backend_app), LOCAL_CREDENTIALS)
     lock = threading.Lock()
     follow_local_clock()
+    keep_stream_iterators_current()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         global _sqs_offset_seconds

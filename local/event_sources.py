@@ -100,6 +100,7 @@ class StreamSource:
         if not self.stream_arn:
             report(f"local: {table_name} has no stream ({spec.function_id}.{spec.event_name} gets no records)")
         self._iterators: dict[str, str | None] = {}
+        self._last: dict[str, str] = {}  # per shard, the sequence number of the last record read
         self._pending: list[dict[str, Any]] = []
         self._failures = 0
         if self.stream_arn:  # only what changes from now on (the table may hold data of an earlier run)
@@ -120,13 +121,29 @@ class StreamSource:
                 )["ShardIterator"]
         for shard, iterator in list(self._iterators.items()):
             while iterator:
-                page = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+                try:
+                    page = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+                except self._streams.exceptions.ExpiredIteratorException:  # idle for 15 minutes (AWS, DynamoDB Local)
+                    iterator = self._resume(shard)
+                    continue
                 records = page.get("Records", [])
                 self._pending.extend({**record, "eventSourceARN": self.stream_arn} for record in records)
+                if records:
+                    self._last[shard] = records[-1]["dynamodb"]["SequenceNumber"]
                 iterator = page.get("NextShardIterator")
                 if not records:
                     break
             self._iterators[shard] = iterator
+
+    def _resume(self, shard: str) -> str:
+        """A new iterator just after the last record read from the shard (the start, when none was)."""
+        arguments: dict[str, str] = {"StreamArn": str(self.stream_arn), "ShardId": shard}
+        if shard in self._last:
+            arguments.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=self._last[shard])
+        else:
+            arguments.update(ShardIteratorType="TRIM_HORIZON")
+        iterator: str = self._streams.get_shard_iterator(**arguments)["ShardIterator"]
+        return iterator
 
     def poll(self, invoke: Invoke) -> int:
         """Reads what is new and invokes the function with a batch; the number of records it handled."""

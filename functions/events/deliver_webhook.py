@@ -14,7 +14,8 @@ from hangar.observability import logger, metrics
 from hangar.store import delivery_queue
 from hangar.webhook_delivery import attempt_delivery
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# An early message is the whole batch (BatchSize 1): it is reported, not raised as a function error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class RetryLater(Exception):

@@ -50,7 +50,7 @@ def _address_refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, all
         return None if allow_loopback else "a loopback address"
     if address.is_link_local:
         return "a link-local address (such as the metadata service)"
-    if address.is_private or getattr(address, "is_shared", False):
+    if address.is_private:
         return "a private address"
     if address.is_multicast or address.is_reserved or address.is_unspecified or not address.is_global:
         return "a non-public address"
