@@ -120,11 +120,18 @@ class StreamSource:
                     StreamArn=self.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
                 )["ShardIterator"]
         for shard, iterator in list(self._iterators.items()):
+            retried = False
             while iterator:
                 try:
                     page = self._streams.get_records(ShardIterator=iterator, Limit=1000)
-                except self._streams.exceptions.ExpiredIteratorException:  # idle for 15 minutes (AWS, DynamoDB Local)
-                    iterator = self._resume(shard)
+                except (
+                    self._streams.exceptions.ExpiredIteratorException,  # idle for 15 minutes
+                    self._streams.exceptions.TrimmedDataAccessException,  # DynamoDB Local, on an iterator it made
+                ) as error:
+                    if retried:
+                        self._report(f"local: stream of {self.spec.source}: {error}; reading the shard again later")
+                        break
+                    iterator, retried = self._resume(shard), True
                     continue
                 records = page.get("Records", [])
                 self._pending.extend({**record, "eventSourceARN": self.stream_arn} for record in records)
