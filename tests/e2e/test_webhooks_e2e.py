@@ -70,6 +70,7 @@ def test_a_jobs_life_and_a_stale_runner_reach_the_receiver_signed(local_api: Loc
         listed = deliveries(local_api, org, webhook["id"])
         assert len(listed) == len(hooks.received) and {d["status"] for d in listed} == {"succeeded"}
         assert webhook["secret"] not in str(listed)
+        assert webhook["secret"] not in local_api.output()  # nor in any log line
 
 
 def test_heartbeats_that_change_nothing_are_no_events(local_api: LocalApi, org: str) -> None:
