@@ -213,3 +213,21 @@ def ensure_agent_wheel() -> Path:
     wheel = bundled_agent_wheel()
     assert wheel is not None, "make agent-wheel built no wheel"
     return ROOT / "layers" / "hangar" / "hangar" / "agent_wheel" / wheel.name
+
+
+def sqs_event(
+    message: dict[str, Any], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:hangar-test-deliveries"
+) -> dict[str, Any]:
+    """The event Lambda's SQS poller gives a function for one received message (ReceiveMessage's form)."""
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
+    }
+    return {"Records": [record]}

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from hangar import clock, webhook_delivery
 from hangar.config import get_settings
-from support import AwsStack, FakeLambdaContext, handler_module, invoke, unique_org, user_event
+from support import AwsStack, FakeLambdaContext, handler_module, invoke, sqs_event, unique_org, user_event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from webhook_receiver import Receiver, receiver
@@ -68,10 +68,7 @@ def queued_messages(aws: AwsStack) -> list[dict[str, Any]]:
 
 
 def deliver(message: dict[str, Any]) -> dict[str, Any]:
-    event = {"Records": [{"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-                          "body": message["Body"], "attributes": {}, "messageAttributes": {}, "md5OfBody": "",
-                          "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                          "awsRegion": "us-east-1"}]}  # fmt: skip
+    event = sqs_event(message)
     response: dict[str, Any] = handler_module("WebhookDelivery").handler(event, FakeLambdaContext())
     return response
 
