@@ -12,6 +12,7 @@ so each call is atomic, as it is in DynamoDB.
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import sys
@@ -61,6 +62,21 @@ def keep_stream_iterators_current() -> None:
         return result
 
     ShardIterator.get = get_from_current_shard  # type: ignore[method-assign]
+
+    # The copy moto takes of every table a transaction writes would copy each stream record too, so every
+    # transaction would get slower as the stream grows. Records never change once written: the copy of a
+    # shard gets a copy of the list of records, sharing the records themselves.
+    from moto.dynamodb.models.table import StreamShard
+
+    def copy_shard(self: Any, memo: dict[int, Any]) -> Any:
+        copied = StreamShard.__new__(StreamShard)
+        memo[id(self)] = copied
+        copied.__dict__.update(self.__dict__)
+        copied.items = list(self.items)  # type: ignore[attr-defined]
+        copied.table = copy.deepcopy(self.table, memo)  # type: ignore[attr-defined]
+        return copied
+
+    StreamShard.__deepcopy__ = copy_shard  # type: ignore[attr-defined]
 
 
 def backend_app() -> Callable[..., Iterable[bytes]]:

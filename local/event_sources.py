@@ -26,7 +26,7 @@ from local.template import REGION, EventSourceSpec, NotSupportedLocally
 
 Invoke = Callable[[str, Any], Any]
 Report = Callable[[str], None]
-MAX_DRAIN_ROUNDS = 500
+MAX_DRAIN_ROUNDS = 100_000  # a safety stop only: retries are delayed, so a drain always ends
 
 
 # -- Lambda event filtering (the parts of the pattern syntax the template can use) ----------------------
@@ -191,13 +191,11 @@ class QueueSource:
     def poll(self, invoke: Invoke) -> int:
         received = self._sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=max(1, min(10, self.spec.batch_size)),
+            MaxNumberOfMessages=10,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
             WaitTimeSeconds=0,
         ).get("Messages", [])
-        if not received:
-            return 0
         records = [
             {
                 "messageId": message["MessageId"],
@@ -212,18 +210,24 @@ class QueueSource:
             }
             for message in received
         ]
+        size = max(1, self.spec.batch_size)
+        for start in range(0, len(records), size):  # what was received, in batches of BatchSize
+            self._invoke_batch(invoke, records[start : start + size])
+        return len(records)
+
+    def _invoke_batch(self, invoke: Invoke, records: list[dict[str, Any]]) -> None:
         try:
-            failed = _failed_ids(invoke(self.spec.function_id, {"Records": records})) or []
+            result = invoke(self.spec.function_id, {"Records": records})
         except Exception as error:
             self._report(f"local: {self.spec.function_id} failed on a queue batch: {type(error).__name__}: {error}")
-            return 0
+            return
+        failed = (_failed_ids(result) if self.spec.report_batch_item_failures else None) or []
         done = [record for record in records if record["messageId"] not in failed]
         if done:
             self._sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)],
             )
-        return len(records)
 
 
 class EventSources:

@@ -4,6 +4,9 @@ and the delivery queue the delivery function, as the template wires them; the cl
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -167,3 +170,90 @@ def test_a_redirect_is_not_followed(local_api: LocalApi, org: str) -> None:
         assert delivery["status"] == "pending" and delivery["lastStatusCode"] == 302
         assert "Redirects are not followed" in delivery["lastError"]
         assert elsewhere.received == []
+
+
+def _call_until_admitted(api: LocalApi, *args: Any, **kwargs: Any) -> Any:
+    """A call retried while rate limited (429 and Retry-After): the limits are not what this test is about."""
+    while True:
+        result = api.call(*args, **kwargs)
+        if result.status != 429:
+            return result
+        time.sleep(float(result.headers.get("Retry-After") or 1))
+
+
+def test_two_hundred_concurrent_jobs_give_exactly_the_expected_events(local_api: LocalApi, org: str) -> None:
+    jobs_count, runner_count = 200, 10
+    operator = local_api.jwt("hangar-operators", "admin:licenses")
+    assert local_api.call("PUT", f"/v1/orgs/{org}/license", token=operator, json={"plan": "enterprise"}).status == 200
+    with receiver() as everything, receiver() as completions:
+        create_webhook(local_api, org, everything.url, ["*"])
+        create_webhook(local_api, org, completions.url, ["job.completed"])
+        user = token(local_api, org, "runners:manage jobs:manage")
+        runners = []
+        for index in range(runner_count):
+            created = _call_until_admitted(
+                local_api, "POST", "/api/runners", token=user, json={"name": f"r{index}", "labels": ["linux"]}
+            )
+            assert created.status == 201, created.body
+            runners.append((created.body["data"]["_id"], created.body["data"]["token"]))
+        body = {"type": "scan", "repositoryConfig": "abc", "repositoryName": "acme/infra", "branch": "main"}
+
+        def create(_: int) -> str:
+            result = _call_until_admitted(local_api, "POST", "/v1/jobs", token=user, json={**body, "labels": ["linux"]})
+            assert result.status == 201, result.body
+            job_id: str = result.body["id"]
+            return job_id
+
+        done: set[str] = set()
+        lock = threading.Lock()
+
+        def run(runner_token: str) -> None:
+            assert (
+                _call_until_admitted(
+                    local_api, "POST", "/api/runners/heartbeat", runner_token=runner_token, json={"status": "online"}
+                ).status
+                == 200
+            )
+            idle = 0
+            while idle < 40:
+                with lock:
+                    if len(done) >= jobs_count:
+                        return
+                polled = _call_until_admitted(
+                    local_api, "POST", "/api/runners/jobs", runner_token=runner_token, json={}
+                )
+                job = polled.body["data"]["job"] if polled.status == 200 else None
+                if job is None:
+                    idle += 1
+                    time.sleep(0.5)
+                    continue
+                for status in ("running", "completed"):
+                    report_body = {"jobId": job["_id"], "status": status}
+                    reported = _call_until_admitted(
+                        local_api, "POST", "/api/runners/jobs/status", runner_token=runner_token, json=report_body
+                    )
+                    assert reported.status == 200, reported.body
+                with lock:
+                    done.add(job["_id"])
+
+        with ThreadPoolExecutor(max_workers=runner_count) as pool:
+            job_ids = set(pool.map(create, range(jobs_count)))
+            list(pool.map(run, [runner_token for _, runner_token in runners]))
+        assert done == job_ids and len(job_ids) == jobs_count
+        local_api.flush_deliveries()
+
+        def distinct(hooks: Receiver) -> dict[str, tuple[str, str]]:
+            """Event id -> (type, object id); a repeated id must be the same event (a retry)."""
+            seen: dict[str, tuple[str, str]] = {}
+            for event in hooks.events():
+                identity = (event["type"], event["data"]["id"])
+                assert seen.setdefault(event["id"], identity) == identity
+            return seen
+
+        expected = {(kind, job_id) for job_id in job_ids for kind in ("job.queued", "job.started", "job.completed")}
+        expected |= {(kind, runner_id) for runner_id, _ in runners for kind in ("runner.created", "runner.online")}
+        all_events = distinct(everything)
+        assert sorted(all_events.values()) == sorted(expected)  # each exactly once, under one id
+        completed = distinct(completions)
+        assert sorted(completed.values()) == sorted(("job.completed", job_id) for job_id in job_ids)
+        assert set(completed) <= set(all_events)  # the same event has the same id for every webhook
