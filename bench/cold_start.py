@@ -26,16 +26,24 @@ from typing import Any
 
 from bench.environment import ROOT, bench_environment
 
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.5  # issue 12: every function
+HOT_PATH_TARGET_RATIO = 1.4  # the agent's steady traffic and its authorizer
+HOT_PATH_FUNCTIONS = frozenset(
+    {"HeartbeatFunction", "PollJobFunction", "UpdateJobStatusFunction", "RunnerAuthorizerFunction"}
+)
 BREAKDOWN_FUNCTION = "HeartbeatFunction"  # the hottest function: its imports, package by package
 STANDARD_LIBRARY = "(standard library)"
 NOT_IMPORTS = "(not imports: client creation, module code)"
 
 # argv: "baseline", "floor" (what any handler built on the design's libraries imports), or "handler <module>".
+# Timed in CPU time of the process (time.process_time): the machine is shared, and wall time would count
+# the other processes' turns on its 2 cores; a cold start here is CPU-bound (bytecode in the OS's cache).
+# The floor builds one pydantic model and a validating resolver, as the least API handler does: `import
+# pydantic` alone loads almost nothing (its attributes load lazily).
 COLD_START_SCRIPT = """
 import importlib, json, sys, time
 preloaded = sorted(sys.modules)
-started = time.perf_counter()
+started, wall_started = time.process_time(), time.perf_counter()
 if sys.argv[1] == "handler":
     importlib.import_module(sys.argv[2])
     from hangar.store import dynamo
@@ -43,15 +51,19 @@ if sys.argv[1] == "handler":
 else:
     import boto3
     if sys.argv[1] == "floor":
-        import pydantic
         from aws_lambda_powertools import Logger, Metrics
         from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+        from pydantic import BaseModel
+        class Body(BaseModel):
+            name: str
+        Logger(), Metrics(namespace="Floor"), APIGatewayRestResolver(enable_validation=True)
     boto3.client("dynamodb")
-print(json.dumps({"seconds": time.perf_counter() - started, "preloaded": preloaded}))
+seconds, wall_seconds = time.process_time() - started, time.perf_counter() - wall_started
+print(json.dumps({"seconds": seconds, "wall_seconds": wall_seconds, "preloaded": preloaded}))
 """
 BASELINE = "baseline"
 FLOOR = "floor"
-FLOOR_DESCRIPTION = "boto3 client + pydantic + Powertools resolver, Logger, Metrics"
+FLOOR_DESCRIPTION = "boto3 client + a pydantic model, a validating Powertools resolver, Logger, Metrics"
 
 # Imports every handler once, so each timed run finds its bytecode cached (as Lambda ships it).
 WARM_UP_SCRIPT = """
@@ -99,7 +111,11 @@ class ColdStarts:
     breakdown: list[ImportShare]  # -X importtime, median of runs: import self time by top-level package
 
     def passed(self, cold_start: FunctionColdStart) -> bool:
-        return cold_start.ratio <= TARGET_RATIO
+        return cold_start.ratio <= target_ratio(cold_start.function_id)
+
+
+def target_ratio(function_id: str) -> float:
+    return HOT_PATH_TARGET_RATIO if function_id in HOT_PATH_FUNCTIONS else TARGET_RATIO
 
 
 @dataclass(frozen=True)
@@ -175,7 +191,8 @@ def import_seconds(target: HandlerModule | str, runs: int = 3) -> dict[str, floa
     for _ in range(runs):
         report, stderr = _run_cold_start(target, import_time=True)
         by_package = import_seconds_by_package(stderr, set(report["preloaded"]))
-        by_package[NOT_IMPORTS] = max(0.0, float(report["seconds"]) - sum(by_package.values()))
+        # -X importtime reports wall time: the rest is counted in the same unit.
+        by_package[NOT_IMPORTS] = max(0.0, float(report["wall_seconds"]) - sum(by_package.values()))
         samples.append(by_package)
     packages = set().union(*samples)
     return {name: statistics.median(sample.get(name, 0.0) for sample in samples) for name in packages}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench import cost_model
 from bench.cold_start import (
+    HOT_PATH_TARGET_RATIO,
     TARGET_RATIO,
     BytecodeColdStart,
     ColdStarts,
@@ -20,6 +21,7 @@ from bench.cold_start import (
     measure_bytecode_cold_start,
     measure_cold_starts,
     measure_layer_size,
+    target_ratio,
 )
 from bench.gateway_throughput import GatewayThroughput, measure_gateway_heartbeats
 from bench.log_costs import LogCosts, measure_log_costs, per_gib, read_per_gib
@@ -121,27 +123,33 @@ def sweeper_reads_table(sweeps: list[SweepReads]) -> Table:
 
 def cold_start_table(cold: ColdStarts) -> Table:
     table = Table(
-        f"3. Cold start per function (fresh interpreter, median of {cold.repeats}; baseline: import boto3 +"
-        " boto3.client('dynamodb'), run before each)",
-        ["Function", "Handler module", "Import + client", f"Ratio (target <= {TARGET_RATIO})", "Result"],
-        align="llrrl",
+        f"3. Cold start per function (fresh interpreter, CPU time, median of {cold.repeats}; baseline: import"
+        " boto3 + boto3.client('dynamodb'), run before each)",
+        ["Function", "Handler module", "Import + client", "Ratio", "Target", "Result"],
+        align="llrrrl",
     )
-    table.add("(baseline)", "import boto3; boto3.client('dynamodb')", milliseconds(cold.baseline_seconds), "1.00x", "")
-    table.add("(floor)", cold.floor.module, milliseconds(cold.floor.seconds), ratio(cold.floor.ratio), "")
+    table.add(
+        "(baseline)", "import boto3; boto3.client('dynamodb')", milliseconds(cold.baseline_seconds), "1.00x", "", ""
+    )
+    table.add("(floor)", cold.floor.module, milliseconds(cold.floor.seconds), ratio(cold.floor.ratio), "", "")
     for function in sorted(cold.functions, key=lambda item: -item.ratio):
         table.add(
             function.function_id,
             function.module,
             milliseconds(function.seconds),
             ratio(function.ratio),
+            f"<= {target_ratio(function.function_id)}x",
             verdict(cold.passed(function)),
         )
     passed = sum(cold.passed(function) for function in cold.functions)
     table.notes = [
-        f"{passed} of {len(cold.functions)} functions within {TARGET_RATIO}x of the baseline.",
+        f"{passed} of {len(cold.functions)} functions within their target: {HOT_PATH_TARGET_RATIO}x for the"
+        f" agent's hot paths (heartbeat, poll, job status, runner authorizer), {TARGET_RATIO}x for the others.",
         "Ratio: median of (function run / the baseline run just before it). Import + client: the handler module's"
-        " import and hangar.store.dynamo.client(), with the code directory as the working directory (as in Lambda).",
-        "(floor): no Hangar code, only the libraries every API handler is built on: the least a handler can cost.",
+        " import and hangar.store.dynamo.client(), with the code directory as the working directory (as in Lambda),"
+        " in CPU time of the process (the machine is shared: wall time would count other processes' turns).",
+        "(floor): no Hangar code, only what every API handler is built on (one pydantic model, a validating"
+        " resolver, Logger, Metrics): the least a handler can cost.",
     ]
     return table
 
@@ -149,7 +157,8 @@ def cold_start_table(cold: ColdStarts) -> Table:
 def import_breakdown_table(cold: ColdStarts) -> Table:
     name = cold.breakdown_function.removesuffix("Function")
     table = Table(
-        f"3b. Where {name}'s cold start goes (-X importtime, median of 3: import self time by top-level package)",
+        f"3b. Where {name}'s cold start goes (-X importtime, wall time, median of 3: import self time by top-level"
+        " package)",
         ["Package", "Baseline", name],
         align="lrr",
     )

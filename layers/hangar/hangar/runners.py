@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hangar import clock, tokens
-from hangar.config import get_settings
 from hangar.credentials import hash_token
 from hangar.errors import Conflict, Forbidden, NotFound
 from hangar.job_recovery import Leaving, retire_runner
+from hangar.liveness import runner_status
 from hangar.models.common import unique
-from hangar.models.runners import ApiRunner, RunnerStatus, UpdateRunnerRequest, V1Runner
+from hangar.models.runners import ApiRunner, UpdateRunnerRequest, V1Runner
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
@@ -23,18 +23,6 @@ from hangar.tokens import TokenType
 
 def new_runner_id() -> str:
     return "rnr_" + secrets.token_hex(8)
-
-
-def runner_status(runner: Item, now: float | None = None) -> RunnerStatus:
-    """offline when created, marked or silent past STALE_AFTER_SECONDS; busy with jobs or when it says so."""
-    stored = runner.get("status", "offline")
-    last = runner.get("lastHeartbeatEpoch")
-    current = clock.now() if now is None else now
-    if stored == "offline" or last is None or current - float(last) > get_settings().stale_after_seconds:
-        return "offline"
-    if int(runner.get("currentJobs", 0)) > 0 or stored == "busy":
-        return "busy"
-    return "online"
 
 
 def api_view(runner: Item) -> ApiRunner:
