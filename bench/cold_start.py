@@ -260,30 +260,35 @@ def _tree_size(root: Path, source: str) -> LayerSize:
     return LayerSize(total_bytes=total, files=files, source=source, largest=largest)
 
 
-SAM_BUILT_LAYER = ROOT / ".aws-sam" / "build" / "HangarLayer"
+SAM_BUILD_DIR = ROOT / ".aws-sam" / "build"
+# template.yaml's layers and their folders under layers/: every function loads the Hangar layer, only the
+# user authorizer the JWT layer (PyJWT and cryptography).
+LAYERS = {"HangarLayer": "hangar", "JwtLayer": "jwt"}
+HANGAR_LAYER_TARGET_BYTES = 25_000_000  # issue 12: unzipped, as make build leaves it (bytecode included)
 
 
-def measure_layer_size(built: Path = SAM_BUILT_LAYER) -> LayerSize:
-    """The unzipped layer: `make build`'s output if there is one, else a pip install of its requirements."""
+def measure_layer_size(logical_id: str = "HangarLayer", build_dir: Path = SAM_BUILD_DIR) -> LayerSize:
+    """A layer unzipped: `make build`'s output if there is one, else a pip install of its requirements."""
+    built = build_dir / logical_id
     if built.is_dir():
         when = datetime.fromtimestamp(built.stat().st_mtime, tz=UTC)
         return _tree_size(
-            built, f"sam build output, .aws-sam/build/HangarLayer (arm64 wheels), built {when:%Y-%m-%d %H:%M} UTC"
+            built, f"sam build output, .aws-sam/build/{logical_id} (arm64 wheels), built {when:%Y-%m-%d %H:%M} UTC"
         )
-    requirements = ROOT / "layers" / "hangar" / "requirements.txt"
+    folder = ROOT / "layers" / LAYERS[logical_id]
     with tempfile.TemporaryDirectory(prefix="hangar-layer-") as scratch:
         target = Path(scratch) / "python"
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
         subprocess.run(
-            [*pip, "--target", str(target), "-r", str(requirements)],
+            [*pip, "--target", str(target), "-r", str(folder / "requirements.txt")],
             check=True,
             capture_output=True,
         )
-        shutil.copytree(
-            ROOT / "layers" / "hangar" / "hangar", target / "hangar", ignore=shutil.ignore_patterns("__pycache__")
-        )
+        if (folder / "hangar").is_dir():
+            shutil.copytree(folder / "hangar", target / "hangar", ignore=shutil.ignore_patterns("__pycache__"))
         return _tree_size(
-            Path(scratch), "pip install --target of layers/hangar/requirements.txt + hangar (this machine's wheels)"
+            Path(scratch),
+            f"pip install --target of layers/{folder.name}/requirements.txt (this machine's wheels, no bytecode)",
         )
 
 
