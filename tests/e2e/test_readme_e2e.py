@@ -114,4 +114,7 @@ def test_readme_story_runs_in_order_against_one_server(tmp_path: Path) -> None:
     assert Counter(job["status"] for job in jobs) == {"completed": 2, "cancelled": 1}, jobs
     assert {job["result"]["findings"] for job in jobs if job["status"] == "completed"} == {0}
     assert (tmp_path / ".config" / "hangar" / "agent.json").is_file()
+    # The refusal the README shows says why, and the job's log is what its command wrote to stderr.
+    assert '"code":"token_regenerated"' in output.replace(" ", ""), output
+    assert re.search(r"^scanning job_\w+$", output, re.MULTILINE), output
     assert any(path.startswith("/api/runners/jobs") for _, path, _ in seen)
