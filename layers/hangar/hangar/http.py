@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -190,8 +191,40 @@ CONFLICT = 409
 USER_SCOPES_SCHEME = "userScopes"
 
 
+# Powertools keeps the event being resolved (and its Lambda context) on the BaseRouter class: one
+# invocation per process in Lambda, but a process serving invocations on several threads (local/, where
+# each function instance serves one request at a time) let a request read another's event, principal
+# included. Each thread resolves with its own.
+_invocation = threading.local()
+
+
 class HangarResolver(APIGatewayRestResolver):
     """A REST resolver that knows its response dialect."""
+
+    @property
+    def current_event(self) -> Any:
+        return _invocation.event
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        _invocation.event = value
+
+    @property
+    def lambda_context(self) -> Any:
+        return _invocation.context
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        _invocation.context = value
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> Any:
+        proxy = super()._to_proxy_event(event)
+        _invocation.event = proxy  # what resolve() then stores on the class, for this thread only
+        return proxy
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        _invocation.context = context
+        return super().resolve(event, context)
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(enable_validation=True, serializer=_json, json_body_deserializer=parse_json_body)
