@@ -25,6 +25,7 @@ SCOPES = (
     "targets:read",
     "targets:manage",
     "keys:manage",
+    "audit:read",
     "admin:licenses",
 )
 READ_SCOPES = frozenset({"runners:read", "jobs:read", "targets:read"})

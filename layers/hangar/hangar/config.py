@@ -27,6 +27,8 @@ class Settings(BaseModel):
     idempotency_table: str = "hangar-idempotency"
     # Job logs and artifact records (one table), and the bucket artifacts are uploaded to.
     job_outputs_table: str = "hangar-job-outputs"
+    # The audit log (GET /v1/audit-events): one item per audited change, kept 365 days.
+    audit_events_table: str = "hangar-audit-events"
     artifacts_bucket: str = "hangar-artifacts"
 
     # JWT: algorithms come from configuration only, never from the token header. No secret has a

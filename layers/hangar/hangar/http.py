@@ -23,6 +23,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, create_model
 
+from hangar import audit
 from hangar.auth import RunnerPrincipal, UserPrincipal, runner_from_context, user_from_context
 from hangar.config import get_settings
 from hangar.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, RateLimited, UnsupportedMediaType
@@ -408,7 +409,8 @@ def lambda_handler(
                     "isBase64Encoded": False,
                 },
             )
-        return with_cors(event, app.resolve(event, context))
+        with audit.bind_request(event):  # every audit event of this request names its actor, IP and id
+            return with_cors(event, app.resolve(event, context))
 
     entry: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = handler  # decorators erase the type
     return entry

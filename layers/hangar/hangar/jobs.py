@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from hangar import clock
+from hangar import audit, clock
 from hangar.errors import BadRequest, Conflict, Forbidden, NotFound
 from hangar.job_documents import bounded_json, parse_json, work_fields
 from hangar.job_outputs import log_fields
@@ -129,7 +129,7 @@ def _create_job(org_id: str, request: CreateJobRequest) -> Item:
         _check_target(org_id, request.targetId, license_)
     if request.runnerId is not None:
         _check_pin(org_id, request.runnerId, job["labels"])
-    job_store.put_job(job)
+    job_store.put_job(job, also={"audit": audit.operation("job.create", org_id, "job", job["jobId"])})
     return job
 
 
@@ -200,18 +200,30 @@ def list_jobs(
 # --- cancel ----------------------------------------------------------------------------------------
 
 
+def _cancelled_audit(job: Item) -> dict[str, Any]:
+    return audit.operation("job.cancel", job["orgId"], "job", job["jobId"])
+
+
 def _cancel_queued(job: Item, now: str) -> Item | None:
-    ok, item = job_store.apply(
-        job_store.job_update(
-            job["orgId"],
-            job["jobId"],
-            set={"status": "cancelled", "updatedAt": now, "finishedAt": now},
-            remove=("queueOrg", "queuedAt", "dueShard", "dueAt"),
-            condition="#status = :queued",
-            values={"queued": "queued"},
-        )
+    """queued → cancelled in one transaction with the audit event; None when it was no longer queued."""
+    removed = ("queueOrg", "queuedAt", "dueShard", "dueAt")
+    update = job_store.job_update(
+        job["orgId"],
+        job["jobId"],
+        set={"status": "cancelled", "updatedAt": now, "finishedAt": now},
+        remove=removed,
+        condition="#status = :queued",
+        values={"queued": "queued"},
     )
-    return item if ok else None
+    try:
+        transact({"job": update.op(), "audit": _cancelled_audit(job)})
+    except TransactionCancelled as cancelled:
+        if cancelled["job"].condition_failed:
+            return None
+        raise
+    after = {key: value for key, value in job.items() if key not in removed}
+    after.update(status="cancelled", updatedAt=now, finishedAt=now)
+    return after
 
 
 def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, bool]:
@@ -228,6 +240,7 @@ def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, boo
             values={"seen": job["status"], "rk": job_store.runner_key(org_id, runner_id)},
         ).op(),
         "org": job_store.org_release_job_op(org_id),
+        "audit": _cancelled_audit(job),
     }
     if release_runner:
         operations["runner"] = job_store.runner_update(

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hangar import clock, tokens
+from hangar import audit, clock, tokens
 from hangar.credentials import hash_token
 from hangar.errors import Conflict, Forbidden, NotFound
 from hangar.job_recovery import Leaving, retire_runner
@@ -172,7 +172,9 @@ def create_runner(
     new = prepare_runner(
         org_id, name, labels, configured_concurrency, usage_key=org.get("usageKey"), attributes=attributes
     )
-    commit_runner(new, org)
+    commit_runner(
+        new, org, preceding={"audit": audit.operation("runner.create", org_id, "runner", new.runner["runnerId"])}
+    )
     return new.runner, new.token
 
 
@@ -204,20 +206,36 @@ def list_all_runners(org_id: str, max_runners: int = MAX_FLEET_READ) -> list[Ite
             return items
 
 
+# Optimistic retries of a runner update whose token was regenerated between its read and its write.
+UPDATE_ATTEMPTS = 5
+
+
 def update_runner(org_id: str, runner_id: str, changes: UpdateRunnerRequest) -> Item:
+    """Applies the changes, and new labels to the runner's token item too (the runner authorizer routes by
+    them), in one transaction with the audit event: a GetItem and a TransactWriteItems."""
     fields: dict[str, Any] = {
         name: value for name, value in changes.model_dump(exclude_unset=True).items() if value is not None
     }
     if "labels" in fields:
         fields["labels"] = unique(fields["labels"])
-    fields["updatedAt"] = clock.iso()
-    runner = runner_store.update_runner(org_id, runner_id, fields)
-    if runner is None:
-        raise NotFound(f"Runner {runner_id} not found")
-    if "labels" in fields:
-        # The runner authorizer routes by the labels on the token item; keep them in step.
-        token_store.set_token_labels(runner["tokenId"], fields["labels"])
-    return runner
+    for _ in range(UPDATE_ATTEMPTS):
+        runner = get_runner(org_id, runner_id)
+        fields["updatedAt"] = clock.iso()
+        token_id = str(runner["tokenId"]) if "labels" in fields else None
+        operations = {"runner": runner_store.update_runner_op(org_id, runner_id, fields, seen_token_id=token_id)}
+        if token_id is not None:
+            operations["token"] = token_store.set_token_labels_op(token_id, fields["labels"])
+        operations["audit"] = audit.operation("runner.update", org_id, "runner", runner_id)
+        try:
+            transact(operations)
+        except TransactionCancelled as cancelled:
+            if cancelled["runner"].missing:
+                raise NotFound(f"Runner {runner_id} not found") from None
+            if cancelled["runner"].condition_failed:
+                continue  # its token was regenerated meanwhile: the labels go to the new one
+            raise
+        return {**runner, **fields}
+    raise Conflict(f"Runner {runner_id} kept changing; try again", code="concurrent_update")
 
 
 def delete_runner(org_id: str, runner_id: str) -> Item:
@@ -225,16 +243,21 @@ def delete_runner(org_id: str, runner_id: str) -> Item:
     held goes back to the queue (or fails runner_lost after maxAttempts) in the same transaction, so no
     job is ever left held by a runner that no longer exists."""
     runner = get_runner(org_id, runner_id)
-    if retire_runner(org_id, runner_id, Leaving.DELETE, "runner_deleted", runner=runner).counts.errors:
+    audited = {"audit": audit.operation("runner.delete", org_id, "runner", runner_id)}
+    retired = retire_runner(org_id, runner_id, Leaving.DELETE, "runner_deleted", runner=runner, also=audited)
+    if retired.counts.errors:
         # It kept changing under the deletion (claims, reports): nothing was deleted.
         raise Conflict(f"Runner {runner_id} kept changing; try again", code="concurrent_update")
+    if not retired.done:
+        raise NotFound(f"Runner {runner_id} not found")  # deleted by a concurrent request
     return runner
 
 
 def mark_offline(org_id: str, runner_id: str) -> Item:
     """Marks the runner offline (out of the live index, so it claims nothing until it heartbeats again)
     together with the recovery of the jobs it held, as the sweeper does for a stale runner."""
-    retired = retire_runner(org_id, runner_id, Leaving.OFFLINE, "runner_marked_offline")
+    audited = {"audit": audit.operation("runner.mark_offline", org_id, "runner", runner_id)}
+    retired = retire_runner(org_id, runner_id, Leaving.OFFLINE, "runner_marked_offline", also=audited)
     if not retired.done or retired.runner is None:
         if retired.counts.errors:
             raise Conflict(f"Runner {runner_id} kept changing; try again", code="concurrent_update")

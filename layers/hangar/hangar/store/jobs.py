@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from hangar.store.dynamo import (
     decode_cursor,
     encode_cursor,
     from_item,
-    put_new,
+    put_new_with,
     serialize,
 )
 
@@ -149,8 +149,9 @@ def apply(update: Update, return_new: bool = True) -> tuple[bool, Item | None]:
 # --- jobs -------------------------------------------------------------------------------------------
 
 
-def put_job(job: Item) -> None:
-    put_new(table(), job, "jobId")
+def put_job(job: Item, also: Mapping[str, dict[str, Any]]) -> None:
+    """Stores a new job in one transaction with `also` (its audit event)."""
+    put_new_with(table(), job, "jobId", also)
 
 
 def get_job(org_id: str, job_id: str) -> Item | None:
