@@ -70,7 +70,7 @@ help:
 
 # What serving needs (make run); the test toolchain comes on top (make test). PYTHONWARNINGS: setuptools'
 # "Editable installation" notice about folders named like the package is expected here, not a problem.
-$(VENV)/.run-installed: requirements-run.txt layers/hangar/requirements.txt pyproject.toml agent/pyproject.toml
+$(VENV)/.run-installed: requirements-run.txt layers/hangar/requirements.txt layers/jwt/requirements.txt pyproject.toml agent/pyproject.toml
 	@test -n "$(PYTHON_BOOT)" || { echo "No Python 3.11+ found"; exit 1; }
 	@echo "==> Creating $(VENV) with $(PYTHON_BOOT) (first run only)"
 	"$(PYTHON_BOOT)" -m venv $(VENV)

@@ -59,6 +59,10 @@ class Settings(BaseModel):
     # KMS key that encrypts a new runner token until the runner first authenticates (setup-info).
     setup_token_kms_key_id: str = ""
 
+    # Partition keys of the LiveByHeartbeat and DueByDeadline indexes (README "Sizing": one per 7,500
+    # runners). Raise it only: entries in a shard past a lowered count would not be swept.
+    index_shards: int = Field(default=4, ge=1, le=1000)
+
     default_plan: Literal["free", "team", "enterprise"] = "free"
     stale_after_seconds: int = 90
     heartbeat_interval_seconds: int = 30

@@ -27,7 +27,7 @@ from hangar import audit
 from hangar.auth import RunnerPrincipal, UserPrincipal, runner_from_context, user_from_context
 from hangar.config import get_settings
 from hangar.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, RateLimited, UnsupportedMediaType
-from hangar.observability import logger, metrics, tracer
+from hangar.observability import logger, metrics
 
 MAX_BODY_BYTES = 64 * 1024
 JSON = content_types.APPLICATION_JSON
@@ -383,13 +383,12 @@ def with_cors(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]
 def lambda_handler(
     app: HangarResolver, max_body_bytes: int = MAX_BODY_BYTES
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
-    """The Lambda entry point for an API handler module, with logging, tracing and metrics.
+    """The Lambda entry point for an API handler module, with logging and metrics (Lambda traces it).
 
     `max_body_bytes` raises the 64 KiB envelope for a route whose own field limit is 64 KiB (a job
     result), so that limit is reported on the field itself."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # Refused before parsing: nothing of the request of a caller without the scope, or of an

@@ -8,33 +8,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from hangar import audit, clock, tokens
-from hangar.config import get_settings
 from hangar.credentials import hash_token
 from hangar.errors import Conflict, Forbidden, NotFound
 from hangar.job_recovery import Leaving, retire_runner
+from hangar.liveness import runner_status
 from hangar.models.common import unique
-from hangar.models.runners import ApiRunner, RunnerStatus, UpdateRunnerRequest, V1Runner
+from hangar.models.runners import ApiRunner, UpdateRunnerRequest, V1Runner
+from hangar.observability import logger
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
 from hangar.store.dynamo import Item, TransactionCancelled, transact
 from hangar.tokens import TokenType
 
+# list_all_runners: pages of this many runners, and at most this many in all (50 pages).
+FLEET_PAGE_SIZE = 200
+MAX_FLEET_READ = 10_000
+
 
 def new_runner_id() -> str:
     return "rnr_" + secrets.token_hex(8)
-
-
-def runner_status(runner: Item, now: float | None = None) -> RunnerStatus:
-    """offline when created, marked or silent past STALE_AFTER_SECONDS; busy with jobs or when it says so."""
-    stored = runner.get("status", "offline")
-    last = runner.get("lastHeartbeatEpoch")
-    current = clock.now() if now is None else now
-    if stored == "offline" or last is None or current - float(last) > get_settings().stale_after_seconds:
-        return "offline"
-    if int(runner.get("currentJobs", 0)) > 0 or stored == "busy":
-        return "busy"
-    return "online"
 
 
 def api_view(runner: Item) -> ApiRunner:
@@ -196,14 +189,20 @@ def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
     return runner_store.list_runners(org_id, limit, cursor)
 
 
-def list_all_runners(org_id: str) -> list[Item]:
-    """Every runner of the tenant (bounded by the plan's runner limit, so at most a few pages)."""
+def list_all_runners(org_id: str, max_runners: int = MAX_FLEET_READ) -> list[Item]:
+    """Every runner of the tenant (bounded by the plan's runner limit, so at most a few pages), and never
+    more than `max_runners`: an operator's license override can lift the runner limit, and one request
+    must not hold an unbounded fleet in memory (the readiness of a larger fleet is that of its first
+    `max_runners` runners by id, logged)."""
     items: list[Item] = []
     cursor: str | None = None
     while True:
-        page, cursor = runner_store.list_runners(org_id, 200, cursor)
+        page, cursor = runner_store.list_runners(org_id, min(FLEET_PAGE_SIZE, max_runners - len(items)), cursor)
         items.extend(page)
         if cursor is None:
+            return items
+        if len(items) >= max_runners:
+            logger.warning("fleet read stopped at its bound", extra={"orgId": org_id, "runnersRead": len(items)})
             return items
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from hangar.licenses import Visibility
-from hangar.models.common import View
+from hangar.models.common import RunnerStatus, View
 from hangar.models.licenses import LicenseSummary
-from hangar.models.runners import RunnerStatus, V1Runner
+from hangar.models.runners import V1Runner
 
 
 class ReadinessRunner(View):

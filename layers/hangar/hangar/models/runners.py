@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
-from hangar.models.common import Concurrency, Labels, Name, StrictModel, View
-
-RunnerStatus = Literal["offline", "online", "busy"]
+from hangar.models.common import Concurrency, Labels, Name, RunnerStatus, StrictModel, View
 
 
 class CreateRunnerRequest(StrictModel):

@@ -103,19 +103,19 @@ def update_runner_op(
     }
 
 
-# The live-runner index is sharded so heartbeats from a large fleet spread over partitions;
-# the sweeper queries each shard for heartbeats older than the stale cut-off.
-LIVE_SHARDS = 4
+# The live-runner index is sharded so heartbeats from a large fleet spread over partitions (each index
+# partition key takes at most 1,000 WCU/s, and a heartbeat rewrites its entry: 2); INDEX_SHARDS (template
+# parameter IndexShards, README "Sizing") sets how many. The sweeper queries each shard below the cut-off.
 
 
 def live_shard(runner_id: str) -> str:
     """The LiveByHeartbeat partition of a runner that is not offline."""
-    return f"live#{zlib.crc32(runner_id.encode()) % LIVE_SHARDS}"
+    return f"live#{zlib.crc32(runner_id.encode()) % get_settings().index_shards}"
 
 
 def live_shards() -> list[str]:
     """Every LiveByHeartbeat partition (live_shard maps runner ids onto these)."""
-    return [f"live#{index}" for index in range(LIVE_SHARDS)]
+    return [f"live#{index}" for index in range(get_settings().index_shards)]
 
 
 TOKEN_GUARD = "attribute_exists(runnerId) AND tokenVersion = :tokenVersion"
