@@ -6,21 +6,32 @@ SHELL := /bin/bash
 PYTHON_BOOT ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null) \
 	$$(command -v python3.13) $$(command -v python3); do \
 	"$$p" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null && echo "$$p" && break; done)
+# make build (and so make test) needs Python 3.13 itself: sam build installs the layer with the functions'
+# runtime's interpreter (python3.13) and the build's bytecode is compiled for it. A venv of its own, and a
+# bin directory holding only its python3.13 for sam build's PATH.
+PYTHON_LAMBDA ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null) \
+	$$(command -v python3.13); do \
+	"$$p" -c 'import sys, ensurepip; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && echo "$$p" && break; done)
+LAMBDA_PYTHON_MISSING := make build and make test need Python 3.13, the functions' Lambda runtime (python3.13): \
+	sam build installs the layer with it and compiles the build for it. Install it (pyenv install 3.13, or a \
+	python3.13 with its venv module on PATH; PYTHON_LAMBDA=/path/to/python3.13 names one) and run make again. \
+	make run needs only Python 3.11+.
+LAMBDA_PYTHON_BIN := .tools/python3.13/bin
 VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 CFN_LINT := $(TOOLS)/sam/bin/cfn-lint
 CHECKOV := $(TOOLS)/checkov/bin/checkov
-# sam build looks for python3.13 on PATH; the venv's interpreter is that one.
-SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
+# sam build looks for python3.13 on PATH: $(LAMBDA_PYTHON_BIN) has that one only.
+SAM_ENV := PATH="$(CURDIR)/$(LAMBDA_PYTHON_BIN):$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 PORT ?= 3000
 # DynamoDB Local (AWS's jar, shipped in this npm package) for the e2e suite's second run and `make dynamodb-local`.
 DYNAMODB_LOCAL_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DYNAMODB_LOCAL := $(TOOLS)/dynamodb-local
 DYNAMODB_LOCAL_PORT ?= 8100
 
-.PHONY: help install install-run install-dynamodb-local run dynamodb-local test lint typecheck validate cfn-lint \
+.PHONY: help lambda-python install install-run install-dynamodb-local run dynamodb-local test lint typecheck validate cfn-lint \
 	checkov template-checks build pytest e2e-dynamodb-local fuzz oidc-install oidc-e2e bench openapi clean agent-wheel systemd-analyze \
 	install-browser browser-test console-upload
 .PHONY: sam-local sam-local-packages sam-local-x86-build test-sam-local
@@ -38,7 +49,8 @@ help:
 	@echo "make cfn-lint   - cfn-lint on template.yaml"
 	@echo "make checkov    - checkov on template.yaml"
 	@echo "make template-checks - validate, cfn-lint and checkov"
-	@echo "make build      - sam build (no container) with the agent wheel the install script carries, then bytecode"
+	@echo "make build      - sam build (no container; needs Python 3.13) with the agent wheel the install script carries, then bytecode"
+	@echo "make lambda-python - check that Python 3.13 (make build, make test) is there"
 	@echo "make agent-wheel - build only that wheel (layers/hangar/hangar/agent_wheel/)"
 	@echo "make systemd-analyze - install systemd-analyze (the agent unit's tests use it) if missing"
 	@echo "make pytest     - every test but the fuzzer, on the embedded moto (part of make test)"
@@ -58,7 +70,7 @@ help:
 
 # What serving needs (make run); the test toolchain comes on top (make test). PYTHONWARNINGS: setuptools'
 # "Editable installation" notice about folders named like the package is expected here, not a problem.
-$(VENV)/.run-installed: requirements-run.txt layers/hangar/requirements.txt pyproject.toml agent/pyproject.toml
+$(VENV)/.run-installed: requirements-run.txt layers/hangar/requirements.txt layers/jwt/requirements.txt pyproject.toml agent/pyproject.toml
 	@test -n "$(PYTHON_BOOT)" || { echo "No Python 3.11+ found"; exit 1; }
 	@echo "==> Creating $(VENV) with $(PYTHON_BOOT) (first run only)"
 	"$(PYTHON_BOOT)" -m venv $(VENV)
@@ -103,6 +115,15 @@ $(TOOLS)/checkov/.installed: requirements-checkov.txt
 	$(TOOLS)/checkov/bin/pip install --quiet --upgrade pip
 	$(TOOLS)/checkov/bin/pip install --quiet -r requirements-checkov.txt
 	touch $@
+
+# Fails at once, with what to do, where Python 3.13 is missing (make test checks it first).
+lambda-python:
+	@test -n "$(PYTHON_LAMBDA)" || { echo "$(LAMBDA_PYTHON_MISSING)" >&2; exit 1; }
+
+$(LAMBDA_PYTHON_BIN)/python3.13: | lambda-python
+	rm -rf $(TOOLS)/python3.13 && "$(PYTHON_LAMBDA)" -m venv $(TOOLS)/python3.13/venv
+	mkdir -p $(LAMBDA_PYTHON_BIN) && printf '#!/bin/sh\nexec "%s" "$$@"\n' "$(CURDIR)/$(TOOLS)/python3.13/venv/bin/python3.13" > $@
+	chmod +x $@
 
 install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed $(DYNAMODB_LOCAL)/.installed install-browser
 
@@ -167,7 +188,7 @@ template-checks: validate cfn-lint checkov
 SAM_TEMPLATE ?= template.yaml
 SAM_BUILD_DIR ?= .aws-sam/build
 SAM_CACHE_DIR ?= .aws-sam/cache
-build: $(TOOLS)/sam/.installed agent-wheel
+build: $(LAMBDA_PYTHON_BIN)/python3.13 $(TOOLS)/sam/.installed agent-wheel
 	$(SAM_ENV) $(SAM) build --template $(SAM_TEMPLATE) --build-dir $(SAM_BUILD_DIR) --cache-dir $(SAM_CACHE_DIR) --parallel --cached
 	$(SAM_ENV) python3.13 -m tools.bytecode $(SAM_BUILD_DIR)
 
@@ -223,7 +244,7 @@ console-upload:
 			--content-type application/json --cache-control no-cache && \
 		echo "Console: $$($(call STACK_OUTPUT,ConsoleUrl)) (API $$api)"
 
-test: lint typecheck template-checks build fuzz oidc-e2e pytest e2e-dynamodb-local browser-test
+test: lambda-python lint typecheck template-checks build fuzz oidc-e2e pytest e2e-dynamodb-local browser-test
 
 bench: $(VENV)/.installed
 	$(PY) -m bench

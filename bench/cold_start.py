@@ -26,16 +26,24 @@ from typing import Any
 
 from bench.environment import ROOT, bench_environment
 
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.5  # issue 12: every function
+HOT_PATH_TARGET_RATIO = 1.4  # the agent's steady traffic and its authorizer
+HOT_PATH_FUNCTIONS = frozenset(
+    {"HeartbeatFunction", "PollJobFunction", "UpdateJobStatusFunction", "RunnerAuthorizerFunction"}
+)
 BREAKDOWN_FUNCTION = "HeartbeatFunction"  # the hottest function: its imports, package by package
 STANDARD_LIBRARY = "(standard library)"
 NOT_IMPORTS = "(not imports: client creation, module code)"
 
 # argv: "baseline", "floor" (what any handler built on the design's libraries imports), or "handler <module>".
+# Timed in CPU time of the process (time.process_time): the machine is shared, and wall time would count
+# the other processes' turns on its 2 cores; a cold start here is CPU-bound (bytecode in the OS's cache).
+# The floor builds one pydantic model and a validating resolver, as the least API handler does: `import
+# pydantic` alone loads almost nothing (its attributes load lazily).
 COLD_START_SCRIPT = """
 import importlib, json, sys, time
 preloaded = sorted(sys.modules)
-started = time.perf_counter()
+started, wall_started = time.process_time(), time.perf_counter()
 if sys.argv[1] == "handler":
     importlib.import_module(sys.argv[2])
     from hangar.store import dynamo
@@ -43,15 +51,19 @@ if sys.argv[1] == "handler":
 else:
     import boto3
     if sys.argv[1] == "floor":
-        import pydantic
         from aws_lambda_powertools import Logger, Metrics
         from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+        from pydantic import BaseModel
+        class Body(BaseModel):
+            name: str
+        Logger(), Metrics(namespace="Floor"), APIGatewayRestResolver(enable_validation=True)
     boto3.client("dynamodb")
-print(json.dumps({"seconds": time.perf_counter() - started, "preloaded": preloaded}))
+seconds, wall_seconds = time.process_time() - started, time.perf_counter() - wall_started
+print(json.dumps({"seconds": seconds, "wall_seconds": wall_seconds, "preloaded": preloaded}))
 """
 BASELINE = "baseline"
 FLOOR = "floor"
-FLOOR_DESCRIPTION = "boto3 client + pydantic + Powertools resolver, Logger, Metrics"
+FLOOR_DESCRIPTION = "boto3 client + a pydantic model, a validating Powertools resolver, Logger, Metrics"
 
 # Imports every handler once, so each timed run finds its bytecode cached (as Lambda ships it).
 WARM_UP_SCRIPT = """
@@ -99,7 +111,11 @@ class ColdStarts:
     breakdown: list[ImportShare]  # -X importtime, median of runs: import self time by top-level package
 
     def passed(self, cold_start: FunctionColdStart) -> bool:
-        return cold_start.ratio <= TARGET_RATIO
+        return cold_start.ratio <= target_ratio(cold_start.function_id)
+
+
+def target_ratio(function_id: str) -> float:
+    return HOT_PATH_TARGET_RATIO if function_id in HOT_PATH_FUNCTIONS else TARGET_RATIO
 
 
 @dataclass(frozen=True)
@@ -175,7 +191,8 @@ def import_seconds(target: HandlerModule | str, runs: int = 3) -> dict[str, floa
     for _ in range(runs):
         report, stderr = _run_cold_start(target, import_time=True)
         by_package = import_seconds_by_package(stderr, set(report["preloaded"]))
-        by_package[NOT_IMPORTS] = max(0.0, float(report["seconds"]) - sum(by_package.values()))
+        # -X importtime reports wall time: the rest is counted in the same unit.
+        by_package[NOT_IMPORTS] = max(0.0, float(report["wall_seconds"]) - sum(by_package.values()))
         samples.append(by_package)
     packages = set().union(*samples)
     return {name: statistics.median(sample.get(name, 0.0) for sample in samples) for name in packages}
@@ -243,30 +260,35 @@ def _tree_size(root: Path, source: str) -> LayerSize:
     return LayerSize(total_bytes=total, files=files, source=source, largest=largest)
 
 
-SAM_BUILT_LAYER = ROOT / ".aws-sam" / "build" / "HangarLayer"
+SAM_BUILD_DIR = ROOT / ".aws-sam" / "build"
+# template.yaml's layers and their folders under layers/: every function loads the Hangar layer, only the
+# user authorizer the JWT layer (PyJWT and cryptography).
+LAYERS = {"HangarLayer": "hangar", "JwtLayer": "jwt"}
+HANGAR_LAYER_TARGET_BYTES = 25_000_000  # issue 12: unzipped, as make build leaves it (bytecode included)
 
 
-def measure_layer_size(built: Path = SAM_BUILT_LAYER) -> LayerSize:
-    """The unzipped layer: `make build`'s output if there is one, else a pip install of its requirements."""
+def measure_layer_size(logical_id: str = "HangarLayer", build_dir: Path = SAM_BUILD_DIR) -> LayerSize:
+    """A layer unzipped: `make build`'s output if there is one, else a pip install of its requirements."""
+    built = build_dir / logical_id
     if built.is_dir():
         when = datetime.fromtimestamp(built.stat().st_mtime, tz=UTC)
         return _tree_size(
-            built, f"sam build output, .aws-sam/build/HangarLayer (arm64 wheels), built {when:%Y-%m-%d %H:%M} UTC"
+            built, f"sam build output, .aws-sam/build/{logical_id} (arm64 wheels), built {when:%Y-%m-%d %H:%M} UTC"
         )
-    requirements = ROOT / "layers" / "hangar" / "requirements.txt"
+    folder = ROOT / "layers" / LAYERS[logical_id]
     with tempfile.TemporaryDirectory(prefix="hangar-layer-") as scratch:
         target = Path(scratch) / "python"
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
         subprocess.run(
-            [*pip, "--target", str(target), "-r", str(requirements)],
+            [*pip, "--target", str(target), "-r", str(folder / "requirements.txt")],
             check=True,
             capture_output=True,
         )
-        shutil.copytree(
-            ROOT / "layers" / "hangar" / "hangar", target / "hangar", ignore=shutil.ignore_patterns("__pycache__")
-        )
+        if (folder / "hangar").is_dir():
+            shutil.copytree(folder / "hangar", target / "hangar", ignore=shutil.ignore_patterns("__pycache__"))
         return _tree_size(
-            Path(scratch), "pip install --target of layers/hangar/requirements.txt + hangar (this machine's wheels)"
+            Path(scratch),
+            f"pip install --target of layers/{folder.name}/requirements.txt (this machine's wheels, no bytecode)",
         )
 
 
@@ -281,7 +303,8 @@ importlib.import_module(sys.argv[1])
 from hangar.store import dynamo
 dynamo.client()
 seconds = time.perf_counter() - started
-origins = [sys.modules[name].__file__ for name in ("hangar", "pydantic", "aws_lambda_powertools", "botocore")]
+# botocore is not in the layer: the runtime provides it (here, the venv's)
+origins = [sys.modules[name].__file__ for name in ("hangar", "pydantic", "aws_lambda_powertools")]
 print(json.dumps({"seconds": seconds, "origins": origins}))
 """
 

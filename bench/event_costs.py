@@ -1,4 +1,4 @@
-"""Section 7: events and webhook deliveries — what they add per 1,000 jobs, measured on the real functions.
+"""Section 8: events and webhook deliveries — what they add per 1,000 jobs, measured on the real functions.
 
 In-process against moto (tables, queue and bus as the test stack makes them): a job is created through
 its handler, and the stream records its life writes (queued, assigned, running, completed: the images

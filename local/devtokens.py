@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from hangar import clock
 from hangar.auth import OPERATOR_SCOPES, SCOPES
 
 LOCAL_JWT_SECRET = "hangar-local-dev-secret-not-for-production"
@@ -37,13 +37,15 @@ def mint_dev_jwt(
     sub: str | None = None,
     ttl: int = 86400,
     secret: str | None = None,
+    now: float | None = None,
 ) -> str:
     """An HS256 JWT the local user authorizer accepts: iss hangar-local, aud hangar, `org` and `scope`.
 
-    `scopes` is a space-separated string or an iterable of scopes. Times are wall-clock (the JWT
-    library checks `exp` against the real clock, not the local stack's shifted one).
+    `scopes` is a space-separated string or an iterable of scopes. The authorizer checks `exp`/`nbf`/
+    `iat` on the server's clock (`hangar.clock`, which `POST /_local/clock` moves): `now` is that
+    clock's time when the caller knows it, else this process's clock.
     """
-    issued = int(time.time())
+    issued = int(now if now is not None else clock.now())
     claims: dict[str, Any] = {
         "sub": sub or f"dev@{org}",
         "org": org,

@@ -98,6 +98,7 @@ class LocalApi:
         self.url = ""
         self.dynamodb_endpoint = ""
         self.startup_seconds = 0.0
+        self._clock_offset = 0.0  # the server's clock minus ours, as the last advance_clock left it
         self._lines: list[str] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -143,7 +144,7 @@ class LocalApi:
 
     def jwt(self, org: str, scopes: str | Iterable[str] = ALL_SCOPES, sub: str | None = None, ttl: int = 86400) -> str:
         """A JWT the local user authorizer accepts (see `local.devtokens.mint_dev_jwt`)."""
-        return mint_dev_jwt(org, scopes, sub=sub, ttl=ttl)
+        return mint_dev_jwt(org, scopes, sub=sub, ttl=ttl, now=time.time() + self._clock_offset)
 
     def call(
         self,
@@ -173,7 +174,9 @@ class LocalApi:
         result = self.call("POST", "/_local/clock", json={"advanceSeconds": seconds})
         if result.status != 200:
             raise RuntimeError(f"advance_clock: {result.status} {result.body}")
-        return float(result.body["now"])
+        now = float(result.body["now"])
+        self._clock_offset = now - time.time()  # tokens minted from now on are valid on the server's clock
+        return now
 
     def now(self) -> float:
         return float(self.call("GET", "/_local/clock").body["now"])

@@ -27,6 +27,7 @@ os.environ.update(
         "IDEMPOTENCY_TABLE": "IdempotencyTable",
         "JOB_OUTPUTS_TABLE": "JobOutputsTable",
         "WEBHOOKS_TABLE": "WebhooksTable",
+        "AUDIT_EVENTS_TABLE": "AuditEventsTable",
         "ARTIFACTS_BUCKET": "hangar-test-artifacts",
     }
 )

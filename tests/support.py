@@ -136,7 +136,10 @@ def unique_org() -> str:
     return f"org-{uuid.uuid4().hex[:12]}"
 
 
-ALL_SCOPES = "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage admin:licenses"
+ALL_SCOPES = (
+    "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage "
+    "audit:read webhooks:manage admin:licenses"
+)
 
 
 def user_event(

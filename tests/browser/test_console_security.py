@@ -27,7 +27,7 @@ def test_a_wrong_key_shows_a_sign_in_error_and_keeps_nothing(page: Page, server:
     page.fill("#credential", WRONG_KEY)
     page.get_by_role("button", name="Sign in").click()
     error = page.locator("#credential-error")
-    expect(error).to_have_text("The API refused this credential: Missing or invalid credential")
+    expect(error).to_have_text("The API refused this credential: Invalid API key")
     expect(page.locator("#credential")).to_have_attribute("aria-invalid", "true")
     assert storage(page, "sessionStorage") == {} and storage(page, "localStorage") == {}
     expect(page.get_by_role("navigation")).to_be_hidden()

@@ -17,7 +17,7 @@ import random
 from collections import Counter
 from typing import Any, ClassVar
 
-from faults import WRITES, DynamoFaults, Race, transient_faults
+from faults import WRITES, DynamoFaults, LostResponse, Race, transient_faults
 from hangar import clock, job_claims, jobs, runners
 from hangar import heartbeat as heartbeat_domain
 from hangar.auth import RunnerPrincipal
@@ -108,6 +108,9 @@ class JobLifecycle(RuleBasedStateMachine):
         self.create(specs)
         if self.faults is not None:
             self.faults.random_faults = transient_faults(random.Random(seed))
+            # Besides the random faults: the next transactions' responses are lost after they reached
+            # DynamoDB, so every run replays committed ones (random faults alone may hit none of them).
+            self.faults.inject("TransactWriteItems", LostResponse(), times=3)
 
     @rule(specs=JOB_SPECS)
     def create(self, specs: list[tuple[list[str], int, int | None]]) -> None:

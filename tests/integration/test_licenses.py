@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hangar import usage_plans
 from hangar.store import orgs
+from hangar.store.dynamo import TransactionCancelled, transact
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 LICENSE_KEYS = {
@@ -173,9 +174,12 @@ def test_stale_license_version_is_refused_by_the_store(aws: AwsStack) -> None:
     org = unique_org()
     put(org, {"plan": "team"})
     fields = {"plan": "free", "licenseState": "active", "overrides": {}, "runnerLimit": 1, "concurrentJobLimit": 1}
-    assert orgs.put_license(org, fields, expected_version=None) is None  # it is at version 1 now
-    assert orgs.put_license(org, fields, expected_version=7) is None
-    stored = orgs.put_license(org, fields, expected_version=1)
+    for stale in (None, 7):  # it is at version 1 now
+        with pytest.raises(TransactionCancelled) as refused:
+            transact({"org": orgs.put_license_op(org, fields, stale, "2026-12-01T00:00:00.000Z")})
+        assert refused.value["org"].condition_failed
+    transact({"org": orgs.put_license_op(org, fields, 1, "2026-12-01T00:00:00.000Z")})
+    stored = orgs.get_org(org)
     assert stored is not None and stored["plan"] == "free" and stored["licenseVersion"] == 2
 
 

@@ -315,3 +315,21 @@ def test_list_pages_runners_but_readiness_covers_the_whole_fleet(aws: AwsStack) 
     second = list_with_readiness(org, limit="2", cursor=first["nextCursor"])
     assert [runner["id"] for runner in second["runners"]] == runner_ids[2:] and second["nextCursor"] is None
     assert second["readiness"] == first["readiness"]
+
+
+def test_reading_a_whole_fleet_is_bounded(aws: AwsStack) -> None:
+    """An operator's override can lift a tenant's runner limit: one request still holds at most
+    `max_runners` runners (readiness over a larger fleet is over its first runners), read in pages."""
+    from hangar import runners
+
+    org = unique_org()
+    requests = [
+        {"PutRequest": {"Item": dynamo.to_item({"orgId": org, "runnerId": f"rnr_{index:016x}", "status": "offline"})}}
+        for index in range(450)
+    ]
+    for start in range(0, len(requests), 25):
+        aws.dynamodb.batch_write_item(RequestItems={"RunnersTable": requests[start : start + 25]})
+
+    assert len(runners.list_all_runners(org)) == 450
+    bounded = runners.list_all_runners(org, max_runners=300)
+    assert [item["runnerId"] for item in bounded] == [f"rnr_{index:016x}" for index in range(300)]

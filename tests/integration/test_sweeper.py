@@ -300,3 +300,54 @@ def test_a_runner_stored_before_held_jobs_existed_is_recovered_from_the_index(aw
     summary = sweep()
     assert summary["jobsRequeued"] == 1 and summary["errors"] == 0, summary
     assert get_job(org, job["id"])["status"] == "queued" and counters_are_zero(org, runner)
+
+
+def test_after_an_outage_the_sweep_reads_bounded_pages_stops_in_time_and_the_next_sweep_continues(
+    aws: AwsStack, returned_items: list[int]
+) -> None:
+    """Many runners stale at once (an outage): a sweep holds one page of index entries at a time, stops
+    when its time is up, having read about what it took offline, and the next sweep goes on from there."""
+    org = unique_org()
+    stale = 3 * sweeper.PAGE_SIZE + 50
+    with clock.frozen():
+        runner_ids = seed_runners(aws, org, stale + 20, stale=stale)
+        clock.advance(STALE + 120)  # now every runner is stale...
+        for runner_id in runner_ids[stale:]:
+            heartbeat_item_fresh(aws, org, runner_id)  # ...but these 20, which heartbeat again
+        budget = sweeper.PAGE_SIZE + 30  # items the first sweep has time for (counted, not timed)
+        returned_items.clear()
+        first = sweeper.sweep(time_left=_items_allowed(budget))
+        assert not first.complete and first.runnersMarkedOffline == budget, first
+        assert max(returned_items) <= sweeper.PAGE_SIZE  # no page larger than PAGE_SIZE entries
+        assert first.itemsRead <= budget + sweeper.PAGE_SIZE  # read what it swept, plus one page at most
+        second = sweeper.sweep()
+        assert second.complete and first.runnersMarkedOffline + second.runnersMarkedOffline == stale, second
+    assert all(runner_item(org, runner_id)["status"] == "offline" for runner_id in runner_ids[:stale])
+    assert all(runner_item(org, runner_id)["status"] == "online" for runner_id in runner_ids[stale:])
+
+
+def _items_allowed(count: int) -> Any:
+    """A `time_left` that says yes `count` times, then no (a sweep's time budget, in items)."""
+    calls = iter(range(count))
+    return lambda: next(calls, None) is not None
+
+
+def heartbeat_item_fresh(aws: AwsStack, org: str, runner_id: str) -> None:
+    now = clock.now()
+    aws.dynamodb.update_item(
+        TableName="RunnersTable",
+        Key={"orgId": {"S": org}, "runnerId": {"S": runner_id}},
+        UpdateExpression="SET lastHeartbeatEpoch = :now",
+        ExpressionAttributeValues={":now": {"N": str(int(now))}},
+    )
+
+
+def test_the_shard_count_comes_from_the_index_shards_setting() -> None:
+    settings = get_settings()
+    with patch.object(settings, "index_shards", 64):
+        shards = {live_shard(f"rnr_{index:06x}") for index in range(5_000)}
+        assert shards == set(live_shards()) and len(shards) == 64
+        from hangar.store import jobs as job_store
+
+        assert {job_store.due_shard(f"job_{index:06x}") for index in range(5_000)} == set(job_store.due_shards())
+        assert len(job_store.due_shards()) == 64

@@ -19,6 +19,7 @@ from faults import DynamoFaults, LostResponse
 from hangar import tenants, usage_plans
 from hangar.config import get_settings
 from hangar.store import orgs, usage_keys
+from hangar.store.dynamo import transact
 from support import (
     AwsStack,
     FakeLambdaContext,
@@ -188,8 +189,8 @@ def test_a_license_change_during_provisioning_is_followed(plans: Plans, monkeypa
     def attach_then_operator_upgrades(plan_id: str, key_id: str) -> None:
         attach(plan_id, key_id)
         monkeypatch.setattr(usage_keys, "attach_key", attach)  # once
-        stored = orgs.put_license(org_id, {"plan": "team", "licenseState": "active", "overrides": {}}, None)
-        assert stored is not None
+        fields = {"plan": "team", "licenseState": "active", "overrides": {}}
+        transact({"org": orgs.put_license_op(org_id, fields, None, "2026-12-01T00:00:00.000Z")})
 
     monkeypatch.setattr(usage_keys, "attach_key", attach_then_operator_upgrades)
     org = tenants.provision_tenant(org_id)

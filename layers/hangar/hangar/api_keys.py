@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hangar import clock, limits, tokens
+from hangar import audit, clock, limits, tokens
 from hangar.auth import OPERATOR_SCOPES, SCOPES
 from hangar.credentials import hash_token
 from hangar.errors import BadRequest, Forbidden, NotFound
@@ -79,7 +79,8 @@ def create_api_key(
             "scopes": granted,
             "createdBy": created_by,
             "createdAt": created_at,
-        }
+        },
+        also={"audit": audit.operation("api_key.create", org_id, "api_key", token.token_id)},
     )
     return CreatedApiKey(id=token.token_id, name=name, scopes=granted, token=token.raw, created_at=created_at)
 
@@ -101,5 +102,7 @@ def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Ite
 
 def delete_api_key(org_id: str, key_id: str) -> None:
     """Revokes the key at once (the user authorizer does not cache). Another tenant's key is a 404."""
-    if not _TOKEN_ID.match(key_id) or not api_key_store.delete_api_key(org_id, key_id):
+    if not _TOKEN_ID.match(key_id) or not api_key_store.delete_api_key(
+        org_id, key_id, also={"audit": audit.operation("api_key.delete", org_id, "api_key", key_id)}
+    ):
         raise NotFound(f"API key {key_id} not found", field="keyId")

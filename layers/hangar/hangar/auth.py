@@ -26,6 +26,7 @@ SCOPES = (
     "targets:manage",
     "keys:manage",
     "webhooks:manage",
+    "audit:read",
     "admin:licenses",
 )
 READ_SCOPES = frozenset({"runners:read", "jobs:read", "targets:read"})

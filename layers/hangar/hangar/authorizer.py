@@ -19,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hangar.errors import Unauthorized
-from hangar.observability import logger, tracer
+from hangar.observability import logger
 
 # What an authorizer's authenticate step returns: principal id, context for handlers, usage-plan key.
 Grant = tuple[str, dict[str, Any], str | None]
@@ -74,7 +74,6 @@ def lambda_authorizer(
     """An authorizer entry point: Allow with context, or Deny with the reason (a 401 through ACCESS_DENIED)."""
 
     @logger.inject_lambda_context(clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
             principal_id, auth_context, usage_key = authenticate(event)

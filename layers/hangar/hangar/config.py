@@ -27,6 +27,8 @@ class Settings(BaseModel):
     idempotency_table: str = "hangar-idempotency"
     # Job logs and artifact records (one table), and the bucket artifacts are uploaded to.
     job_outputs_table: str = "hangar-job-outputs"
+    # The audit log (GET /v1/audit-events): one item per audited change, kept 365 days.
+    audit_events_table: str = "hangar-audit-events"
     artifacts_bucket: str = "hangar-artifacts"
     # Webhooks and their deliveries (one table), the queue deliveries go through, the stack's event bus,
     # and whether webhooks may point at loopback (template parameter AllowInsecureWebhooks; local only).
@@ -62,6 +64,10 @@ class Settings(BaseModel):
 
     # KMS key that encrypts a new runner token until the runner first authenticates (setup-info).
     setup_token_kms_key_id: str = ""
+
+    # Partition keys of the LiveByHeartbeat and DueByDeadline indexes (README "Sizing": one per 7,500
+    # runners). Raise it only: entries in a shard past a lowered count would not be swept.
+    index_shards: int = Field(default=4, ge=1, le=1000)
 
     default_plan: Literal["free", "team", "enterprise"] = "free"
     stale_after_seconds: int = 90

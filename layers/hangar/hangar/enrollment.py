@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from hangar import clock, limits, runners, tokens
+from hangar import audit, clock, limits, runners, tokens
 from hangar.config import get_settings
 from hangar.credentials import hash_token
 from hangar.errors import Conflict, Unauthorized
@@ -68,7 +68,8 @@ def create_enrollment_token(org_id: str, created_by: str, name: str | None, ttl_
             # tenant may leave for its own before the token is used).
             "usageKey": org.get("usageKey"),
             "usageKeyShared": bool(org.get("usageKeyShared")) or None,
-        }
+        },
+        also={"audit": audit.operation("enrollment_token.create", org_id, "enrollment_token", token.token_id)},
     )
     return EnrollmentToken(token=token.raw, tokenPrefix=token.token_id, expiresAt=expires_at)
 
@@ -124,8 +125,10 @@ def register_runner(request: RegisterRunnerRequest) -> tuple[Item, str]:
     use_token = enrollment_store.use_enrollment_token_op(
         parsed.token_id, token_hash, clock.now(), clock.iso(), runner_id
     )
+    # The runner is the actor of its own registration (the enrollment token vouched for it).
+    registered = audit.operation("runner.register", org_id, "runner", runner_id, actor=audit.Actor("runner", runner_id))
     try:
-        runners.commit_runner(new, org=None, preceding={"enrollment": use_token})
+        runners.commit_runner(new, org=None, preceding={"enrollment": use_token, "audit": registered})
     except TransactionCancelled as cancelled:
         if cancelled["enrollment"].ok:
             raise

@@ -7,9 +7,9 @@ from typing import Any
 from hangar import clock
 from hangar.auth import RunnerPrincipal, require_current_runner_token, runner_token_refused
 from hangar.config import get_settings
+from hangar.liveness import runner_status
 from hangar.models.heartbeat import HeartbeatAck, HeartbeatRequest
 from hangar.observability import metrics
-from hangar.runners import runner_status
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import Item
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -22,10 +23,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, create_model
 
+from hangar import audit
 from hangar.auth import RunnerPrincipal, UserPrincipal, runner_from_context, user_from_context
 from hangar.config import get_settings
 from hangar.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, RateLimited, UnsupportedMediaType
-from hangar.observability import logger, metrics, tracer
+from hangar.observability import logger, metrics
 
 MAX_BODY_BYTES = 64 * 1024
 JSON = content_types.APPLICATION_JSON
@@ -189,8 +191,40 @@ CONFLICT = 409
 USER_SCOPES_SCHEME = "userScopes"
 
 
+# Powertools keeps the event being resolved (and its Lambda context) on the BaseRouter class: one
+# invocation per process in Lambda, but a process serving invocations on several threads (local/, where
+# each function instance serves one request at a time) let a request read another's event, principal
+# included. Each thread resolves with its own.
+_invocation = threading.local()
+
+
 class HangarResolver(APIGatewayRestResolver):
     """A REST resolver that knows its response dialect."""
+
+    @property
+    def current_event(self) -> Any:
+        return _invocation.event
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        _invocation.event = value
+
+    @property
+    def lambda_context(self) -> Any:
+        return _invocation.context
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        _invocation.context = value
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> Any:
+        proxy = super()._to_proxy_event(event)
+        _invocation.event = proxy  # what resolve() then stores on the class, for this thread only
+        return proxy
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        _invocation.context = context
+        return super().resolve(event, context)
 
     def __init__(self, dialect: Dialect) -> None:
         super().__init__(enable_validation=True, serializer=_json, json_body_deserializer=parse_json_body)
@@ -349,13 +383,12 @@ def with_cors(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]
 def lambda_handler(
     app: HangarResolver, max_body_bytes: int = MAX_BODY_BYTES
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
-    """The Lambda entry point for an API handler module, with logging, tracing and metrics.
+    """The Lambda entry point for an API handler module, with logging and metrics (Lambda traces it).
 
     `max_body_bytes` raises the 64 KiB envelope for a route whose own field limit is 64 KiB (a job
     result), so that limit is reported on the field itself."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # Refused before parsing: nothing of the request of a caller without the scope, or of an
@@ -376,7 +409,8 @@ def lambda_handler(
                     "isBase64Encoded": False,
                 },
             )
-        return with_cors(event, app.resolve(event, context))
+        with audit.bind_request(event):  # every audit event of this request names its actor, IP and id
+            return with_cors(event, app.resolve(event, context))
 
     entry: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = handler  # decorators erase the type
     return entry

@@ -27,8 +27,8 @@ from hangar import clock
 from hangar.auth import RunnerPrincipal, require_current_runner_token, runner_token_refused
 from hangar.config import get_settings
 from hangar.errors import BadRequest, Conflict, NotFound
+from hangar.job_documents import bounded_json, work_fields
 from hangar.job_outputs import log_fields
-from hangar.jobs import bounded_json, work_fields
 from hangar.models.jobs import MAX_RESULT_BYTES, ApiJob, JobStatus, JobStatusResult, PollResult, ReportedStatus
 from hangar.observability import metrics
 from hangar.store import jobs as job_store

@@ -24,6 +24,7 @@ cancel, does no harm: whichever write lands first wins and the other finds nothi
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
@@ -212,15 +213,17 @@ def retire_runner(
     reason: LossReason,
     runner: Item | None = None,
     seen_heartbeat: job_store.Raw | None = None,
+    also: Mapping[str, dict[str, Any]] | None = None,
 ) -> Retired:
     """Takes the runner offline, or deletes it, in ONE transaction with the recovery of every job it holds.
 
     `runner` is the runner as the caller already read it (strongly consistent), if it did; the sweeper
     passes the heartbeat it read from the stale index instead (`seen_heartbeat`): when that is no longer
     the last one, a heartbeat won and nothing happens. Returns the runner as it is afterwards (None when
-    deleted, gone, or when nothing happened)."""
+    deleted, gone, or when nothing happened). `also` are operations to commit in the same transaction (a
+    user's change carries its audit event), so the cheap single write is not used with them."""
     counts = RecoveryCounts()
-    if leaving is not Leaving.DELETE and runner is None:
+    if leaving is not Leaving.DELETE and runner is None and not also:
         written, runner = _leave_cheaply(org_id, runner_id, seen_heartbeat, return_new=seen_heartbeat is None)
         if written:
             return Retired(True, runner, counts)
@@ -249,6 +252,7 @@ def retire_runner(
             operations["org"] = org_op
         if leaving is Leaving.DELETE:
             operations["token"] = token_store.delete_token_op(str(runner["tokenId"]))
+        operations.update(also or {})
         try:
             transact(operations)
         except TransactionCancelled as cancelled:

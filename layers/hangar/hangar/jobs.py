@@ -7,7 +7,6 @@ Claims and status reports are in `hangar.job_claims`; recovery and deadlines in 
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 from typing import Any
@@ -18,8 +17,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from hangar import clock
-from hangar.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from hangar import audit, clock
+from hangar.errors import BadRequest, Conflict, Forbidden, NotFound
+from hangar.job_documents import bounded_json, parse_json, work_fields
 from hangar.job_outputs import log_fields
 from hangar.licenses import License, effective_license
 from hangar.models.common import unique
@@ -32,8 +32,6 @@ from hangar.targets import get_target, visibility_allowed
 
 # A retried create with the same Idempotency-Key returns the first job for this long.
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-# DynamoDB allows 32 levels of nesting; JSON documents are stored as strings, but keep them sane.
-MAX_JSON_DEPTH = 32
 # Optimistic transitions retry this often when the job moved between read and write.
 CANCEL_ATTEMPTS = 5
 
@@ -41,53 +39,6 @@ CANCEL_ATTEMPTS = 5
 def new_job_id() -> str:
     """`job_` + creation time in milliseconds (12 hex) + 8 random hex: ids sort by creation time."""
     return f"job_{int(clock.now() * 1000):012x}{secrets.token_hex(4)}"
-
-
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(item) for item in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(item) for item in value), default=0)
-    return 0
-
-
-def bounded_json(value: dict[str, Any], max_bytes: int, field: str) -> str:
-    """A JSON object as the compact text we store; 413 naming `field` when it is larger than `max_bytes`."""
-    try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        size = len(text.encode())
-    except UnicodeEncodeError:
-        # A lone UTF-16 surrogate ("\ud800") is valid JSON text but no Unicode: nothing can store it.
-        raise BadRequest(f"{field}: contains a lone UTF-16 surrogate, which is not Unicode", field=field) from None
-    except ValueError:
-        raise BadRequest(f"{field}: NaN and Infinity are not JSON", field=field) from None
-    if size > max_bytes:
-        raise PayloadTooLarge(f"{field} is {size} bytes; the limit is {max_bytes // 1024} KiB", field=field)
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise BadRequest(f"{field}: nested deeper than {MAX_JSON_DEPTH} levels", field=field)
-    return text
-
-
-def parse_json(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    parsed: dict[str, Any] = json.loads(text)
-    return parsed
-
-
-def work_fields(job: Item) -> dict[str, Any]:
-    """What a job asks a runner to do: the fields both dialects' job views share."""
-    return {
-        "type": job["type"],
-        "repositoryConfig": job.get("repositoryConfig"),
-        "repositoryName": job.get("repositoryName"),
-        "branch": job.get("branch"),
-        "targetId": job.get("targetId"),
-        "labels": job.get("labels") or [],
-        "payload": parse_json(job.get("payloadJson")),
-        "timeoutSeconds": int(job["timeoutSeconds"]),
-        "maxAttempts": int(job["maxAttempts"]),
-    }
 
 
 def v1_view(job: Item) -> V1Job:
@@ -178,7 +129,7 @@ def _create_job(org_id: str, request: CreateJobRequest) -> Item:
         _check_target(org_id, request.targetId, license_)
     if request.runnerId is not None:
         _check_pin(org_id, request.runnerId, job["labels"])
-    job_store.put_job(job)
+    job_store.put_job(job, also={"audit": audit.operation("job.create", org_id, "job", job["jobId"])})
     return job
 
 
@@ -249,18 +200,30 @@ def list_jobs(
 # --- cancel ----------------------------------------------------------------------------------------
 
 
+def _cancelled_audit(job: Item) -> dict[str, Any]:
+    return audit.operation("job.cancel", job["orgId"], "job", job["jobId"])
+
+
 def _cancel_queued(job: Item, now: str) -> Item | None:
-    ok, item = job_store.apply(
-        job_store.job_update(
-            job["orgId"],
-            job["jobId"],
-            set={"status": "cancelled", "updatedAt": now, "finishedAt": now},
-            remove=("queueOrg", "queuedAt", "dueShard", "dueAt"),
-            condition="#status = :queued",
-            values={"queued": "queued"},
-        )
+    """queued → cancelled in one transaction with the audit event; None when it was no longer queued."""
+    removed = ("queueOrg", "queuedAt", "dueShard", "dueAt")
+    update = job_store.job_update(
+        job["orgId"],
+        job["jobId"],
+        set={"status": "cancelled", "updatedAt": now, "finishedAt": now},
+        remove=removed,
+        condition="#status = :queued",
+        values={"queued": "queued"},
     )
-    return item if ok else None
+    try:
+        transact({"job": update.op(), "audit": _cancelled_audit(job)})
+    except TransactionCancelled as cancelled:
+        if cancelled["job"].condition_failed:
+            return None
+        raise
+    after = {key: value for key, value in job.items() if key not in removed}
+    after.update(status="cancelled", updatedAt=now, finishedAt=now)
+    return after
 
 
 def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, bool]:
@@ -277,6 +240,7 @@ def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, boo
             values={"seen": job["status"], "rk": job_store.runner_key(org_id, runner_id)},
         ).op(),
         "org": job_store.org_release_job_op(org_id),
+        "audit": _cancelled_audit(job),
     }
     if release_runner:
         operations["runner"] = job_store.runner_update(

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hangar import tenants
+from hangar import audit, clock, tenants
 from hangar.auth import ORG_ID_RE
 from hangar.errors import BadRequest, Conflict
 from hangar.licenses import OVERRIDE_FIELDS, License, effective_license
 from hangar.models.licenses import LicenseSummary, LicenseUsage, LicenseView, PutLicenseRequest
 from hangar.store import orgs
-from hangar.store.dynamo import Item
+from hangar.store.dynamo import Item, TransactionCancelled, transact
 
 # Optimistic retries of a license write that raced another operator's.
 PUT_LICENSE_ATTEMPTS = 3
@@ -88,8 +88,22 @@ def put_org_license(org_id: str, change: PutLicenseRequest) -> LicenseView:
         raise BadRequest("orgId is not a valid org id", field="orgId")
     for _ in range(PUT_LICENSE_ATTEMPTS):
         current = orgs.org_or_default(org_id)
-        expected = current.get("licenseVersion")
-        stored = orgs.put_license(org_id, _license_fields(current, change), None if expected is None else int(expected))
-        if stored is not None:
-            return license_view(tenants.follow_license(stored))
+        seen = current.get("licenseVersion")
+        expected = None if seen is None else int(seen)
+        fields = _license_fields(current, change)
+        now = clock.iso()
+        try:
+            transact(
+                {
+                    "org": orgs.put_license_op(org_id, fields, expected, now),
+                    # In the tenant's own log: its security team sees who changed its license.
+                    "audit": audit.operation("license.update", org_id, "org", org_id, by_operator=True),
+                }
+            )
+        except TransactionCancelled as cancelled:
+            if cancelled["org"].condition_failed:
+                continue  # another operator's write landed since the read
+            raise
+        stored = {**current, **fields, "licenseVersion": (expected or 0) + 1, "updatedAt": now}
+        return license_view(tenants.follow_license(stored))
     raise Conflict("The license changed concurrently; retry", code="license_conflict")

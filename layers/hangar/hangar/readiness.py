@@ -4,7 +4,7 @@ ready = license active AND a free concurrent-job slot AND not over the runner li
         AND the target's visibility is allowed (when a target is named)
         AND an eligible runner exists (the named one, when a runner is named).
 
-An eligible runner is one whose status (hangar.runners.runner_status: stale heartbeats read as
+An eligible runner is one whose status (hangar.liveness.runner_status: stale heartbeats read as
 offline at once) is not offline and that has a free slot (currentJobs < configuredConcurrency).
 `reasons` lists machine codes for every check that failed, in a fixed order.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 from hangar import licensing, runners
 from hangar.errors import NotFound
 from hangar.licenses import effective_license
+from hangar.liveness import runner_status
 from hangar.models.readiness import Readiness, ReadinessRunner, RunnersWithReadiness
 from hangar.store import orgs
 from hangar.store.dynamo import Item
@@ -38,7 +39,7 @@ def readiness_runner(runner: Item) -> ReadinessRunner:
     return ReadinessRunner(
         id=runner["runnerId"],
         name=runner["name"],
-        status=runners.runner_status(runner),
+        status=runner_status(runner),
         configuredConcurrency=int(runner.get("configuredConcurrency", 1)),
         currentJobs=int(runner.get("currentJobs", 0)),
     )
@@ -60,7 +61,7 @@ def evaluate(org: Item, fleet: list[Item], target: Item | None = None, runner_id
     if not visibility_ok:
         reasons.append(VISIBILITY_NOT_ALLOWED)
 
-    online = [runner for runner in fleet if runners.runner_status(runner) != "offline"]
+    online = [runner for runner in fleet if runner_status(runner) != "offline"]
     eligible = [runner for runner in online if free_slots(runner) > 0]
     selected: Item | None
     if runner_id is not None:

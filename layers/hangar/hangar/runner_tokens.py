@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from hangar import clock, limits, runners, tokens
+from hangar import audit, clock, limits, runners, tokens
 from hangar.auth import RunnerPrincipal, require_current_runner_token
 from hangar.config import get_settings
 from hangar.errors import Conflict, NotFound, Unauthorized
@@ -65,6 +65,7 @@ def regenerate_token(org_id: str, runner_id: str) -> RegeneratedToken:
             )
         ),
         "budget": budget.operation,
+        "audit": audit.operation("runner.regenerate_token", org_id, "runner", runner_id),
     }
     try:
         transact(operations)

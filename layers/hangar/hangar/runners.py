@@ -7,34 +7,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hangar import clock, tokens
-from hangar.config import get_settings
+from hangar import audit, clock, tokens
 from hangar.credentials import hash_token
 from hangar.errors import Conflict, Forbidden, NotFound
 from hangar.job_recovery import Leaving, retire_runner
+from hangar.liveness import runner_status
 from hangar.models.common import unique
-from hangar.models.runners import ApiRunner, RunnerStatus, UpdateRunnerRequest, V1Runner
+from hangar.models.runners import ApiRunner, UpdateRunnerRequest, V1Runner
+from hangar.observability import logger
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
 from hangar.store.dynamo import Item, TransactionCancelled, transact
 from hangar.tokens import TokenType
 
+# list_all_runners: pages of this many runners, and at most this many in all (50 pages).
+FLEET_PAGE_SIZE = 200
+MAX_FLEET_READ = 10_000
+
 
 def new_runner_id() -> str:
     return "rnr_" + secrets.token_hex(8)
-
-
-def runner_status(runner: Item, now: float | None = None) -> RunnerStatus:
-    """offline when created, marked or silent past STALE_AFTER_SECONDS; busy with jobs or when it says so."""
-    stored = runner.get("status", "offline")
-    last = runner.get("lastHeartbeatEpoch")
-    current = clock.now() if now is None else now
-    if stored == "offline" or last is None or current - float(last) > get_settings().stale_after_seconds:
-        return "offline"
-    if int(runner.get("currentJobs", 0)) > 0 or stored == "busy":
-        return "busy"
-    return "online"
 
 
 def api_view(runner: Item) -> ApiRunner:
@@ -179,7 +172,9 @@ def create_runner(
     new = prepare_runner(
         org_id, name, labels, configured_concurrency, usage_key=org.get("usageKey"), attributes=attributes
     )
-    commit_runner(new, org)
+    commit_runner(
+        new, org, preceding={"audit": audit.operation("runner.create", org_id, "runner", new.runner["runnerId"])}
+    )
     return new.runner, new.token
 
 
@@ -194,31 +189,53 @@ def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
     return runner_store.list_runners(org_id, limit, cursor)
 
 
-def list_all_runners(org_id: str) -> list[Item]:
-    """Every runner of the tenant (bounded by the plan's runner limit, so at most a few pages)."""
+def list_all_runners(org_id: str, max_runners: int = MAX_FLEET_READ) -> list[Item]:
+    """Every runner of the tenant (bounded by the plan's runner limit, so at most a few pages), and never
+    more than `max_runners`: an operator's license override can lift the runner limit, and one request
+    must not hold an unbounded fleet in memory (the readiness of a larger fleet is that of its first
+    `max_runners` runners by id, logged)."""
     items: list[Item] = []
     cursor: str | None = None
     while True:
-        page, cursor = runner_store.list_runners(org_id, 200, cursor)
+        page, cursor = runner_store.list_runners(org_id, min(FLEET_PAGE_SIZE, max_runners - len(items)), cursor)
         items.extend(page)
         if cursor is None:
             return items
+        if len(items) >= max_runners:
+            logger.warning("fleet read stopped at its bound", extra={"orgId": org_id, "runnersRead": len(items)})
+            return items
+
+
+# Optimistic retries of a runner update whose token was regenerated between its read and its write.
+UPDATE_ATTEMPTS = 5
 
 
 def update_runner(org_id: str, runner_id: str, changes: UpdateRunnerRequest) -> Item:
+    """Applies the changes, and new labels to the runner's token item too (the runner authorizer routes by
+    them), in one transaction with the audit event: a GetItem and a TransactWriteItems."""
     fields: dict[str, Any] = {
         name: value for name, value in changes.model_dump(exclude_unset=True).items() if value is not None
     }
     if "labels" in fields:
         fields["labels"] = unique(fields["labels"])
-    fields["updatedAt"] = clock.iso()
-    runner = runner_store.update_runner(org_id, runner_id, fields)
-    if runner is None:
-        raise NotFound(f"Runner {runner_id} not found")
-    if "labels" in fields:
-        # The runner authorizer routes by the labels on the token item; keep them in step.
-        token_store.set_token_labels(runner["tokenId"], fields["labels"])
-    return runner
+    for _ in range(UPDATE_ATTEMPTS):
+        runner = get_runner(org_id, runner_id)
+        fields["updatedAt"] = clock.iso()
+        token_id = str(runner["tokenId"]) if "labels" in fields else None
+        operations = {"runner": runner_store.update_runner_op(org_id, runner_id, fields, seen_token_id=token_id)}
+        if token_id is not None:
+            operations["token"] = token_store.set_token_labels_op(token_id, fields["labels"])
+        operations["audit"] = audit.operation("runner.update", org_id, "runner", runner_id)
+        try:
+            transact(operations)
+        except TransactionCancelled as cancelled:
+            if cancelled["runner"].missing:
+                raise NotFound(f"Runner {runner_id} not found") from None
+            if cancelled["runner"].condition_failed:
+                continue  # its token was regenerated meanwhile: the labels go to the new one
+            raise
+        return {**runner, **fields}
+    raise Conflict(f"Runner {runner_id} kept changing; try again", code="concurrent_update")
 
 
 def delete_runner(org_id: str, runner_id: str) -> Item:
@@ -226,16 +243,21 @@ def delete_runner(org_id: str, runner_id: str) -> Item:
     held goes back to the queue (or fails runner_lost after maxAttempts) in the same transaction, so no
     job is ever left held by a runner that no longer exists."""
     runner = get_runner(org_id, runner_id)
-    if retire_runner(org_id, runner_id, Leaving.DELETE, "runner_deleted", runner=runner).counts.errors:
+    audited = {"audit": audit.operation("runner.delete", org_id, "runner", runner_id)}
+    retired = retire_runner(org_id, runner_id, Leaving.DELETE, "runner_deleted", runner=runner, also=audited)
+    if retired.counts.errors:
         # It kept changing under the deletion (claims, reports): nothing was deleted.
         raise Conflict(f"Runner {runner_id} kept changing; try again", code="concurrent_update")
+    if not retired.done:
+        raise NotFound(f"Runner {runner_id} not found")  # deleted by a concurrent request
     return runner
 
 
 def mark_offline(org_id: str, runner_id: str) -> Item:
     """Marks the runner offline (out of the live index, so it claims nothing until it heartbeats again)
     together with the recovery of the jobs it held, as the sweeper does for a stale runner."""
-    retired = retire_runner(org_id, runner_id, Leaving.OFFLINE, "runner_marked_offline")
+    audited = {"audit": audit.operation("runner.mark_offline", org_id, "runner", runner_id)}
+    retired = retire_runner(org_id, runner_id, Leaving.OFFLINE, "runner_marked_offline", also=audited)
     if not retired.done or retired.runner is None:
         if retired.counts.errors:
             raise Conflict(f"Runner {runner_id} kept changing; try again", code="concurrent_update")

@@ -11,7 +11,7 @@ run, or one racing heartbeats, reports and cancels, does no harm.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from hangar import clock
@@ -21,6 +21,9 @@ from hangar.observability import logger, metrics
 from hangar.store import jobs as job_store
 from hangar.store.runners import live_shards
 from hangar.store.sweeper import StaleRunner, stale_runners
+
+# Index entries per Query page: what a sweep holds in memory at once, and how often it checks its time.
+PAGE_SIZE = 200
 
 
 @dataclass
@@ -39,16 +42,19 @@ class SweepSummary:
         return asdict(self)
 
 
-def find_stale_runners(now: float, summary: SweepSummary | None = None) -> list[StaleRunner]:
-    """Live runners whose last heartbeat is older than STALE_AFTER_SECONDS, across every live shard."""
+def stale_runner_pages(now: float, summary: SweepSummary) -> Iterator[list[StaleRunner]]:
+    """Pages of live runners whose last heartbeat is older than STALE_AFTER_SECONDS, shard after shard:
+    one page in memory at a time, however many went silent at once (an outage)."""
     cutoff = now - get_settings().stale_after_seconds
-    found: list[StaleRunner] = []
     for shard in live_shards():
-        for page in stale_runners(shard, cutoff):
-            found.extend(page)
-            if summary is not None:
-                summary.itemsRead += len(page)
-    return found
+        for page in stale_runners(shard, cutoff, PAGE_SIZE):
+            summary.itemsRead += len(page)
+            yield page
+
+
+def find_stale_runners(now: float) -> list[StaleRunner]:
+    """Every stale runner (tests and tools; the sweep itself reads them page by page)."""
+    return [stale for page in stale_runner_pages(now, SweepSummary()) for stale in page]
 
 
 def take_runner_offline(stale: StaleRunner, summary: SweepSummary) -> None:
@@ -71,7 +77,7 @@ def take_runner_offline(stale: StaleRunner, summary: SweepSummary) -> None:
 def enforce_deadlines(now: float, summary: SweepSummary, time_left: Callable[[], bool]) -> None:
     """Queued jobs past their queue timeout expire; held jobs past their run timeout fail `timeout`."""
     for shard in job_store.due_shards():
-        for page in job_store.due_jobs(shard, math.floor(now)):
+        for page in job_store.due_jobs(shard, math.floor(now), PAGE_SIZE):
             summary.itemsRead += len(page)
             for due in page:
                 if not time_left():
@@ -94,15 +100,18 @@ def sweep(time_left: Callable[[], bool] = lambda: True) -> SweepSummary:
     """One full sweep. `time_left()` going False stops it between items (the next run picks up the rest)."""
     summary = SweepSummary()
     now = clock.now()
-    for stale in find_stale_runners(now, summary):
-        if not time_left():
-            summary.complete = False
+    for page in stale_runner_pages(now, summary):
+        for stale in page:
+            if not time_left():
+                summary.complete = False
+                break
+            try:
+                take_runner_offline(stale, summary)
+            except Exception:
+                logger.exception("marking a stale runner offline failed", extra={"orgId": stale.org_id})
+                summary.errors += 1
+        if not summary.complete:
             break
-        try:
-            take_runner_offline(stale, summary)
-        except Exception:
-            logger.exception("marking a stale runner offline failed", extra={"orgId": stale.org_id})
-            summary.errors += 1
     if summary.complete:
         enforce_deadlines(now, summary, time_left)
     metrics.add_metric(name="RunnersMarkedOffline", unit="Count", value=summary.runnersMarkedOffline)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from hangar import clock
+from hangar import audit, clock
 from hangar.errors import Forbidden, NotFound
 from hangar.licenses import License, Visibility, effective_license
 from hangar.models.targets import TargetView
@@ -60,7 +60,11 @@ def create_target(org_id: str, name: str, url: str, visibility: Visibility) -> I
     }
     try:
         transact(
-            {"org": orgs.reserve_target_op(org_id, license_.targetLimit), "target": target_store.put_target_op(target)}
+            {
+                "org": orgs.reserve_target_op(org_id, license_.targetLimit),
+                "target": target_store.put_target_op(target),
+                "audit": audit.operation("target.create", org_id, "target", target["targetId"]),
+            }
         )
     except TransactionCancelled as cancelled:
         if cancelled["org"].condition_failed:
@@ -89,7 +93,13 @@ def list_targets(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
 def delete_target(org_id: str, target_id: str) -> None:
     """Deletes the target and frees its place under the target limit, in one transaction."""
     try:
-        transact({"target": target_store.delete_target_op(org_id, target_id), "org": orgs.release_target_op(org_id)})
+        transact(
+            {
+                "target": target_store.delete_target_op(org_id, target_id),
+                "org": orgs.release_target_op(org_id),
+                "audit": audit.operation("target.delete", org_id, "target", target_id),
+            }
+        )
     except TransactionCancelled as cancelled:
         if cancelled["target"].condition_failed:
             raise NotFound(f"Target {target_id} not found", field="targetId") from None

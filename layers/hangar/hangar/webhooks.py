@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from hangar import clock
+from hangar import audit, clock
 from hangar.config import get_settings
 from hangar.errors import BadRequest, Forbidden, NotFound
 from hangar.models.webhooks import (
@@ -83,7 +83,12 @@ def create_webhook(org_id: str, request: CreateWebhookRequest) -> tuple[Item, st
         "createdAt": clock.iso(),
     }
     try:
-        transact(webhook_store.put_webhook_ops(webhook, WEBHOOKS_PER_TENANT))
+        transact(
+            {
+                **webhook_store.put_webhook_ops(webhook, WEBHOOKS_PER_TENANT),
+                "audit": audit.operation("webhook.create", org_id, "webhook", webhook_id),
+            }
+        )
     except TransactionCancelled as cancelled:
         if cancelled["count"].condition_failed:
             raise Forbidden(
@@ -107,7 +112,12 @@ def list_webhooks(org_id: str, limit: int, cursor: str | None) -> tuple[list[Ite
 def delete_webhook(org_id: str, webhook_id: str) -> None:
     """Deletes the webhook: nothing more is sent to it (pending deliveries fail at their next attempt)."""
     try:
-        transact(webhook_store.delete_webhook_ops(org_id, webhook_id))
+        transact(
+            {
+                **webhook_store.delete_webhook_ops(org_id, webhook_id),
+                "audit": audit.operation("webhook.delete", org_id, "webhook", webhook_id),
+            }
+        )
     except TransactionCancelled as cancelled:
         if cancelled["webhook"].condition_failed:
             raise NotFound(f"Webhook {webhook_id} not found", field="webhookId") from None

@@ -20,7 +20,7 @@ class CreateApiKeyRequest(StrictModel):
 
 
 class CreatedApiKeyView(View):
-    """POST /v1/api-keys (DESIGN §4): the `hgk_` token appears here and nowhere else, ever."""
+    """POST /v1/api-keys: the `hgk_` token appears here and nowhere else, ever."""
 
     id: str
     name: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -21,6 +21,8 @@ Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 # Ids in a path or query: anything longer is no id we issue, and invalid input (400 naming the parameter);
 # an id of a valid shape that is unknown, or another tenant's, is a 404.
 PathId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# What users see of a runner (hangar.liveness.runner_status).
+RunnerStatus = Literal["offline", "online", "busy"]
 
 
 class StrictModel(BaseModel):

@@ -24,7 +24,7 @@ class CreateEnrollmentTokenRequest(StrictModel):
 
 
 class EnrollmentToken(View):
-    """The raw enrollment token, returned once (seed 003)."""
+    """The raw enrollment token, returned once."""
 
     token: str
     tokenPrefix: str
@@ -55,7 +55,7 @@ class RegisteredRunner(View):
 
 
 class RegeneratedToken(View):
-    """POST /api/runners/{runnerId}/regenerate-token (DESIGN §4): the new token, shown this once."""
+    """POST /api/runners/{runnerId}/regenerate-token: the new token, shown this once."""
 
     id: str = Field(alias="_id")
     token: str

@@ -66,7 +66,7 @@ ReportedObject = Annotated[dict[str, Any], AfterValidator(_small_object)]
 
 
 class SystemInfo(StrictModel):
-    """System metrics (seed 000): CPU count, memory and free disk in bytes."""
+    """System metrics: CPU count, memory and free disk in bytes."""
 
     cpu: Measure | None = None
     memory: Measure | None = None
@@ -74,7 +74,7 @@ class SystemInfo(StrictModel):
 
 
 class HeartbeatRequest(StrictModel):
-    """POST /api/runners/heartbeat (seed 000): `status` is required, the rest is reported when known."""
+    """POST /api/runners/heartbeat: `status` is required, the rest is reported when known."""
 
     status: Literal["online", "busy"]
     version: ShortText | None = None

@@ -60,7 +60,7 @@ class JobError(View):
 
 
 class V1Job(View):
-    """A job in the `/v1` dialect (DESIGN §4), plus what it was created with and its timestamps."""
+    """A job in the `/v1` dialect, plus what it was created with and its timestamps."""
 
     id: str
     status: JobStatus
@@ -96,7 +96,7 @@ class V1JobList(View):
 
 
 class ApiJob(View):
-    """The job a runner receives from a poll (`/api` dialect: `_id`, seed 000 fields first)."""
+    """The job a runner receives from a poll (`/api` dialect: `_id`, the originally published fields first)."""
 
     id: str = Field(alias="_id")
     type: str

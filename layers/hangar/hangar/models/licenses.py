@@ -60,7 +60,7 @@ class PutLicenseRequest(StrictModel):
 
 
 class LicenseSummary(View):
-    """The license as readiness shows it (seed 003) — limits plus what they allow right now."""
+    """The license as readiness shows it — limits plus what they allow right now."""
 
     plan: PlanName
     licenseState: LicenseState

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from hangar.licenses import Visibility
-from hangar.models.common import View
+from hangar.models.common import RunnerStatus, View
 from hangar.models.licenses import LicenseSummary
-from hangar.models.runners import RunnerStatus, V1Runner
+from hangar.models.runners import V1Runner
 
 
 class ReadinessRunner(View):
@@ -19,7 +19,7 @@ class ReadinessRunner(View):
 
 
 class Readiness(View):
-    """`visibility` appears only when a target was named; `reasons` (ours, not the seed's) says why
+    """`visibility` appears only when a target was named; `reasons` (a Hangar addition to the published fields) says why
     `ready` is false — machine codes, empty when ready."""
 
     # Every field but `visibility` is always sent (none other has a default): only it is optional.
@@ -36,7 +36,7 @@ class Readiness(View):
 
 
 class RunnersWithReadiness(View):
-    """GET /v1/runners (seed 003): a page of runners, and readiness over the whole fleet."""
+    """GET /v1/runners: a page of runners, and readiness over the whole fleet."""
 
     runners: list[V1Runner]
     readiness: Readiness

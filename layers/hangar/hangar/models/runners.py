@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
-from hangar.models.common import Concurrency, Labels, Name, StrictModel, View
-
-RunnerStatus = Literal["offline", "online", "busy"]
+from hangar.models.common import Concurrency, Labels, Name, RunnerStatus, StrictModel, View
 
 
 class CreateRunnerRequest(StrictModel):
@@ -24,7 +22,7 @@ class UpdateRunnerRequest(StrictModel):
 
 
 class ApiRunner(View):
-    """A runner in the `/api` dialect: `_id`, `lastHeartbeat` as in seed 000."""
+    """A runner in the `/api` dialect: `_id`, `lastHeartbeat` as first published."""
 
     id: str = Field(alias="_id")
     name: str
@@ -53,7 +51,7 @@ class ApiCreatedRunner(View):
 
 
 class V1Runner(View):
-    """A runner in the `/v1` dialect (seed 003), token metadata redacted to its prefix."""
+    """A runner in the `/v1` dialect, token metadata redacted to its prefix."""
 
     id: str
     name: str

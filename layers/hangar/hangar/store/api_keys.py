@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hangar.store.dynamo import (
     Item,
+    TransactionCancelled,
     client,
-    is_condition_failure,
-    put_new,
+    put_new_with,
     query_page,
+    transact,
     values,
 )
 from hangar.store.tokens import table
@@ -24,9 +26,10 @@ API_KEY_CURSOR_NAMES = {"tokenId", "apiKeyOrg", "createdAt"}
 LISTED_ATTRIBUTES = ("tokenId", "#name", "scopes", "createdAt", "lastUsedAt", "createdBy")
 
 
-def put_api_key(item: Item) -> None:
-    """Stores a new key (never overwrites: ids are random, a collision fails rather than replaces)."""
-    put_new(table(), item, "tokenId")
+def put_api_key(item: Item, also: Mapping[str, dict[str, Any]]) -> None:
+    """Stores a new key in one transaction with `also` (its audit event); never overwrites: ids are
+    random, a collision fails rather than replaces."""
+    put_new_with(table(), item, "tokenId", also)
 
 
 def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
@@ -44,17 +47,21 @@ def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Ite
     return query_page(params, cursor, API_KEY_CURSOR_NAMES, ("apiKeyOrg", org_id))
 
 
-def delete_api_key(org_id: str, key_id: str) -> bool:
-    """Deletes the key if it is one of this tenant's API keys; False when it is not (or no longer) there."""
+def delete_api_key(org_id: str, key_id: str, also: Mapping[str, dict[str, Any]]) -> bool:
+    """Deletes the key if it is one of this tenant's API keys, in one transaction with `also` (its audit
+    event); False when it is not (or no longer) there, and then nothing is written."""
+    delete = {
+        "Delete": {
+            "TableName": table(),
+            "Key": {"tokenId": {"S": key_id}},
+            "ConditionExpression": "apiKeyOrg = :org AND kind = :apikey",
+            "ExpressionAttributeValues": values(org=org_id, apikey="apikey"),
+        }
+    }
     try:
-        client().delete_item(
-            TableName=table(),
-            Key={"tokenId": {"S": key_id}},
-            ConditionExpression="apiKeyOrg = :org AND kind = :apikey",
-            ExpressionAttributeValues=values(org=org_id, apikey="apikey"),
-        )
-    except ClientError as error:
-        if is_condition_failure(error):
+        transact({"key": delete, **also})
+    except TransactionCancelled as cancelled:
+        if cancelled["key"].condition_failed:
             return False
         raise
     return True

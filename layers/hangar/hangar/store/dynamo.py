@@ -388,6 +388,30 @@ def put_new(table: str, item: Item, key_name: str) -> None:
             raise ItemExists(key_name) from None
 
 
+def put_new_op(table: str, item: Item, key_name: str) -> dict[str, Any]:
+    """A TransactWriteItems Put of a new item, refused when one exists under its key."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(#key)",
+            "ExpressionAttributeNames": {"#key": key_name},
+        }
+    }
+
+
+def put_new_with(table: str, item: Item, key_name: str, also: Mapping[str, dict[str, Any]]) -> None:
+    """put_new in ONE transaction with the `also` operations (a user's change and its audit event): both
+    are written or neither. A lost response is replayed under the same ClientRequestToken (`transact`),
+    so a retry never finds its own first attempt as a collision."""
+    try:
+        transact({"item": put_new_op(table, item, key_name), **also})
+    except TransactionCancelled as cancelled:
+        if cancelled["item"].condition_failed:
+            raise ItemExists(key_name) from None
+        raise
+
+
 # --- single writes that meet a transaction in flight ---------------------------------------------------
 
 # botocore retries throttling and transient errors, but not TransactionConflictException: a PutItem,

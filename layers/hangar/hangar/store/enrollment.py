@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from hangar.store.dynamo import Item, put_new, values
+from hangar.store.dynamo import Item, put_new_with, values
 from hangar.store.tokens import table
 
 
@@ -12,9 +13,10 @@ def token_key(token_id: str) -> dict[str, Any]:
     return {"tokenId": {"S": token_id}}
 
 
-def put_enrollment_token(token: Item) -> None:
-    """Stores a new enrollment token item (ids are random: an existing id is never overwritten)."""
-    put_new(table(), token, "tokenId")
+def put_enrollment_token(token: Item, also: Mapping[str, dict[str, Any]]) -> None:
+    """Stores a new enrollment token item, in one transaction with `also` (its audit event); ids are
+    random: an existing id is never overwritten."""
+    put_new_with(table(), token, "tokenId", also)
 
 
 def use_enrollment_token_op(token_id: str, token_hash: str, now_epoch: float, used_at: str, runner_id: str) -> Item:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from hangar.store.dynamo import (
     decode_cursor,
     encode_cursor,
     from_item,
-    put_new,
+    put_new_with,
     serialize,
 )
 
@@ -38,9 +38,8 @@ QUEUE_INDEX = "QueueByOrg"
 ACTIVE_INDEX = "ActiveByRunner"
 DUE_INDEX = "DueByDeadline"
 
-# Deadlines are sharded like live runners, so a large backlog of due jobs spreads over partitions
-# and the sweeper reads each shard's due range only.
-DUE_SHARDS = 4
+# Deadlines are sharded like live runners (INDEX_SHARDS), so a large backlog of due jobs spreads over
+# partitions and the sweeper reads each shard's due range only.
 
 _PLACEHOLDER = re.compile(r"#([A-Za-z0-9_]+)")
 
@@ -54,12 +53,12 @@ def job_key(org_id: str, job_id: str) -> dict[str, Any]:
 
 
 def due_shards() -> list[str]:
-    return [f"due#{index}" for index in range(DUE_SHARDS)]
+    return [f"due#{index}" for index in range(get_settings().index_shards)]
 
 
 def due_shard(job_id: str) -> str:
     """The DueByDeadline partition of a job."""
-    return due_shards()[zlib.crc32(job_id.encode()) % DUE_SHARDS]
+    return f"due#{zlib.crc32(job_id.encode()) % get_settings().index_shards}"
 
 
 def runner_key(org_id: str, runner_id: str) -> str:
@@ -150,8 +149,9 @@ def apply(update: Update, return_new: bool = True) -> tuple[bool, Item | None]:
 # --- jobs -------------------------------------------------------------------------------------------
 
 
-def put_job(job: Item) -> None:
-    put_new(table(), job, "jobId")
+def put_job(job: Item, also: Mapping[str, dict[str, Any]]) -> None:
+    """Stores a new job in one transaction with `also` (its audit event)."""
+    put_new_with(table(), job, "jobId", also)
 
 
 def get_job(org_id: str, job_id: str) -> Item | None:
@@ -274,11 +274,13 @@ class DueJob:
     due_at: Raw  # as stored, so the transition is conditional on exactly the deadline that was read
 
 
-def due_jobs(shard: str, now_epoch: int) -> Iterator[list[DueJob]]:
-    """Pages of jobs in `shard` whose deadline has passed (reads nothing that is not due)."""
+def due_jobs(shard: str, now_epoch: int, page_size: int) -> Iterator[list[DueJob]]:
+    """Pages of at most `page_size` jobs in `shard` whose deadline has passed, the longest due first
+    (reads nothing that is not due)."""
     params: dict[str, Any] = {
         "TableName": table(),
         "IndexName": DUE_INDEX,
+        "Limit": page_size,
         "KeyConditionExpression": "dueShard = :shard AND dueAt <= :now",
         "ExpressionAttributeValues": {":shard": {"S": shard}, ":now": {"N": str(now_epoch)}},
     }

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from hangar import clock
 from hangar.config import get_settings
 from hangar.licenses import effective_license
-from hangar.store.dynamo import Item, client, from_item, is_condition_failure, to_item, update_if, values
+from hangar.store.dynamo import Item, client, from_item, is_condition_failure, to_item, values
 
 ORG_SK = "ORG"
 
@@ -97,11 +97,10 @@ def org_or_default(org_id: str) -> Item:
     return get_org(org_id) or new_org(org_id)
 
 
-def put_license(org_id: str, license_fields: Item, expected_version: int | None) -> Item | None:
-    """Writes plan, licenseState, overrides and the materialized limits in one UpdateItem, creating the
-    org if it was never seen. Optimistic: only if the license is still at `expected_version` (None: never
-    set), so two operators' concurrent overrides never silently merge. None when that check failed."""
-    now = clock.iso()
+def put_license_op(org_id: str, license_fields: Item, expected_version: int | None, now: str) -> dict[str, Any]:
+    """A TransactWriteItems Update writing plan, licenseState, overrides and the materialized limits,
+    creating the org if it was never seen. Optimistic: only if the license is still at `expected_version`
+    (None: never set), so two operators' concurrent overrides never silently merge."""
     sets = [f"#{name} = :{name}" for name in license_fields]
     sets += [
         "licenseVersion = :nextVersion",
@@ -115,14 +114,16 @@ def put_license(org_id: str, license_fields: Item, expected_version: int | None)
     extra: dict[str, Any] = {"nextVersion": (expected_version or 0) + 1, "now": now, "zero": 0}
     if expected_version is not None:
         extra["expected"] = expected_version
-    return update_if(
-        TableName=table(),
-        Key=org_key(org_id),
-        UpdateExpression="SET " + ", ".join(sets),
-        ConditionExpression=condition,
-        ExpressionAttributeNames={f"#{name}": name for name in license_fields},
-        ExpressionAttributeValues=values(**license_fields, **extra),
-    )
+    return {
+        "Update": {
+            "TableName": table(),
+            "Key": org_key(org_id),
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {f"#{name}": name for name in license_fields},
+            "ExpressionAttributeValues": values(**license_fields, **extra),
+        }
+    }
 
 
 def reserve_target_op(org_id: str, target_limit: int) -> dict[str, Any]:

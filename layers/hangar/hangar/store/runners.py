@@ -81,19 +81,41 @@ def update_runner(
     return update_if(**params)
 
 
-# The live-runner index is sharded so heartbeats from a large fleet spread over partitions;
-# the sweeper queries each shard for heartbeats older than the stale cut-off.
-LIVE_SHARDS = 4
+def update_runner_op(
+    org_id: str, runner_id: str, set_fields: dict[str, Any], seen_token_id: str | None = None
+) -> dict[str, Any]:
+    """A TransactWriteItems Update of an existing runner; with `seen_token_id`, only while that is still
+    its token (a change that must reach the token item too is refused when the token was regenerated)."""
+    expression, names, vals = update_expression(set_fields)
+    condition = "attribute_exists(runnerId)"
+    if seen_token_id is not None:
+        condition += " AND tokenId = :seenTokenId"
+        vals[":seenTokenId"] = {"S": seen_token_id}
+    return {
+        "Update": {
+            "TableName": table(),
+            "Key": runner_key(org_id, runner_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": vals,
+        }
+    }
+
+
+# The live-runner index is sharded so heartbeats from a large fleet spread over partitions (each index
+# partition key takes at most 1,000 WCU/s, and a heartbeat rewrites its entry: 2); INDEX_SHARDS (template
+# parameter IndexShards, README "Sizing") sets how many. The sweeper queries each shard below the cut-off.
 
 
 def live_shard(runner_id: str) -> str:
     """The LiveByHeartbeat partition of a runner that is not offline."""
-    return f"live#{zlib.crc32(runner_id.encode()) % LIVE_SHARDS}"
+    return f"live#{zlib.crc32(runner_id.encode()) % get_settings().index_shards}"
 
 
 def live_shards() -> list[str]:
     """Every LiveByHeartbeat partition (live_shard maps runner ids onto these)."""
-    return [f"live#{index}" for index in range(LIVE_SHARDS)]
+    return [f"live#{index}" for index in range(get_settings().index_shards)]
 
 
 TOKEN_GUARD = "attribute_exists(runnerId) AND tokenVersion = :tokenVersion"

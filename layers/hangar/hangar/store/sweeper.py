@@ -21,11 +21,13 @@ class StaleRunner:
     last_heartbeat: Raw  # as stored: the offline write is conditional on exactly this value
 
 
-def stale_runners(shard: str, heartbeat_before: float) -> Iterator[list[StaleRunner]]:
-    """Pages of live runners in `shard` whose last heartbeat is older than `heartbeat_before`."""
+def stale_runners(shard: str, heartbeat_before: float, page_size: int) -> Iterator[list[StaleRunner]]:
+    """Pages of at most `page_size` live runners in `shard` whose last heartbeat is older than
+    `heartbeat_before`, the longest silent first."""
     params: dict[str, Any] = {
         "TableName": runner_store.table(),
         "IndexName": LIVE_INDEX,
+        "Limit": page_size,
         "KeyConditionExpression": "liveShard = :shard AND lastHeartbeatEpoch < :before",
         "ExpressionAttributeValues": {":shard": {"S": shard}, ":before": {"N": str(heartbeat_before)}},
     }

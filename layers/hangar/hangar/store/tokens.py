@@ -32,14 +32,17 @@ def delete_token_op(token_id: str) -> dict[str, Any]:
     return {"Delete": {"TableName": table(), "Key": {"tokenId": {"S": token_id}}}}
 
 
-def set_token_labels(token_id: str, labels: list[str]) -> None:
-    client().update_item(
-        TableName=table(),
-        Key={"tokenId": {"S": token_id}},
-        UpdateExpression="SET labels = :labels",
-        ConditionExpression="attribute_exists(tokenId)",
-        ExpressionAttributeValues={":labels": serialize(labels)},
-    )
+def set_token_labels_op(token_id: str, labels: list[str]) -> dict[str, Any]:
+    """A TransactWriteItems Update of the labels the runner authorizer routes by, on an existing token."""
+    return {
+        "Update": {
+            "TableName": table(),
+            "Key": {"tokenId": {"S": token_id}},
+            "UpdateExpression": "SET labels = :labels",
+            "ConditionExpression": "attribute_exists(tokenId)",
+            "ExpressionAttributeValues": {":labels": serialize(labels)},
+        }
+    }
 
 
 def set_token_usage_key(token_id: str, usage_key: str) -> None:
