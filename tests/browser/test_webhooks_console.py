@@ -18,7 +18,8 @@ from playwright.sync_api import Page, expect
 
 @dataclass
 class Receiver:
-    """An HTTP endpoint on 127.0.0.1 that answers 500 to its first delivery and 204 after."""
+    """An HTTP endpoint on 127.0.0.1 that answers 500 to its first ping and 204 to everything else. It keeps
+    only pings: the webhook takes every event, and other tests share the server's demo org."""
 
     url: str
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
@@ -31,8 +32,11 @@ def receiver() -> Iterator[Receiver]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.append((dict(self.headers.items()), body))
-            self.send_response(500 if len(received) == 1 else 204)
+            first_ping = False
+            if self.headers.get("Hangar-Event-Type") == "ping":
+                received.append((dict(self.headers.items()), body))
+                first_ping = len(received) == 1
+            self.send_response(500 if first_ping else 204)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
