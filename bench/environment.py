@@ -37,6 +37,7 @@ BENCH_ENVIRONMENT: dict[str, str] = {
     "ORGS_TABLE": "OrgsTable",
     "IDEMPOTENCY_TABLE": "IdempotencyTable",
     "JOB_OUTPUTS_TABLE": "JobOutputsTable",
+    "WEBHOOKS_TABLE": "WebhooksTable",
     "ARTIFACTS_BUCKET": "hangar-bench-artifacts",
 }
 

@@ -25,6 +25,12 @@ from bench.cold_start import (
     measure_layer_size,
     target_ratio,
 )
+from bench.event_costs import (
+    FUNCTION_MEMORY_MB,
+    EventCost,
+    heartbeat_passes_filters,
+    measure_event_costs,
+)
 from bench.fleet_scale import (
     BENCH_STALE,
     OUTAGE_BUDGET_ITEMS,
@@ -40,7 +46,7 @@ from bench.request_calls import RequestMeasurement, measure_dynamodb_calls_per_r
 from bench.sweeper_reads import SweepReads, measure_sweeper_reads
 from bench.tables import Table, dollars, megabytes, milliseconds, quantity, ratio
 
-SECTIONS = ("calls", "sweeper", "cold-start", "gateway", "cost", "logs", "fleet")
+SECTIONS = ("calls", "sweeper", "cold-start", "gateway", "cost", "logs", "events", "fleet")
 SWEEPER_FLEET_SIZES = (1_000, 10_000)
 SWEEPER_STALE = 10
 
@@ -412,6 +418,39 @@ def log_tables(costs: LogCosts, repeats: int) -> list[Table]:
 # --- main --------------------------------------------------------------------------------------------
 
 
+def event_tables(costs: list[EventCost]) -> list[Table]:
+    per_job = Table(
+        "8a. Events and webhook deliveries, per job (measured; a job's life: queued, assigned, running, completed)",
+        ["Webhooks", "Stream records", "Processor runs", "Events", "Deliveries", "DynamoDB calls", "RRU", "WRU",
+         "Other AWS calls", "$ per 1,000 jobs"],
+        "rrrrrrrrrr",
+    )  # fmt: skip
+    for cost in costs:
+        dynamodb = sum(n for name, n in cost.calls.items() if name.startswith("dynamodb "))
+        others = ", ".join(f"{n} {name}" for name, n in sorted(cost.calls.items()) if not name.startswith("dynamodb "))
+        counts = (cost.webhooks, cost.records, cost.processor_invocations, cost.events, cost.deliveries, dynamodb)
+        units = (quantity(cost.read_units), quantity(cost.write_units))
+        per_job.add(*counts, *units, others or "-", dollars(cost.dollars_per_thousand_jobs()))
+    per_job.notes.append(
+        " The processor ran once per record that passed the stream filters (no batching: the worst case; Lambda"
+        " batches up to 100). Reading the streams is free for Lambda. Lambda time is modelled (8 ms per AWS call,"
+        f" 100 ms per receiver answer, {FUNCTION_MEMORY_MB} MB); SQS adds Lambda's receive and delete per message."
+    )
+    baseline = Table(
+        "8b. What the stream filters save (baseline: the same records with no filter)",
+        ["Writes", "Processor runs, filtered", "Processor runs, no filter", "Ratio"],
+        "lrrr",
+    )
+    records = costs[0].records if costs else 0
+    runs = costs[0].processor_invocations if costs else 0
+    baseline.add("a job's life (per job)", runs, records, ratio(runs / records) if records else "-")
+    heartbeats = cost_model.MONTH_SECONDS // 30
+    filtered = 0 if not heartbeat_passes_filters() else heartbeats
+    baseline.add("an idle runner's heartbeats (per month, every 30 s)", quantity(filtered), quantity(heartbeats),
+                 ratio(filtered / heartbeats))  # fmt: skip
+    return [per_job, baseline]
+
+
 def machine_line() -> str:
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, {platform.machine()},"
@@ -537,6 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "logs" in sections:
         progress("job logs (append and read, in-process)")
         emit(log_tables(measure_log_costs(arguments.repeats), arguments.repeats))
+    if "events" in sections:
+        progress("events and webhook deliveries (in-process)")
+        emit(event_tables(measure_event_costs()))
     if "fleet" in sections:
         from hangar.config import get_settings
 

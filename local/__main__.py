@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", default=" ".join(ALL_SCOPES), help="space-separated scopes (default: every scope)")
     token.add_argument("--sub", default=None, help="subject (default dev@ORG)")
     token.add_argument("--ttl", type=int, default=86400, help="seconds until it expires (default 86400)")
+    receiver = commands.add_parser("receiver", help="receive webhooks on 127.0.0.1 and print them")
+    receiver.add_argument("--port", type=int, default=9000, help="port to listen on (default 9000)")
+    receiver.add_argument("--secret", default=None, help="the webhook's whsec_ secret: check each signature")
     openapi = commands.add_parser("openapi", help="write docs/openapi.json from the handlers")
     openapi.add_argument("--check", action="store_true", help="exit 1 if docs/openapi.json is out of date")
     backend = commands.add_parser("backend", help="(internal) the embedded AWS backend, on an inherited socket")
@@ -64,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         print(mint_dev_jwt(args.org, args.scope, sub=args.sub, ttl=args.ttl))
         return 0
+
+    if args.command == "receiver":
+        from local.receiver import serve as receive
+
+        return receive(args.port, args.secret)
 
     if args.command == "openapi":
         from local.openapi import OPENAPI_FILE, drift, write_openapi

@@ -6,6 +6,8 @@
 - `POST /_local/schedules/<FunctionLogicalId>`: run a scheduled function once, now; its result
 - `POST /_local/authorizer-cache/flush`
 - `GET /_local/routes`
+- `POST /_local/deliveries/flush`: poll the tables' streams and the queues until nothing is due now (the
+  event processor, then webhook deliveries due at the local clock); how many records were handled
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ from local.template import ScheduleSpec
 
 class Admin:
     def __init__(
-        self, gateway: Gateway, schedules: Mapping[str, ScheduleSpec], run_schedule: Callable[[ScheduleSpec], Any]
+        self,
+        gateway: Gateway,
+        schedules: Mapping[str, ScheduleSpec],
+        run_schedule: Callable[[ScheduleSpec], Any],
+        flush: Callable[[], int] = lambda: 0,
     ) -> None:
         self.gateway = gateway
         self.schedules = dict(schedules)
         self.run_schedule = run_schedule
+        self.flush = flush
 
     def handle(self, request: HttpRequest, request_id: str) -> HttpResponse:
         path, method = request.raw_path.rstrip("/"), request.method
@@ -49,6 +56,11 @@ class Admin:
                 for r in self.gateway.routes
             ]
             return json_response(200, {"routes": routes}, request_id)
+        if (method, path) == ("POST", "/_local/deliveries/flush"):
+            try:
+                return json_response(200, {"handled": self.flush()}, request_id)
+            except Exception as error:  # the sources printed what failed
+                return json_response(500, {"message": f"{type(error).__name__}: {error}"}, request_id)
         if method == "POST" and path.startswith("/_local/schedules/"):
             schedule = self.schedules.get(unquote(path.rsplit("/", 1)[1]))
             if schedule is None:

@@ -12,6 +12,7 @@ so each call is atomic, as it is in DynamoDB.
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import sys
@@ -27,6 +28,55 @@ LOCAL_CREDENTIALS = {"testing": "testing"}
 
 ADMIN_PATH = "/_local/api-key-ids"
 """POST {"value", "id"}: the next API key created with that value gets that id (restoring tenants)."""
+CLOCK_PATH = "/_local/clock-offset"
+"""POST {"offsetSeconds"}: SQS's clock (message delays, visibility timeouts) runs that far ahead, as the
+local clock of `POST /_local/clock` does (hangar.clock), so queued retries come due when time is moved."""
+
+_sqs_offset_seconds = 0.0
+
+
+def follow_local_clock() -> None:
+    """moto's SQS reads the time through these two functions; shift them by the local clock's offset."""
+    import moto.sqs.models as sqs_models
+    from moto.core.utils import unix_time, unix_time_millis
+
+    setattr(sqs_models, "unix_time", lambda *args: unix_time(*args) + _sqs_offset_seconds)  # noqa: B010
+    setattr(sqs_models, "unix_time_millis", lambda *args: unix_time_millis(*args) + _sqs_offset_seconds * 1000)  # noqa: B010
+
+
+def keep_stream_iterators_current() -> None:
+    """moto restores a table from a copy when a transaction on it is cancelled, stream shard included,
+    while its stream iterators keep reading the shard they were made on: every record written after the
+    first cancelled transaction would be invisible to them. Each read here looks the table's current
+    shard up, and drops the iterator it used (local/ never reads one twice; each read makes the next)."""
+    from moto.dynamodbstreams.models import ShardIterator
+
+    read = ShardIterator.get
+
+    def get_from_current_shard(self: Any, limit: int = 1000) -> dict[str, Any]:
+        current = self.streams_backend.dynamodb.tables.get(self.stream_shard.table.name)
+        if current is not None and current.stream_shard is not None:
+            self.stream_shard = current.stream_shard
+        self.streams_backend.shard_iterators.pop(self.arn, None)
+        result: dict[str, Any] = read(self, limit)
+        return result
+
+    ShardIterator.get = get_from_current_shard  # type: ignore[method-assign]
+
+    # The copy moto takes of every table a transaction writes would copy each stream record too, so every
+    # transaction would get slower as the stream grows. Records never change once written: the copy of a
+    # shard gets a copy of the list of records, sharing the records themselves.
+    from moto.dynamodb.models.table import StreamShard
+
+    def copy_shard(self: Any, memo: dict[int, Any]) -> Any:
+        copied = StreamShard.__new__(StreamShard)
+        memo[id(self)] = copied
+        copied.__dict__.update(self.__dict__)
+        copied.items = list(self.items)  # type: ignore[attr-defined]
+        copied.table = copy.deepcopy(self.table, memo)  # type: ignore[attr-defined]
+        return copied
+
+    StreamShard.__deepcopy__ = copy_shard  # type: ignore[attr-defined]
 
 
 def backend_app() -> Callable[..., Iterable[bytes]]:
@@ -39,8 +89,16 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
     # S3's checks of presigned URLs and anonymous requests, which moto does not make.
     moto = verify_s3_requests(DomainDispatcherApplication(create_backend_app), LOCAL_CREDENTIALS)
     lock = threading.Lock()
+    follow_local_clock()
+    keep_stream_iterators_current()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        global _sqs_offset_seconds
+        if environ.get("PATH_INFO") == CLOCK_PATH:
+            wanted = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+            _sqs_offset_seconds = float(wanted["offsetSeconds"])
+            start_response("204 No Content", [])
+            return []
         if environ.get("PATH_INFO") == ADMIN_PATH:
             wanted = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
             identifier = ApigwApiKeyIdentifier(ACCOUNT_ID, REGION, str(wanted["value"]))

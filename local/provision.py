@@ -1,6 +1,9 @@
 """Creating the template's resources locally: DynamoDB tables (in the embedded backend or an external
 DynamoDB), and in the embedded backend the S3 buckets, KMS keys, secrets, usage plans and API keys.
 
+SQS queues and the event bus are created in the embedded backend too; local.event_sources polls the
+queues and the tables' streams for the functions that read them.
+
 Every resource type of the template is either provisioned here, read by another module of local/, or
 listed with the reason it has no local counterpart; any other type raises `NotSupportedLocally`.
 """
@@ -16,7 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.template import (
+    ACCOUNT_ID,
     BUCKET_TYPE,
+    REGION,
+    STACK_NAME,
     TABLE_TYPE,
     NotSupportedLocally,
     Resolver,
@@ -34,6 +40,8 @@ PROVISIONED = {
     "AWS::ApiGateway::UsagePlan",
     "AWS::ApiGateway::ApiKey",
     "AWS::ApiGateway::UsagePlanKey",
+    "AWS::SQS::Queue",
+    "AWS::Events::EventBus",
 }
 READ_BY_OTHER_MODULES = {
     "AWS::Serverless::Function",  # local.functions
@@ -49,8 +57,7 @@ NO_LOCAL_COUNTERPART = {
     "AWS::CloudWatch::Dashboard",
     "AWS::IAM::Role",  # no permissions locally
     "AWS::ApiGateway::Account",  # access logging's role
-    "AWS::SQS::Queue",  # the sweeper's dead-letter queue: a failed local run is printed instead
-    "AWS::SQS::QueuePolicy",
+    "AWS::SQS::QueuePolicy",  # no permissions locally
     # The artifacts bucket's TLS-only policy: the embedded S3 speaks plain HTTP on 127.0.0.1, and checks
     # what the API relies on (presigned signatures, no anonymous access) in local.s3_signatures.
     "AWS::S3::BucketPolicy",
@@ -140,11 +147,43 @@ def provision(template: Mapping[str, Any], session: Any, dynamodb: Any) -> Provi
     for logical_id, properties in each("AWS::ApiGateway::ApiKey"):
         name = str(properties.get("Name") or logical_id)
         done.refs[logical_id] = apigateway.create_api_key(name=name, enabled=bool(properties.get("Enabled")))["id"]
+    provision_queues(template, session, done)
+    events = session.client("events")
+    for logical_id, properties in each("AWS::Events::EventBus"):
+        name = str(properties.get("Name") or logical_id)
+        with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
+            events.create_event_bus(Name=name)
+        done.refs[logical_id] = name
+        done.attrs[(logical_id, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:event-bus/{name}"
     for _, properties in each("AWS::ApiGateway::UsagePlanKey"):
         apigateway.create_usage_plan_key(
             usagePlanId=str(properties["UsagePlanId"]), keyId=str(properties["KeyId"]), keyType="API_KEY"
         )
     return done
+
+
+# Queue attributes CreateQueue takes as the template writes them; the rest (encryption) has no local meaning.
+_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+
+
+def provision_queues(template: Mapping[str, Any], session: Any, done: Provisioned) -> None:
+    """Every queue (its URL is its Ref, `Arn` and `QueueName` its attributes), then the redrive policies,
+    which name other queues' ARNs."""
+    sqs = session.client("sqs")
+    queues = resources(template, "AWS::SQS::Queue")
+    for logical_id in queues:
+        name = f"{STACK_NAME}-{logical_id}"
+        raw, resolver = queues[logical_id].get("Properties") or {}, done.resolver(template)
+        attributes = {key: str(resolver.resolve(raw[key])) for key in _QUEUE_ATTRIBUTES if key in raw}
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        done.refs[logical_id] = url
+        done.attrs[(logical_id, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"
+        done.attrs[(logical_id, "QueueName")] = name
+    for logical_id in queues:
+        properties = done.resolver(template).try_resolve(queues[logical_id].get("Properties"), {}) or {}
+        if redrive := properties.get("RedrivePolicy"):
+            policy = json.dumps({key: str(value) for key, value in redrive.items()})
+            sqs.set_queue_attributes(QueueUrl=done.refs[logical_id], Attributes={"RedrivePolicy": policy})
 
 
 def restore_tenant_keys(backend_endpoint: str, session: Any, dynamodb: Any, orgs_table: str, prefix: str) -> int:

@@ -45,6 +45,7 @@ class Stack:
     routes: list[Any]
     schedules: dict[str, Any]
     run_schedule: Any
+    event_sources: Any = None
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,11 @@ def serve(options: Options) -> int:
 
             scheduler = Scheduler(stack.schedules.values(), stack.run_schedule)
             banner.append("  Schedules: " + "; ".join(scheduler.start() or ["none"]))
+            stack.event_sources.start()
+            banner.append("  Streams and queues: polled every second (and by POST /_local/deliveries/flush)")
         else:
             banner.append("  Schedules: off (run one with POST /_local/schedules/<FunctionLogicalId>)")
+            banner.append("  Streams and queues: polled by POST /_local/deliveries/flush only")
         console.print("\n".join([*banner, READY_LINE.format(url=url_of(api_socket))]))
         serve_wsgi(stack.server)
     except (_Stop, KeyboardInterrupt):
@@ -125,6 +129,8 @@ def serve(options: Options) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if scheduler is not None:
             scheduler.stop()
+        if stack is not None:
+            stack.event_sources.stop()
         if stack is not None:
             stop_wsgi(stack.server)
         api_socket.close()
@@ -142,6 +148,8 @@ def _start(options: Options, console: Console, api_socket: Any, backend: str) ->
     from local.template import REGION, load_template, local_table_name
 
     template = load_template(options.template_file)
+    # Webhooks may point at this machine's receivers (loopback only) in local mode, never in a deployment.
+    os.environ.setdefault("HANGAR_PARAM_AllowInsecureWebhooks", "true")
     login = sign_in()  # a bad HANGAR_JWT_* setting fails before anything starts
     external = os.environ.get("HANGAR_DYNAMODB_ENDPOINT") or None
     apply_environment(aws_environment(backend, external))
@@ -175,7 +183,11 @@ def _start(options: Options, console: Console, api_socket: Any, backend: str) ->
     console.install_handler_logging(environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     base_dir = Path(options.template_file).resolve().parent if options.template_file else REPO_ROOT
-    stack = _stack(template, FunctionRegistry(functions(template, base_dir)), session, console, api_socket, api_url)
+    registry = FunctionRegistry(functions(template, base_dir))
+    stack = _stack(template, registry, session, console, api_socket, api_url, backend)
+    stack.event_sources = _event_sources(
+        template, provisioned, session, dynamodb, external or backend, registry, console
+    )
     kept = ""
     if external:
         prefix = environment.get("USAGE_PLAN_NAME_PREFIX", "")
@@ -193,11 +205,58 @@ def _start(options: Options, console: Console, api_socket: Any, backend: str) ->
         *login.banner(),
         *demo,
         '  Local admin: GET /_local/health, POST /_local/clock {"advanceSeconds": n}, '
-        "POST /_local/schedules/<FunctionLogicalId>, POST /_local/authorizer-cache/flush",
+        "POST /_local/schedules/<FunctionLogicalId>, POST /_local/authorizer-cache/flush, "
+        "POST /_local/deliveries/flush",
     ]
 
 
-def _stack(template: Any, registry: Any, session: Any, console: Console, api_socket: Any, api_url: str) -> Stack:
+def _event_sources(
+    template: Any,
+    provisioned: Any,
+    session: Any,
+    dynamodb: Any,
+    dynamodb_endpoint: str,
+    registry: Any,
+    console: Console,
+) -> Any:
+    """The template's stream and queue event sources on the provisioned tables and queues."""
+    from local import event_sources
+    from local.template import event_sources as event_source_specs
+
+    return event_sources.build(
+        event_source_specs(template),
+        provisioned.refs,
+        provisioned.attrs,
+        session,
+        dynamodb,
+        session.client("dynamodbstreams", endpoint_url=dynamodb_endpoint),
+        registry.invoke,
+        console.error,
+    )
+
+
+def _advance_clock(backend: str) -> Any:
+    """Moves the local clock and the embedded SQS's with it (delays and visibility timeouts)."""
+    import json
+    import urllib.request
+
+    from hangar import clock
+
+    from local.backend import CLOCK_PATH
+
+    def advance(seconds: float) -> None:
+        clock.advance(seconds)
+        body = json.dumps({"offsetSeconds": clock.offset()}).encode()
+        urllib.request.urlopen(
+            urllib.request.Request(backend + CLOCK_PATH, data=body, method="POST"), timeout=10
+        ).close()
+
+    return advance
+
+
+def _stack(
+    template: Any, registry: Any, session: Any, console: Console, api_socket: Any, api_url: str, backend: str
+) -> Stack:
     """The gateway, its admin routes and the site as one WSGI app on the API's socket."""
     from local import limits
     from local.admin import Admin
@@ -214,6 +273,7 @@ def _stack(template: Any, registry: Any, session: Any, console: Console, api_soc
         api=api_settings(template),
         limit_policy=limits.policy_for(template, session),
         log=console.error,
+        advance_clock=_advance_clock(backend),
     )
 
     def run_schedule(schedule: Any) -> Any:
@@ -228,7 +288,9 @@ def _stack(template: Any, registry: Any, session: Any, console: Console, api_soc
         return result
 
     by_function = {schedule.function_id: schedule for schedule in schedules(template)}
-    admin, site = Admin(gateway, by_function, run_schedule), Site()
+    stack: Stack | None = None
+    admin = Admin(gateway, by_function, run_schedule, flush=lambda: stack.event_sources.drain() if stack else 0)
+    site = Site()
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         started = time.monotonic()
@@ -248,7 +310,8 @@ def _stack(template: Any, registry: Any, session: Any, console: Console, api_soc
         return gateway.gateway_response(kind, str(uuid.uuid4()), status=None if status == 413 else status)
 
     server = wsgi_server(app, api_socket, threads=16, error_response=refused)
-    return Stack(server, gateway.routes, by_function, run_schedule)
+    stack = Stack(server, gateway.routes, by_function, run_schedule)
+    return stack
 
 
 def _demo_credentials(issuer_mode: bool) -> list[str]:

@@ -181,6 +181,14 @@ class LocalApi:
     def now(self) -> float:
         return float(self.call("GET", "/_local/clock").body["now"])
 
+    def flush_deliveries(self) -> int:
+        """Run the stream processor and every webhook delivery due now (on the local clock), synchronously;
+        how many stream records and queue messages were handled."""
+        result = self.call("POST", "/_local/deliveries/flush", timeout=300)
+        if result.status != 200:
+            raise RuntimeError(f"flush_deliveries: {result.status} {result.body}")
+        return int(result.body["handled"])
+
     def run_schedule(self, logical_id: str) -> Any:
         """Run a scheduled function (e.g. "SweeperFunction") once, synchronously; its result."""
         result = self.call("POST", f"/_local/schedules/{logical_id}", timeout=180)

@@ -26,6 +26,7 @@ os.environ.update(
         "ORGS_TABLE": "OrgsTable",
         "IDEMPOTENCY_TABLE": "IdempotencyTable",
         "JOB_OUTPUTS_TABLE": "JobOutputsTable",
+        "WEBHOOKS_TABLE": "WebhooksTable",
         "AUDIT_EVENTS_TABLE": "AuditEventsTable",
         "ARTIFACTS_BUCKET": "hangar-test-artifacts",
     }

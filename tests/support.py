@@ -29,12 +29,14 @@ def clear_client_caches() -> None:
     """Forget cached settings and AWS clients so the next call binds to the current mock."""
     from hangar import credentials
     from hangar.config import get_settings
-    from hangar.store import artifact_objects, dynamo, kms
+    from hangar.store import artifact_objects, delivery_queue, dynamo, event_bus, kms
 
     get_settings.cache_clear()
     dynamo.client.cache_clear()
     artifact_objects.client.cache_clear()
     kms._client.cache_clear()
+    delivery_queue._client.cache_clear()
+    event_bus._client.cache_clear()
     credentials.pepper.cache_clear()
 
 
@@ -42,6 +44,7 @@ def clear_client_caches() -> None:
 class AwsStack:
     dynamodb: Any
     kms_key_id: str
+    delivery_queue_url: str = ""
     calls: list[str] = field(default_factory=list)
 
     def scan_all(self) -> list[dict[str, Any]]:
@@ -61,11 +64,17 @@ def start_aws_stack() -> Iterator[AwsStack]:
         key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=os.environ["ARTIFACTS_BUCKET"])
         os.environ["SETUP_TOKEN_KMS_KEY_ID"] = key_id
+        # The webhook delivery queue and the event bus (events and webhooks).
+        queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="hangar-test-deliveries")
+        os.environ["DELIVERY_QUEUE_URL"] = queue_url["QueueUrl"]
+        boto3.client("events", region_name="us-east-1").create_event_bus(Name="hangar-test-events")
+        os.environ["EVENT_BUS_NAME"] = "hangar-test-events"
         clear_client_caches()
         try:
-            yield AwsStack(dynamodb=dynamodb, kms_key_id=key_id)
+            yield AwsStack(dynamodb=dynamodb, kms_key_id=key_id, delivery_queue_url=queue_url["QueueUrl"])
         finally:
-            os.environ.pop("SETUP_TOKEN_KMS_KEY_ID", None)
+            for name in ("SETUP_TOKEN_KMS_KEY_ID", "DELIVERY_QUEUE_URL", "EVENT_BUS_NAME"):
+                os.environ.pop(name, None)
             clear_client_caches()
 
 
@@ -129,7 +138,7 @@ def unique_org() -> str:
 
 ALL_SCOPES = (
     "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage "
-    "audit:read admin:licenses"
+    "audit:read webhooks:manage admin:licenses"
 )
 
 
@@ -207,3 +216,21 @@ def ensure_agent_wheel() -> Path:
     wheel = bundled_agent_wheel()
     assert wheel is not None, "make agent-wheel built no wheel"
     return ROOT / "layers" / "hangar" / "hangar" / "agent_wheel" / wheel.name
+
+
+def sqs_event(
+    message: dict[str, Any], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:hangar-test-deliveries"
+) -> dict[str, Any]:
+    """The event Lambda's SQS poller gives a function for one received message (ReceiveMessage's form)."""
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
+    }
+    return {"Records": [record]}

@@ -153,6 +153,20 @@ def test_api_keys_targets_and_the_key_as_actor(aws: AwsStack) -> None:
     assert_one_event(aws, org, "api_key.delete", ("api_key", key["id"]), request_id, before=3)
 
 
+def test_webhooks_create_and_delete(aws: AwsStack) -> None:
+    org = unique_org()
+    body = {"url": "https://93.184.215.14/hooks", "events": ["*"]}  # a public address: no DNS needed
+    status, webhook, request_id = call("CreateWebhook", org, body=body)
+    assert status == 201, webhook
+    event = assert_one_event(aws, org, "webhook.create", ("webhook", webhook["id"]), request_id)
+    assert webhook["secret"] not in str(event)
+    status, response, request_id = call("DeleteWebhook", org, path={"webhookId": webhook["id"]})
+    assert status in (200, 204), response
+    assert_one_event(aws, org, "webhook.delete", ("webhook", webhook["id"]), request_id, before=1)
+    status, response, _ = call("DeleteWebhook", org, path={"webhookId": webhook["id"]})
+    assert status == 404 and len(stored_events(aws, org)) == 2  # a refused delete records nothing
+
+
 def test_license_change_is_in_the_tenants_log_by_the_operator(aws: AwsStack) -> None:
     org, operators = unique_org(), unique_org()
     status, body, request_id = call("PutOrgLicense", operators, body={"plan": "team"}, path={"orgId": org})

@@ -25,6 +25,7 @@ SCOPES = (
     "targets:read",
     "targets:manage",
     "keys:manage",
+    "webhooks:manage",
     "audit:read",
     "admin:licenses",
 )

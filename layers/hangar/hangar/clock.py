@@ -37,6 +37,11 @@ def advance(seconds: float) -> None:
     _offset_seconds += seconds
 
 
+def offset() -> float:
+    """How far `advance` has moved the clock (local mode hands it to the embedded AWS backend)."""
+    return _offset_seconds
+
+
 def reset() -> None:
     global _offset_seconds, _frozen_at
     _offset_seconds = 0.0

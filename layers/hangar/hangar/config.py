@@ -30,6 +30,12 @@ class Settings(BaseModel):
     # The audit log (GET /v1/audit-events): one item per audited change, kept 365 days.
     audit_events_table: str = "hangar-audit-events"
     artifacts_bucket: str = "hangar-artifacts"
+    # Webhooks and their deliveries (one table), the queue deliveries go through, the stack's event bus,
+    # and whether webhooks may point at loopback (template parameter AllowInsecureWebhooks; local only).
+    webhooks_table: str = "hangar-webhooks"
+    delivery_queue_url: str = ""
+    event_bus_name: str = ""
+    allow_insecure_webhooks: bool = False
 
     # JWT: algorithms come from configuration only, never from the token header. No secret has a
     # default: a deployment that configures HS256 without a real one refuses every JWT (fail closed).
