@@ -97,6 +97,10 @@ def ensure_tables(dynamodb: Any, template: Mapping[str, Any]) -> list[str]:
     return names
 
 
+def local_kms_alias(logical_id: str) -> str:
+    return f"alias/hangar-local-{logical_id}"
+
+
 @dataclass
 class Provisioned:
     """What provisioning created: the values `!Ref` / `!GetAtt` resolve to locally."""
@@ -130,6 +134,9 @@ def provision(template: Mapping[str, Any], session: Any, dynamodb: Any) -> Provi
     for logical_id, properties in each("AWS::KMS::Key"):
         key = kms.create_key(Description=str(properties.get("Description") or logical_id))["KeyMetadata"]
         done.refs[logical_id] = key["KeyId"]
+        # A fixed name for the random key: what local/sam-env.json can name (KMS takes an alias as KeyId).
+        with contextlib.suppress(kms.exceptions.AlreadyExistsException):
+            kms.create_alias(AliasName=local_kms_alias(logical_id), TargetKeyId=key["KeyId"])
         done.attrs[(logical_id, "Arn")] = key["Arn"]
     for logical_id, properties in each("AWS::SecretsManager::Secret"):
         value = properties.get("SecretString") or secrets.token_urlsafe(32)

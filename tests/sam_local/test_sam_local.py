@@ -129,6 +129,14 @@ def test_start_api_user_route_answers_as_make_run_does(stack: Stack, fleet: Flee
     assert {runner["_id"] for runner in through_sam.body["data"]} == {fleet.runner_id, fleet.stale_runner_id}
 
 
+def test_start_api_creates_a_webhook_with_its_secret_encrypted_by_the_backends_key(stack: Stack, fleet: Fleet) -> None:
+    """sam-env.json names the embedded backend's KMS key by its alias: a webhook's secret can be stored."""
+    body = {"url": "https://93.184.215.14/hooks", "events": ["job.completed"]}  # a public address, no DNS
+    created = call(stack.sam_url, "POST", "/v1/webhooks", headers=_bearer(fleet), json=body, timeout=600)
+    assert created.status == 201, created.body
+    assert created.body["secret"].startswith("whsec_")
+
+
 def test_start_api_heartbeat_answers_as_make_run_does(stack: Stack, fleet: Fleet) -> None:
     headers = {"X-Runner-Token": fleet.runner_token}
     body = json.loads(filled_event("Heartbeat", fleet)["body"])
