@@ -147,6 +147,23 @@ export function shellQuote(text) {
 // -- errors ----------------------------------------------------------------------------------------
 
 /** An alert box saying what went wrong (and, for a field error, which field). */
+// Cursor paging for a list that refreshes itself: the cursor of the page shown and the ones before it;
+// `buttons(nextCursor)` are the Previous/Next page buttons for the page just read.
+export function cursorPager(refresh) {
+  let cursor = null;
+  const previous = [];
+  return {
+    get cursor() { return cursor; },
+    get onFirstPage() { return previous.length === 0; },
+    buttons(nextCursor) {
+      return [
+        previous.length ? h("button", { type: "button", onclick: () => { cursor = previous.pop() ?? null; refresh(); } }, "Previous page") : null,
+        nextCursor ? h("button", { type: "button", onclick: () => { previous.push(cursor); cursor = nextCursor; refresh(); } }, "Next page") : null,
+      ];
+    },
+  };
+}
+
 export function errorBox(error, retry) {
   const message = error && error.message ? error.message : String(error);
   const detail = error && error.code ? ` (${error.code}${error.status ? `, HTTP ${error.status}` : ""})` : "";

@@ -6,6 +6,7 @@ import {
   agoTime,
   badge,
   clearFormErrors,
+  cursorPager,
   errorBox,
   h,
   openDialog,
@@ -55,20 +56,15 @@ export async function renderJobs(root, { lifetime, query, navigate }) {
     pager,
   );
 
-  let cursor = null;
-  const previous = [];
+  const paging = cursorPager(() => refresh());
 
   async function refresh() {
     try {
-      const page = await api("GET", "/v1/jobs", { query: { status: statusFilter, limit: PAGE_SIZE, cursor } });
+      const page = await api("GET", "/v1/jobs", { query: { status: statusFilter, limit: PAGE_SIZE, cursor: paging.cursor } });
       replace(status);
       replaceIfChanged(tbody, page.jobs, (jobs) => jobs.map(jobRow));
-      empty.hidden = page.jobs.length > 0 || previous.length > 0;
-      replace(
-        pager,
-        previous.length ? h("button", { type: "button", onclick: () => { cursor = previous.pop() ?? null; refresh(); } }, "Previous page") : null,
-        page.nextCursor ? h("button", { type: "button", onclick: () => { previous.push(cursor); cursor = page.nextCursor; refresh(); } }, "Next page") : null,
-      );
+      empty.hidden = page.jobs.length > 0 || !paging.onFirstPage;
+      replace(pager, ...paging.buttons(page.nextCursor));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       replace(status, errorBox(error, refresh));

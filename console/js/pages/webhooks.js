@@ -6,6 +6,7 @@ import {
   agoTime,
   badge,
   clearFormErrors,
+  cursorPager,
   confirmAction,
   copyBlock,
   dateTime,
@@ -189,23 +190,18 @@ export async function renderDeliveries(root, { lifetime, params }) {
     pager,
   );
 
-  let cursor = null;
-  const previous = [];
+  const paging = cursorPager(() => refresh());
   async function refresh() {
     try {
       const [webhook, page] = await Promise.all([
         api("GET", `/v1/webhooks/${id}`),
-        api("GET", `/v1/webhooks/${id}/deliveries`, { query: { cursor, limit: 50 } }),
+        api("GET", `/v1/webhooks/${id}/deliveries`, { query: { cursor: paging.cursor, limit: 50 } }),
       ]);
       replace(summary, `To ${webhook.url}`, h("span", { class: "mono" }, ` (${webhook.id})`));
       replace(status);
       replaceIfChanged(tbody, page.deliveries, (deliveries) => deliveries.map((delivery) => deliveryRow(id, delivery, refresh)));
-      empty.hidden = page.deliveries.length > 0 || previous.length > 0;
-      replace(
-        pager,
-        previous.length ? h("button", { type: "button", onclick: () => { cursor = previous.pop() ?? null; refresh(); } }, "Previous page") : null,
-        page.nextCursor ? h("button", { type: "button", onclick: () => { previous.push(cursor); cursor = page.nextCursor; refresh(); } }, "Next page") : null,
-      );
+      empty.hidden = page.deliveries.length > 0 || !paging.onFirstPage;
+      replace(pager, ...paging.buttons(page.nextCursor));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       replace(status, errorBox(error, refresh));
