@@ -51,7 +51,7 @@ help:
 	@echo "make template-checks - validate, cfn-lint and checkov"
 	@echo "make build      - sam build (no container; needs Python 3.13) with the agent wheel the install script carries, then bytecode"
 	@echo "make lambda-python - check that Python 3.13 (make build, make test) is there"
-	@echo "make agent-wheel - build only that wheel (layers/hangar/hangar/agent_wheel/)"
+	@echo "make agent-wheel - build only that wheel (layers/hangar/hangar/fleet/agent_wheel/)"
 	@echo "make systemd-analyze - install systemd-analyze (the agent unit's tests use it) if missing"
 	@echo "make pytest     - every test but the fuzzer, on the embedded moto (part of make test)"
 	@echo "make e2e-dynamodb-local - the e2e suite on DynamoDB Local (part of make test)"
@@ -149,7 +149,7 @@ dynamodb-local: $(DYNAMODB_LOCAL)/.installed
 
 # The agent wheel the install script carries (layers/hangar/hangar/install_script.py): built into the layer's
 # package, so `make build` ships it in the stack and `make run` serves the checkout's agent the same way.
-AGENT_WHEEL_DIR := layers/hangar/hangar/agent_wheel
+AGENT_WHEEL_DIR := layers/hangar/hangar/fleet/agent_wheel
 $(AGENT_WHEEL_DIR)/.built: agent/pyproject.toml agent/README.md $(wildcard agent/hangar_agent/*.py agent/hangar_agent/*.service) | $(VENV)/.run-installed
 	rm -rf agent/build $(AGENT_WHEEL_DIR)
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(AGENT_WHEEL_DIR) ./agent

@@ -75,7 +75,7 @@ class Workload:
 
 def workload_from_stack() -> Workload:
     """The agent's intervals from hangar's Settings, the authorizer TTL and memory from template.yaml."""
-    from hangar.config import get_settings
+    from hangar.core.config import get_settings
 
     from bench.environment import ROOT
     from local.template import authorizers, functions, load_template

@@ -166,9 +166,9 @@ def _all_calls() -> Iterator[Counter[str]]:
 
 
 def measure_event_costs() -> list[EventCost]:
-    from hangar.config import get_settings
-    from hangar.models.webhooks import CreateWebhookRequest
-    from hangar.webhooks import create_webhook
+    from hangar.core.config import get_settings
+    from hangar.events.models.webhooks import CreateWebhookRequest
+    from hangar.events.webhooks import create_webhook
 
     from local.event_sources import passes
 

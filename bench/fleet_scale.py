@@ -105,7 +105,7 @@ def _seed(table: Any, runners: int, stale: int, now: float) -> None:
 def _sweep(recorder: DynamoRecorder, label: str, stale_before: int, budget: int | None = None) -> SweepRun:
     remaining = iter(range(budget)) if budget is not None else None
     time_left = (lambda: next(remaining, None) is not None) if remaining is not None else (lambda: True)
-    from hangar import sweeper
+    from hangar.jobs import sweeper
 
     with recorder.recording() as calls:
         started = time.perf_counter()
@@ -127,8 +127,8 @@ def _sweep(recorder: DynamoRecorder, label: str, stale_before: int, budget: int 
 
 def measure_fleet_sweeps(heartbeat_interval_seconds: int, runners: int = BENCH_FLEET) -> FleetSweeps:
     """The real sweeper against `runners` seeded runners at the shard count the sizing rule gives them."""
-    from hangar import clock
-    from hangar.config import get_settings
+    from hangar.core import clock
+    from hangar.core.config import get_settings
     from moto.dynamodb.models import dynamodb_backends
 
     shards = shards_for(runners, heartbeat_interval_seconds)

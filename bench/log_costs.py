@@ -123,7 +123,7 @@ def _summary(name: str, function: str, target: int, samples: list[Sample]) -> Re
 def measure_log_costs(repeats: int = 10) -> LogCosts:
     """Appends `repeats` chunks of each size and corpus (after a warm-up chunk) to one running job; then,
     on a second job whose log is 4 KiB chunks, reads it as a follower does, a default page at a time."""
-    from hangar.config import get_settings
+    from hangar.core.config import get_settings
     from support import invoke, user_event
 
     with start_aws_stack() as aws, DynamoRecorder.installed() as recorder, function_output():

@@ -580,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress("events and webhook deliveries (in-process)")
         emit(event_tables(measure_event_costs()))
     if "fleet" in sections:
-        from hangar.config import get_settings
+        from hangar.core.config import get_settings
 
         from bench.fleet_scale import measure_fleet_sweeps
 

@@ -113,7 +113,7 @@ class RequestMeasurement:
 @contextmanager
 def function_output() -> Iterator[io.StringIO]:
     """Everything a handler writes to stdout (Powertools logs at the template's INFO level, EMF metrics)."""
-    from hangar.observability import logger
+    from hangar.core.observability import logger
 
     buffer = io.StringIO()
     stream_handler: Any = logger.registered_handler

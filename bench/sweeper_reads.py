@@ -48,8 +48,8 @@ class SweepReads:
 
 
 def runner_item(org_id: str, runner_id: str, heartbeat_epoch: float) -> dict[str, Any]:
-    """A live runner as the heartbeat leaves it (hangar.heartbeat.record_heartbeat's fields)."""
-    from hangar import clock
+    """A live runner as the heartbeat leaves it (hangar.fleet.heartbeat.record_heartbeat's fields)."""
+    from hangar.core import clock
     from hangar.store.dynamo import to_item
     from hangar.store.runners import live_shard
 
@@ -80,7 +80,7 @@ def runner_item(org_id: str, runner_id: str, heartbeat_epoch: float) -> dict[str
 def seed_runners(aws: AwsStack, runners: int, stale: int) -> int:
     """`runners` live runners, the first `stale` of them silent for STALE_HEARTBEAT_AGE_SECONDS; their
     total size in bytes."""
-    from hangar import clock
+    from hangar.core import clock
 
     now = clock.now()
     requests: list[dict[str, Any]] = []

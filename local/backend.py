@@ -30,7 +30,7 @@ ADMIN_PATH = "/_local/api-key-ids"
 """POST {"value", "id"}: the next API key created with that value gets that id (restoring tenants)."""
 CLOCK_PATH = "/_local/clock-offset"
 """POST {"offsetSeconds"}: SQS's clock (message delays, visibility timeouts) runs that far ahead, as the
-local clock of `POST /_local/clock` does (hangar.clock), so queued retries come due when time is moved."""
+local clock of `POST /_local/clock` does (hangar.core.clock), so queued retries come due when time is moved."""
 
 _sqs_offset_seconds = 0.0
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from hangar import clock
-from hangar.auth import OPERATOR_SCOPES, SCOPES
+from hangar.core import clock
+from hangar.identity.auth import OPERATOR_SCOPES, SCOPES
 
 LOCAL_JWT_SECRET = "hangar-local-dev-secret-not-for-production"
 LOCAL_JWT_ISSUER = "hangar-local"
@@ -42,7 +42,7 @@ def mint_dev_jwt(
     """An HS256 JWT the local user authorizer accepts: iss hangar-local, aud hangar, `org` and `scope`.
 
     `scopes` is a space-separated string or an iterable of scopes. The authorizer checks `exp`/`nbf`/
-    `iat` on the server's clock (`hangar.clock`, which `POST /_local/clock` moves): `now` is that
+    `iat` on the server's clock (`hangar.core.clock`, which `POST /_local/clock` moves): `now` is that
     clock's time when the caller knows it, else this process's clock.
     """
     issued = int(now if now is not None else clock.now())
@@ -61,7 +61,7 @@ def mint_dev_jwt(
 
 def mint_dev_api_key(org: str = "demo") -> str:
     """A dev API key made by the real domain code (after the local environment is in place)."""
-    from hangar import api_keys
+    from hangar.tenancy import api_keys
 
     return api_keys.create_api_key(
         org_id=org, name="local dev key", scopes=list(API_KEY_SCOPES), created_by="local"

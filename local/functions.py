@@ -139,7 +139,7 @@ def _import_file(module_name: str, spec: FunctionSpec) -> ModuleType:
 
 
 def make_metrics_thread_safe(quiet: bool) -> None:
-    """Serialise the shared Powertools metric set of `hangar.observability.metrics`; `quiet`: no
+    """Serialise the shared Powertools metric set of `hangar.core.observability.metrics`; `quiet`: no
     cold-start metric either (Powertools writes it with `single_metric`, which ignores
     POWERTOOLS_METRICS_DISABLED).
 
@@ -147,7 +147,7 @@ def make_metrics_thread_safe(quiet: bool) -> None:
     one metric set per process. Without a lock, one invocation's flush can clear or iterate another's
     metrics mid-way and fail the request.
     """
-    from hangar.observability import metrics
+    from hangar.core.observability import metrics
 
     provider = metrics.provider
     lock = threading.RLock()

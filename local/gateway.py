@@ -11,7 +11,7 @@
 
 When the gateway itself refuses, the status, headers and body come from the template's
 GatewayResponses (falling back to its DEFAULT_4XX / DEFAULT_5XX, then to API Gateway's defaults).
-Every response carries `x-amzn-RequestId`. Time is `hangar.clock.now()` (moved by `POST /_local/clock`).
+Every response carries `x-amzn-RequestId`. Time is `hangar.core.clock.now()` (moved by `POST /_local/clock`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from hangar import clock
+from hangar.core import clock
 
 from local.authorizers import Authorizers, Invoker
 from local.limits import AllowAll, Grant, LimitPolicy, Refusal, RequestInfo

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
-from hangar.http import USER_SCOPES_SCHEME
+from hangar.api.http import USER_SCOPES_SCHEME
 
 from local import REPO_ROOT
 from local.functions import _import_file
@@ -106,7 +106,7 @@ def build_openapi(template_file: Path | None = None) -> dict[str, Any]:
         for parameter in operation.get("parameters", []):
             parameter["schema"] = _without_null(parameter["schema"])
         for media in operation.get("requestBody", {}).get("content", {}).values():
-            # An optional body is left out, never `null`: a body is a JSON object (hangar.http).
+            # An optional body is left out, never `null`: a body is a JSON object (hangar.api.http).
             media["schema"] = _without_null(media["schema"])
         operation["operationId"] = route.function_id.removesuffix("Function")
         operation["summary"] = str(spec.properties.get("Description") or operation.get("summary", ""))

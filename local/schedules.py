@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from hangar import clock
+from hangar.core import clock
 
 from local.template import ACCOUNT_ID, REGION, ScheduleSpec
 

@@ -240,7 +240,7 @@ def _advance_clock(backend: str) -> Any:
     import json
     import urllib.request
 
-    from hangar import clock
+    from hangar.core import clock
 
     from local.backend import CLOCK_PATH
 
@@ -316,9 +316,9 @@ def _stack(
 
 def _demo_credentials(issuer_mode: bool) -> list[str]:
     """The demo org on the team plan (when it is new), its dev API key and, with the dev secret, a JWT."""
-    from hangar import licensing
-    from hangar.models.licenses import PutLicenseRequest
     from hangar.store import orgs
+    from hangar.tenancy import licensing
+    from hangar.tenancy.models.licenses import PutLicenseRequest
 
     from local.devtokens import ALL_SCOPES, mint_dev_api_key, mint_dev_jwt
 

@@ -42,9 +42,9 @@ from support import AwsStack, start_aws_stack  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def reset_clock() -> Iterator[None]:
-    """Tests may move hangar.clock forward; every test starts from real time."""
+    """Tests may move hangar.core.clock forward; every test starts from real time."""
     yield
-    from hangar import clock
+    from hangar.core import clock
 
     clock.reset()
 

@@ -21,7 +21,7 @@ client's retries — and makes chosen calls answer as DynamoDB would under load 
   as an index that has not caught up with its table does.
 
 ClientRequestToken is emulated as DynamoDB documents it, since moto ignores it: a TransactWriteItems
-that committed is remembered for 10 minutes (by `hangar.clock`); a call with the same token and the same
+that committed is remembered for 10 minutes (by `hangar.core.clock`); a call with the same token and the same
 request within that window succeeds without writing anything, one with the same token and a different
 request is refused with `IdempotentParameterMismatchException`; a cancelled transaction is not
 remembered (its replay runs anew), and after 10 minutes the token is new again.
@@ -276,7 +276,7 @@ class DynamoFaults:
         assert self._forward is not None
         response = self._forward(request, event_name)
         if call.operation == "TransactWriteItems" and response.status_code == 200:
-            from hangar import clock
+            from hangar.core import clock
 
             token = call.body.get("ClientRequestToken")
             if token:
@@ -287,7 +287,7 @@ class DynamoFaults:
     def _replay(self, call: Call) -> AWSResponse | None:
         """DynamoDB's answer to a token it remembers: success without a write (counted in `replayed`),
         or a mismatch; None for a token it does not remember."""
-        from hangar import clock
+        from hangar.core import clock
 
         token = call.body.get("ClientRequestToken")
         with self._lock:

@@ -27,8 +27,8 @@ EVENTS = ROOT / "events"
 
 def clear_client_caches() -> None:
     """Forget cached settings and AWS clients so the next call binds to the current mock."""
-    from hangar import credentials
-    from hangar.config import get_settings
+    from hangar.core.config import get_settings
+    from hangar.identity import credentials
     from hangar.store import artifact_objects, delivery_queue, dynamo, event_bus, kms
 
     get_settings.cache_clear()
@@ -108,7 +108,7 @@ class FakeLambdaContext:
 
 
 def refusal_reason(policy: dict[str, Any]) -> dict[str, Any] | None:
-    """An authorizer's refusal (hangar.authorizer.deny): an API-wide Deny with no usage key, whose context
+    """An authorizer's refusal (hangar.api.authorizer.deny): an API-wide Deny with no usage key, whose context
     is exactly the reason the ACCESS_DENIED gateway response renders; that context, or None."""
     statements = policy.get("policyDocument", {}).get("Statement", [])
     refused = (
@@ -211,11 +211,11 @@ def ensure_agent_wheel() -> Path:
         ["make", "--no-print-directory", "-s", "agent-wheel"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, f"make agent-wheel failed:\n{done.stdout}{done.stderr}"
-    from hangar.install_script import bundled_agent_wheel
+    from hangar.fleet.install_script import bundled_agent_wheel
 
     wheel = bundled_agent_wheel()
     assert wheel is not None, "make agent-wheel built no wheel"
-    return ROOT / "layers" / "hangar" / "hangar" / "agent_wheel" / wheel.name
+    return ROOT / "layers" / "hangar" / "hangar" / "fleet" / "agent_wheel" / wheel.name
 
 
 def sqs_event(

@@ -3,9 +3,9 @@ logs). Idempotent per `seq`; every 409 carries the `nextSeq` the log expects; `c
 the runner its job was cancelled."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import job_logs
-from hangar.http import JSON, api_app, lambda_handler
-from hangar.models.job_logs import MAX_LOG_BODY_BYTES, ApiLogConflictBody, AppendLogRequest, LogAppended
+from hangar.api.http import JSON, api_app, lambda_handler
+from hangar.jobs import logs as job_logs
+from hangar.jobs.models.logs import MAX_LOG_BODY_BYTES, ApiLogConflictBody, AppendLogRequest, LogAppended
 
 app = api_app()
 

@@ -2,9 +2,9 @@
 presigned S3 PUT bound to the declared size and content type (DESIGN: job artifacts)."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import artifacts
-from hangar.http import api_app, lambda_handler
-from hangar.models.artifacts import ArtifactUpload, CreateArtifactRequest
+from hangar.api.http import api_app, lambda_handler
+from hangar.jobs import artifacts
+from hangar.jobs.models.artifacts import ArtifactUpload, CreateArtifactRequest
 
 app = api_app()
 

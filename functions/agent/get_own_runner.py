@@ -3,9 +3,9 @@
 Scope-free: the runner token is the credential and names the runner, so no other runner can be asked for."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import heartbeat, runners
-from hangar.http import api_app, lambda_handler
-from hangar.models.runners import ApiRunner
+from hangar.api.http import api_app, lambda_handler
+from hangar.fleet import heartbeat, runners
+from hangar.fleet.models.runners import ApiRunner
 
 app = api_app()
 

@@ -1,9 +1,9 @@
 """POST /api/runners/heartbeat — the runner reports it is alive (seed 000); one DynamoDB write."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import heartbeat
-from hangar.http import api_app, lambda_handler
-from hangar.models.heartbeat import HeartbeatAck, HeartbeatRequest
+from hangar.api.http import api_app, lambda_handler
+from hangar.fleet import heartbeat
+from hangar.fleet.models.heartbeat import HeartbeatAck, HeartbeatRequest
 
 app = api_app()
 

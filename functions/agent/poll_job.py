@@ -2,9 +2,9 @@
 (labels, pin, free slot, tenant limit), claimed in one transaction; `job: null` when there is none."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import job_claims
-from hangar.http import api_app, lambda_handler
-from hangar.models.jobs import PollResult
+from hangar.api.http import api_app, lambda_handler
+from hangar.jobs import claims as job_claims
+from hangar.jobs.models.jobs import PollResult
 
 app = api_app()
 

@@ -1,9 +1,9 @@
 """POST /api/runners/jobs/status — the assigned runner reports running, completed or failed (seed 000)."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import job_claims
-from hangar.http import api_app, lambda_handler
-from hangar.models.jobs import JobStatusRequest, JobStatusResult
+from hangar.api.http import api_app, lambda_handler
+from hangar.jobs import claims as job_claims
+from hangar.jobs.models.jobs import JobStatusRequest, JobStatusResult
 
 app = api_app()
 

@@ -1,9 +1,9 @@
 """POST /v1/api-keys — a new `hgk_` key with a subset of the caller's scopes; the token is shown once."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import api_keys
-from hangar.http import lambda_handler, v1_app
-from hangar.models.api_keys import CreateApiKeyRequest, CreatedApiKeyView
+from hangar.api.http import lambda_handler, v1_app
+from hangar.tenancy import api_keys
+from hangar.tenancy.models.api_keys import CreateApiKeyRequest, CreatedApiKeyView
 
 app = v1_app()
 

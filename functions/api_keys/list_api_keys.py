@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from hangar import api_keys
-from hangar.http import lambda_handler, v1_app
-from hangar.models.api_keys import ApiKeyList
-from hangar.models.common import DEFAULT_PAGE_SIZE, Cursor, PageLimit
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import DEFAULT_PAGE_SIZE, Cursor, PageLimit
+from hangar.tenancy import api_keys
+from hangar.tenancy.models.api_keys import ApiKeyList
 
 app = v1_app()
 

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from hangar import audit
-from hangar.http import lambda_handler, v1_app
-from hangar.models.audit import ActionFilter, AuditEvent, AuditEventList, Since
-from hangar.models.common import DEFAULT_PAGE_SIZE, Cursor, PageLimit
+from hangar.api.http import lambda_handler, v1_app
+from hangar.audit import trail as audit
+from hangar.audit.models.audit_events import ActionFilter, AuditEvent, AuditEventList, Since
+from hangar.core.models import DEFAULT_PAGE_SIZE, Cursor, PageLimit
 
 app = v1_app()
 

@@ -6,8 +6,8 @@ throttle unauthenticated traffic under one shared key) and so the register route
 
 from typing import Any
 
-from hangar.authorizer import Grant, lambda_authorizer
-from hangar.usage_plans import public_usage_key
+from hangar.api.authorizer import Grant, lambda_authorizer
+from hangar.tenancy.usage_plans import public_usage_key
 
 
 def authenticate(event: dict[str, Any]) -> Grant:

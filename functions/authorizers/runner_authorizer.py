@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from hangar.authorizer import Grant, lambda_authorizer
-from hangar.credentials import authenticate_runner
+from hangar.api.authorizer import Grant, lambda_authorizer
+from hangar.identity.credentials import authenticate_runner
 
 
 def _token(event: dict[str, Any]) -> str | None:

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from hangar.auth import jwt_configuration_problem
-from hangar.authorizer import Grant, lambda_authorizer
-from hangar.credentials import authenticate_user
-from hangar.tenants import provision_tenant
+from hangar.api.authorizer import Grant, lambda_authorizer
+from hangar.identity.auth import jwt_configuration_problem
+from hangar.identity.credentials import authenticate_user
+from hangar.tenancy.tenants import provision_tenant
 
 # At cold start: a deployment whose JWT settings are unsafe logs one configuration error and refuses
 # every JWT (401), rather than failing open or with a 500.

@@ -10,9 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from hangar.observability import logger, metrics
-from hangar.store import delivery_queue
-from hangar.webhook_delivery import attempt_delivery
+from hangar.core.observability import logger, metrics
+from hangar.events.delivery import deliver_message
 
 # An early message is the whole batch (BatchSize 1): it is reported, not raised as a function error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -25,14 +24,9 @@ class RetryLater(Exception):
 def deliver(record: Any) -> None:
     message = json.loads(record.body)
     org_id, webhook_id, delivery_id = str(message["orgId"]), str(message["webhookId"]), str(message["deliveryId"])
-    step = attempt_delivery(org_id, webhook_id, delivery_id)
-    if step is None:
-        return
-    if not step.early:
-        delivery_queue.send_delivery(org_id, webhook_id, delivery_id, delay_seconds=step.seconds)
-        return
-    delivery_queue.hide_for(record.receipt_handle, step.seconds)
-    raise RetryLater(f"delivery {delivery_id}: due in {step.seconds} s")
+    due_in = deliver_message(org_id, webhook_id, delivery_id, record.receipt_handle)
+    if due_in is not None:
+        raise RetryLater(f"delivery {delivery_id}: due in {due_in} s")
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from hangar.events import EventPublisher
-from hangar.observability import logger, metrics
+from hangar.core.observability import logger, metrics
+from hangar.events.processor import EventPublisher
 
 # A failed record is reported (Lambda retries from it), not raised as a function error for the batch.
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from hangar import enrollment
-from hangar.http import lambda_handler, v1_app
-from hangar.models.enrollment import CreateEnrollmentTokenRequest, EnrollmentToken
+from hangar.api.http import lambda_handler, v1_app
+from hangar.fleet import enrollment
+from hangar.fleet.models.enrollment import CreateEnrollmentTokenRequest, EnrollmentToken
 
 app = v1_app()
 

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from hangar import readiness
-from hangar.http import lambda_handler, v1_app
-from hangar.models.common import PathId
-from hangar.models.readiness import Readiness
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import PathId
+from hangar.fleet import readiness
+from hangar.fleet.models.readiness import Readiness
 
 app = v1_app()
 

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from hangar import readiness
-from hangar.http import lambda_handler, v1_app
-from hangar.models.common import DEFAULT_PAGE_SIZE, Cursor, PageLimit
-from hangar.models.readiness import RunnersWithReadiness
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import DEFAULT_PAGE_SIZE, Cursor, PageLimit
+from hangar.fleet import readiness
+from hangar.fleet.models.readiness import RunnersWithReadiness
 
 app = v1_app()
 

@@ -4,11 +4,11 @@ No user credential: the `hge_` token in the body is the credential (the PublicAu
 the request under the public usage-plan key)."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import enrollment, runners
-from hangar.config import get_settings
-from hangar.http import lambda_handler, v1_app
-from hangar.models.enrollment import RegisteredRunner, RegisterRunnerRequest
-from hangar.observability import metrics
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.config import get_settings
+from hangar.core.observability import metrics
+from hangar.fleet import enrollment, runners
+from hangar.fleet.models.enrollment import RegisteredRunner, RegisterRunnerRequest
 
 app = v1_app()
 

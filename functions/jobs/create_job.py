@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header
-from hangar import jobs
-from hangar.http import lambda_handler, v1_app
-from hangar.models.jobs import CreateJobRequest, IdempotencyKey, V1Job
-from hangar.observability import metrics
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.observability import metrics
+from hangar.jobs import service as jobs
+from hangar.jobs.models.jobs import CreateJobRequest, IdempotencyKey, V1Job
 
 app = v1_app()
 

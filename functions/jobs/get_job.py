@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from hangar import jobs
-from hangar.http import lambda_handler, v1_app
-from hangar.models.common import PathId
-from hangar.models.jobs import V1Job
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import PathId
+from hangar.jobs import service as jobs
+from hangar.jobs.models.jobs import V1Job
 
 app = v1_app()
 

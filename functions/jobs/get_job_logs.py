@@ -5,10 +5,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from hangar import job_logs
-from hangar.http import lambda_handler, v1_app
-from hangar.models.common import DEFAULT_PAGE_SIZE, Cursor, PageLimit, PathId
-from hangar.models.job_logs import LogFormat, V1JobLog
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import DEFAULT_PAGE_SIZE, Cursor, PageLimit, PathId
+from hangar.jobs import logs as job_logs
+from hangar.jobs.models.logs import LogFormat, V1JobLog
 
 app = v1_app()
 

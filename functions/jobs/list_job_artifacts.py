@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from hangar import artifacts
-from hangar.http import lambda_handler, v1_app
-from hangar.models.artifacts import V1ArtifactList
-from hangar.models.common import PathId
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import PathId
+from hangar.jobs import artifacts
+from hangar.jobs.models.artifacts import V1ArtifactList
 
 app = v1_app()
 

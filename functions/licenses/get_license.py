@@ -1,10 +1,10 @@
 """GET /v1/license — the caller's effective license and usage; any read scope will do."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import licensing
-from hangar.auth import READ_SCOPES
-from hangar.http import lambda_handler, v1_app
-from hangar.models.licenses import LicenseView
+from hangar.api.http import lambda_handler, v1_app
+from hangar.identity.auth import READ_SCOPES
+from hangar.tenancy import licensing
+from hangar.tenancy.models.licenses import LicenseView
 
 app = v1_app()
 

@@ -8,10 +8,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from hangar import licensing
-from hangar.http import lambda_handler, v1_app
-from hangar.models.licenses import LicenseView, OrgId, PutLicenseRequest
-from hangar.observability import logger
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.observability import logger
+from hangar.tenancy import licensing
+from hangar.tenancy.models.licenses import LicenseView, OrgId, PutLicenseRequest
 
 app = v1_app()
 

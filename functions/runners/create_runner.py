@@ -1,10 +1,10 @@
 """POST /api/runners — creates an offline runner; its `hgr_` token is in this response only (seed 000)."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import runners
-from hangar.http import api_app, lambda_handler
-from hangar.models.runners import ApiCreatedRunner, CreateRunnerRequest
-from hangar.observability import metrics
+from hangar.api.http import api_app, lambda_handler
+from hangar.core.observability import metrics
+from hangar.fleet import runners
+from hangar.fleet.models.runners import ApiCreatedRunner, CreateRunnerRequest
 
 app = api_app()
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from hangar import runner_tokens
-from hangar.http import api_app, lambda_handler
-from hangar.models.common import PathId
+from hangar.api.http import api_app, lambda_handler
+from hangar.core.models import PathId
+from hangar.fleet import runner_tokens
 
 app = api_app()
 

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from hangar import runners
-from hangar.http import api_app, lambda_handler
-from hangar.models.common import PathId
-from hangar.models.runners import ApiRunner, UpdateRunnerRequest
+from hangar.api.http import api_app, lambda_handler
+from hangar.core.models import PathId
+from hangar.fleet import runners
+from hangar.fleet.models.runners import ApiRunner, UpdateRunnerRequest
 
 app = api_app()
 

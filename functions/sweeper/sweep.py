@@ -4,8 +4,8 @@ Returns the sweep's summary (counts and items read)."""
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from hangar import sweeper
-from hangar.observability import logger, metrics
+from hangar.core.observability import logger, metrics
+from hangar.jobs import sweeper
 
 # Stop taking new items when less than this is left of the invocation; the next run continues.
 SAFETY_MARGIN_MS = 5_000

@@ -1,9 +1,9 @@
 """POST /v1/targets — a new target, within the plan's target limit and allowed visibilities."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import targets
-from hangar.http import lambda_handler, v1_app
-from hangar.models.targets import CreateTargetRequest, TargetView
+from hangar.api.http import lambda_handler, v1_app
+from hangar.tenancy import targets
+from hangar.tenancy.models.targets import CreateTargetRequest, TargetView
 
 app = v1_app()
 

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from hangar import targets
-from hangar.http import lambda_handler, v1_app
-from hangar.models.common import PathId, V1Deleted
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import PathId, V1Deleted
+from hangar.tenancy import targets
 
 app = v1_app()
 

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from hangar import targets
-from hangar.http import lambda_handler, v1_app
-from hangar.models.common import PathId
-from hangar.models.targets import TargetView
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import PathId
+from hangar.tenancy import targets
+from hangar.tenancy.models.targets import TargetView
 
 app = v1_app()
 

@@ -1,9 +1,9 @@
 """POST /v1/webhooks — a webhook for some or all event types; its signing secret is shown once."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar import webhooks
-from hangar.http import lambda_handler, v1_app
-from hangar.models.webhooks import CreatedWebhookView, CreateWebhookRequest
+from hangar.api.http import lambda_handler, v1_app
+from hangar.events import webhooks
+from hangar.events.models.webhooks import CreatedWebhookView, CreateWebhookRequest
 
 app = v1_app()
 

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from hangar import webhooks
-from hangar.http import lambda_handler, v1_app
-from hangar.models.common import DEFAULT_PAGE_SIZE, Cursor, PageLimit, PathId
-from hangar.models.webhooks import DeliveryList
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import DEFAULT_PAGE_SIZE, Cursor, PageLimit, PathId
+from hangar.events import webhooks
+from hangar.events.models.webhooks import DeliveryList
 
 app = v1_app()
 

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from hangar import webhooks
-from hangar.http import lambda_handler, v1_app
-from hangar.models.common import PathId
-from hangar.models.webhooks import DeliveryView
+from hangar.api.http import lambda_handler, v1_app
+from hangar.core.models import PathId
+from hangar.events import webhooks
+from hangar.events.models.webhooks import DeliveryView
 
 app = v1_app()
 

@@ -143,6 +143,7 @@ def _watch(page: Page, guard: Guard) -> None:
     page.on("console", on_console)
     page.on("pageerror", lambda error: guard.report(f"page error: {error}"))
     page.on("request", lambda request: guard.requests.append(request))
+
     def on_request_failed(request: Any) -> None:
         # ERR_ABORTED: a request still under way when the page reloaded or navigated away, not a failure.
         if request.failure != "net::ERR_ABORTED":
@@ -151,8 +152,9 @@ def _watch(page: Page, guard: Guard) -> None:
     page.on("requestfailed", on_request_failed)
     page.on(
         "response",
-        lambda response: response.status >= 400
-        and guard.report(f"HTTP {response.status}: {response.request.method} {response.url}"),
+        lambda response: (
+            response.status >= 400 and guard.report(f"HTTP {response.status}: {response.request.method} {response.url}")
+        ),
     )
 
 

@@ -82,12 +82,16 @@ def test_cors_answers_the_configured_origin_only(server: ConsoleServer, other_or
     other = http_call("OPTIONS", server.api.url + "/v1/runners", headers={"Origin": refused, **preflight})
     assert other.headers["Access-Control-Allow-Origin"] != refused  # the browser refuses the preflight
     key = {"X-API-Key": server.dev_key}
-    assert http_call("GET", server.api.url + "/v1/runners", headers={"Origin": allowed, **key}).headers[
+    assert (
+        http_call("GET", server.api.url + "/v1/runners", headers={"Origin": allowed, **key}).headers[
+            "Access-Control-Allow-Origin"
+        ]
+        == allowed
+    )
+    assert (
         "Access-Control-Allow-Origin"
-    ] == allowed
-    assert "Access-Control-Allow-Origin" not in http_call(
-        "GET", server.api.url + "/v1/runners", headers={"Origin": refused, **key}
-    ).headers
+        not in http_call("GET", server.api.url + "/v1/runners", headers={"Origin": refused, **key}).headers
+    )
     # The gateway's own refusal (the authorizer's 401) is readable by the console too.
     denied = http_call("GET", server.api.url + "/v1/runners", headers={"Origin": allowed, "X-API-Key": WRONG_KEY})
     assert denied.status == 401 and denied.headers["Access-Control-Allow-Origin"] == allowed

@@ -20,7 +20,7 @@ is asserted to have been refused that way.
 The server runs with HANGAR_LOCAL_LIMITS=off. With the limits on every response would still conform
 (429 and Retry-After are documented on every operation), but the usage plans and WAF rules would
 answer most of a run with 429 and hide what the handlers do; tests/e2e/test_rate_limits_e2e.py covers
-the limits. The limits the domain counts itself (`hangar.limits`: regenerate-token, API keys, ...) stay on.
+the limits. The limits the domain counts itself (`hangar.tenancy.limits`: regenerate-token, API keys, ...) stay on.
 
 Bounded for `make test` (well under three minutes on two cores): HANGAR_FUZZ_EXAMPLES examples per
 operation in the fuzzing phase (default 25; about 45 s in all), with a fixed seed so a run is reproducible; set

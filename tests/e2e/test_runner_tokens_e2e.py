@@ -309,7 +309,7 @@ def test_install_script_with_exec_installs_the_agents_own_unit_as_a_user_service
 ) -> None:
     jwt, runner = create_runner(install_api, unique_org())
     box = machine(tmp_path, fake_systemd=True)
-    command = install_command(install_api, jwt, runner["_id"]).replace("| sh", "| sh -s -- --exec \"$1\"")
+    command = install_command(install_api, jwt, runner["_id"]).replace("| sh", '| sh -s -- --exec "$1"')
     result = box.run(command, "/usr/local/bin/scan --format sarif")
     assert result.returncode == 0, result.stdout + result.stderr
     assert box.calls.read_text().splitlines() == [

@@ -100,7 +100,7 @@ def output_items(org: str, job_id: str, prefix: str = "") -> list[dict[str, Any]
 @contextmanager
 def settings(**values: str) -> Iterator[None]:
     """Environment-backed settings for the block (hangar reads them once, so the cache is cleared)."""
-    from hangar.config import get_settings
+    from hangar.core.config import get_settings
 
     previous = {name: os.environ.get(name.upper()) for name in values}
     os.environ.update({name.upper(): value for name, value in values.items()})

@@ -6,10 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from hangar import api_keys, clock, credentials
-from hangar.errors import Unauthorized
+from hangar.core import clock
+from hangar.core.errors import Unauthorized
+from hangar.identity import credentials
 from hangar.store import dynamo
 from hangar.store import tokens as token_store
+from hangar.tenancy import api_keys
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 ALL_BUT_OPERATOR = "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from faults import Conflict, Crash, DynamoFaults, FunctionCrashed, LostResponse
-from hangar import clock
+from hangar.core import clock
 from hangar.store import audit as audit_store
 from jobs_helpers import live_runner, polled_job, report, set_license
 from support import AwsStack, invoke, load_event, unique_org, user_event
@@ -422,7 +422,7 @@ def test_fixture_event_works_as_shipped(aws: AwsStack) -> None:
 
 def test_a_change_outside_any_request_is_the_system_operators(aws: AwsStack) -> None:
     """Local tooling (the dev API key `make run` prints) calls the domain directly."""
-    from hangar import api_keys
+    from hangar.tenancy import api_keys
 
     org = unique_org()
     created = api_keys.create_api_key(org, "dev", ["runners:read"], created_by="local")

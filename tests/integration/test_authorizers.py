@@ -10,9 +10,9 @@ from typing import Any
 
 import jwt
 import pytest
-from hangar.config import JWT_SECRET_NOT_SET, get_settings
+from hangar.core.config import JWT_SECRET_NOT_SET, get_settings
+from hangar.identity.tokens import BASE62
 from hangar.store import dynamo, orgs
-from hangar.tokens import BASE62
 from support import (
     AwsStack,
     FakeLambdaContext,
@@ -91,8 +91,8 @@ def test_expired_jwt_is_401_token_expired(aws: AwsStack) -> None:
 
 def test_a_refusal_renders_as_the_templates_401_body_even_with_quotes_in_its_message(aws: AwsStack) -> None:
     """Gateway response templates substitute without escaping: the authorizer's message is JSON-safe."""
-    from hangar.authorizer import deny
-    from hangar.errors import Unauthorized
+    from hangar.api.authorizer import deny
+    from hangar.core.errors import Unauthorized
 
     from local.gateway import render_template
     from local.template import gateway_responses

@@ -1,4 +1,4 @@
-"""CORS on handler responses (hangar.http.with_cors): only the configured console origin may read them,
+"""CORS on handler responses (hangar.api.http.with_cors): only the configured console origin may read them,
 on success, on a handler's own refusal before parsing, and on a validation error."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 from support import AwsStack, invoke, unique_org, user_event
 
 CONSOLE = "https://console.example.com"

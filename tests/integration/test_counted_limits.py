@@ -1,4 +1,4 @@
-"""Per-tenant limits counted in DynamoDB (hangar/limits.py): enrollment-token and API-key creation.
+"""Per-tenant limits counted in DynamoDB (hangar/tenancy/limits.py): enrollment-token and API-key creation.
 
 The 429 comes before any write: the refused request leaves no token behind, and another tenant is
 not affected; an hour later the tenant may create again.
@@ -6,7 +6,8 @@ not affected; an hour later the tenant may create again.
 
 from __future__ import annotations
 
-from hangar import clock, limits
+from hangar.core import clock
+from hangar.tenancy import limits
 from support import AwsStack, invoke, unique_org, user_event
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from faults import WRITES, Conflict, Crash, DynamoFaults, FunctionCrashed, IndexLag, LostResponse, Throttled
-from hangar import clock
-from hangar.config import get_settings
+from hangar.core import clock
+from hangar.core.config import get_settings
 from hangar.store import dynamo
 from hangar.store.dynamo import Outcome, TransactionCancelled
 from jobs_helpers import (

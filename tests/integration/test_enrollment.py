@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from faults import Conflict, DynamoFaults
-from hangar import clock, tokens
+from hangar.core import clock
+from hangar.identity import tokens
+from hangar.identity.tokens import TokenType
 from hangar.store import dynamo
 from hangar.store.dynamo import CONFLICT_ATTEMPTS
-from hangar.tokens import TokenType
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 TOKENS_TABLE = "TokensTable"
@@ -123,7 +124,7 @@ def test_enrollment_token_is_created_and_exchanged_once(aws: AwsStack) -> None:
     assert registered["token"] not in str(aws.scan_all())
 
     # The runner token works (the runner authorizer's check) and the runner is the tenant's.
-    from hangar.credentials import authenticate_runner
+    from hangar.identity.credentials import authenticate_runner
 
     principal, _ = authenticate_runner(registered["token"])
     assert (principal.org_id, principal.runner_id, principal.token_version) == (org, runner["id"], 1)
@@ -337,7 +338,7 @@ def test_bad_registration_input_names_the_field(aws: AwsStack, dynamo_calls: Dyn
 
 def test_token_used_by_a_concurrent_registration_is_token_used(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """The read says unused, the transaction finds it used (another registration won): token_used."""
-    from hangar import enrollment
+    from hangar.fleet import enrollment
     from hangar.store import tokens as token_store
 
     org = unique_org()

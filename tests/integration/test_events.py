@@ -9,8 +9,8 @@ from typing import Any
 
 import boto3
 import pytest
-from hangar import clock
-from hangar.events import events_of_record
+from hangar.core import clock
+from hangar.events.processor import events_of_record
 from jobs_helpers import cancel, create_runner, heartbeat, live_runner, new_job, polled_job, report, sweep
 from support import FakeLambdaContext, clear_client_caches, handler_module, invoke, template, unique_org, user_event
 

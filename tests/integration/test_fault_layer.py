@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from faults import TOKEN_WINDOW_SECONDS, ConditionFailed, Conflict, DynamoFaults, LostResponse, Throttled
-from hangar import clock
+from hangar.core import clock
 from hangar.store import dynamo
 from support import AwsStack
 

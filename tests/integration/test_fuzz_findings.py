@@ -1,5 +1,5 @@
 """What schemathesis found (tests/e2e/test_fuzz_schemathesis.py), pinned in-process: each was a 5xx, or a
-2xx for input the documented schema refuses, before its fix in hangar.http or the models."""
+2xx for input the documented schema refuses, before its fix in hangar.api.http or the models."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hangar import clock
-from hangar.config import get_settings
+from hangar.core import clock
+from hangar.core.config import get_settings
 from hangar.store import dynamo
 from hangar.store.runners import live_shard
 from support import AwsStack, invoke, load_event, runner_event, unique_org, user_event

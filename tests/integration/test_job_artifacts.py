@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
-from hangar import clock
+from hangar.core import clock
 from job_outputs_helpers import declare, list_artifacts, output_items, running_job, settings, upload_object
 from jobs_helpers import cancel, get_job, live_runner, report
 from support import AwsStack, invoke, runner_event, unique_org, user_event

@@ -4,8 +4,8 @@ the token guard, cancellation, and the DynamoDB calls each costs."""
 from __future__ import annotations
 
 import pytest
-from hangar import clock
-from hangar.config import get_settings
+from hangar.core import clock
+from hangar.core.config import get_settings
 from jobs_helpers import (
     cancel,
     create_runner,

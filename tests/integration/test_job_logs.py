@@ -11,7 +11,8 @@ from typing import Any
 
 import boto3
 import pytest
-from hangar import clock, job_logs
+from hangar.core import clock
+from hangar.jobs import logs as job_logs
 from hangar.store import jobs as job_store
 from job_outputs_helpers import append, output_items, read_logs, running_job, settings, whole_log
 from jobs_helpers import cancel, get_job, heartbeat, live_runner, new_job, poll, report, sweep
@@ -397,7 +398,7 @@ def test_after_the_retention_the_log_is_gone_and_the_job_remains(aws: AwsStack) 
 
 def test_no_token_in_any_log_line(aws: AwsStack, caplog: pytest.LogCaptureFixture) -> None:
     """Everything the functions and the SDK log at DEBUG, over appends that succeed and fail."""
-    from hangar.observability import logger
+    from hangar.core.observability import logger
 
     org, runner_id, job_id = running_job()
     token = "hgr_0123456789ab_" + "S" * 32 + "abcdef"

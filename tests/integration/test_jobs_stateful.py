@@ -18,12 +18,15 @@ from collections import Counter
 from typing import Any, ClassVar
 
 from faults import WRITES, DynamoFaults, LostResponse, Race, transient_faults
-from hangar import clock, job_claims, jobs, runners
-from hangar import heartbeat as heartbeat_domain
-from hangar.auth import RunnerPrincipal
-from hangar.errors import HangarError
-from hangar.models.heartbeat import HeartbeatRequest
-from hangar.models.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
+from hangar.core import clock
+from hangar.core.errors import HangarError
+from hangar.fleet import heartbeat as heartbeat_domain
+from hangar.fleet import runners
+from hangar.fleet.models.heartbeat import HeartbeatRequest
+from hangar.identity.auth import RunnerPrincipal
+from hangar.jobs import claims as job_claims
+from hangar.jobs import service as jobs
+from hangar.jobs.models.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
 from hangar.store import dynamo
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hangar import usage_plans
 from hangar.store import orgs
 from hangar.store.dynamo import TransactionCancelled, transact
+from hangar.tenancy import usage_plans
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 LICENSE_KEYS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hangar import clock
-from hangar.config import get_settings
+from hangar.core import clock
+from hangar.core.config import get_settings
 from hangar.store import dynamo, orgs
 from hangar.store import runners as runner_store
 from support import AwsStack, invoke, unique_org, user_event
@@ -320,7 +320,7 @@ def test_list_pages_runners_but_readiness_covers_the_whole_fleet(aws: AwsStack) 
 def test_reading_a_whole_fleet_is_bounded(aws: AwsStack) -> None:
     """An operator's override can lift a tenant's runner limit: one request still holds at most
     `max_runners` runners (readiness over a larger fleet is over its first runners), read in pages."""
-    from hangar import runners
+    from hangar.fleet import runners
 
     org = unique_org()
     requests = [

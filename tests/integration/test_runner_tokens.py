@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hangar import clock, limits, tokens
-from hangar.config import get_settings
-from hangar.credentials import authenticate_runner
-from hangar.errors import Unauthorized
+from hangar.core import clock
+from hangar.core.config import get_settings
+from hangar.core.errors import Unauthorized
+from hangar.identity import tokens
+from hangar.identity.credentials import authenticate_runner
+from hangar.tenancy import limits
 from support import AwsStack, ensure_agent_wheel, invoke, runner_event, unique_org, user_event
 
 
@@ -214,7 +216,7 @@ def test_install_script_is_a_quoted_shell_script(aws: AwsStack, tmp_path: Any) -
     assert get_settings().agent_package_spec == ""  # the default: the stack's own agent, carried inline
     assert "python3" in script and "(3, 11)" in script
     assert "$agent run --exec '<your command>'" in script
-    assert '$agent install-service $service_mode --exec' in script
+    assert "$agent install-service $service_mode --exec" in script
     assert script.rstrip().endswith('main "$@"')  # a truncated download runs nothing
 
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)  # it parses
@@ -230,8 +232,12 @@ def test_install_script_is_a_quoted_shell_script(aws: AwsStack, tmp_path: Any) -
     name, _, config_json = result.stdout.partition("\n")
     # The agent wheel built with the stack travels in the script, intact.
     carried = subprocess.run(
-        ["sh", "-c", assignments + '\nprintf "%s\\n%s\\n%s" "$HANGAR_AGENT_WHEEL_NAME" "$HANGAR_AGENT_WHEEL_SHA256"'
-         ' "$HANGAR_AGENT_WHEEL_BASE64"'],
+        [
+            "sh",
+            "-c",
+            assignments + '\nprintf "%s\\n%s\\n%s" "$HANGAR_AGENT_WHEEL_NAME" "$HANGAR_AGENT_WHEEL_SHA256"'
+            ' "$HANGAR_AGENT_WHEEL_BASE64"',
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -289,7 +295,7 @@ def test_install_script_refuses_other_runners_and_regenerated_tokens(aws: AwsSta
 def test_a_stack_built_without_its_agent_serves_a_script_that_fails_before_changing_anything(
     aws: AwsStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hangar import install_script
+    from hangar.fleet import install_script
 
     monkeypatch.setattr(install_script, "AGENT_WHEEL_DIR", tmp_path / "no-wheel-here")
     org = unique_org()
@@ -307,9 +313,9 @@ def test_a_stack_built_without_its_agent_serves_a_script_that_fails_before_chang
 
 
 def test_sam_build_ships_the_agent_wheel_in_the_layer() -> None:
-    """Where Lambda finds it: /opt/python/hangar/agent_wheel/, next to install_script.py in the layer."""
+    """Where Lambda finds it: /opt/python/hangar/fleet/agent_wheel/, next to install_script.py in the layer."""
     built = Path(__file__).resolve().parents[2] / ".aws-sam" / "build" / "HangarLayer" / "python" / "hangar"
-    if not (built / "install_script.py").exists():
+    if not (built / "fleet" / "install_script.py").exists():
         pytest.skip("no sam build output (make build, part of make test, makes it)")
     (shipped,) = (built / "agent_wheel").glob("hangar_agent-*-py3-none-any.whl")
     with zipfile.ZipFile(shipped) as wheel:
@@ -318,7 +324,7 @@ def test_sam_build_ships_the_agent_wheel_in_the_layer() -> None:
 
 
 def test_shell_quoting_of_every_value(aws: AwsStack) -> None:
-    from hangar.install_script import render_install_script
+    from hangar.fleet.install_script import render_install_script
 
     script = render_install_script(
         api_url="https://x.example/prod",
@@ -352,7 +358,7 @@ def test_bad_input_names_the_field(aws: AwsStack) -> None:
 
 def test_concurrent_regeneration_or_deletion_is_a_clean_4xx(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """The runner changes between the read and the transaction: 409 (token changed) or 404 (deleted)."""
-    from hangar import runner_tokens
+    from hangar.fleet import runner_tokens
 
     org = unique_org()
     rid = create_runner(org)["_id"]
@@ -377,7 +383,7 @@ def test_concurrent_regeneration_or_deletion_is_a_clean_4xx(aws: AwsStack, monke
 def test_a_regeneration_refused_with_409_or_404_uses_no_budget(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """Was counted before the transaction that then ended 409 (issue 10, item 11): five refused
     regenerations used the whole hour's budget, and the sixth, valid one got 429."""
-    from hangar import runner_tokens
+    from hangar.fleet import runner_tokens
 
     org = unique_org()
     rid = create_runner(org)["_id"]

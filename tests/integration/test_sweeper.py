@@ -9,8 +9,9 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from hangar import clock, sweeper
-from hangar.config import get_settings
+from hangar.core import clock
+from hangar.core.config import get_settings
+from hangar.jobs import sweeper
 from hangar.store import dynamo
 from hangar.store.runners import live_shard, live_shards
 from jobs_helpers import (
@@ -91,7 +92,7 @@ def returned_items() -> Iterator[list[int]]:
 
 
 class _SlowMachine:
-    """`time` for hangar.clock on a machine so loaded that seeding takes `delay` seconds more."""
+    """`time` for hangar.core.clock on a machine so loaded that seeding takes `delay` seconds more."""
 
     def __init__(self) -> None:
         self.delay = 0.0

@@ -6,10 +6,10 @@ import re
 from typing import Any
 
 import pytest
-from hangar import targets
-from hangar.errors import NotFound
-from hangar.licenses import PLANS
+from hangar.core.errors import NotFound
+from hangar.core.plans import PLANS
 from hangar.store import orgs
+from hangar.tenancy import targets
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 

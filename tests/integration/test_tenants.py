@@ -16,10 +16,10 @@ import jwt
 import pytest
 from botocore.exceptions import ClientError
 from faults import DynamoFaults, LostResponse
-from hangar import tenants, usage_plans
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 from hangar.store import orgs, usage_keys
 from hangar.store.dynamo import transact
+from hangar.tenancy import tenants, usage_plans
 from support import (
     AwsStack,
     FakeLambdaContext,

@@ -12,8 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
-from hangar import clock, webhook_delivery
-from hangar.config import get_settings
+from hangar.core import clock
+from hangar.core.config import get_settings
+from hangar.events import delivery as webhook_delivery
 from support import AwsStack, FakeLambdaContext, handler_module, invoke, sqs_event, unique_org, user_event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))

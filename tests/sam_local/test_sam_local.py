@@ -93,8 +93,8 @@ def test_a_function_of_each_group_answers_as_make_run_does(stack: Stack, fleet: 
 def test_sweeper_marks_the_silent_runner_offline(stack: Stack, fleet: Fleet) -> None:
     """The second runner's last heartbeat is made older than StaleAfterSeconds (the heartbeat handler
     in this process, its clock moved back, writing to the same backend); the sweeper under SAM finds it."""
-    from hangar import clock
-    from hangar.config import get_settings
+    from hangar.core import clock
+    from hangar.core.config import get_settings
     from support import FakeLambdaContext, clear_client_caches, handler_module
 
     saved = os.environ.get("AWS_ENDPOINT_URL")

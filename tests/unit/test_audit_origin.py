@@ -1,10 +1,10 @@
-"""hangar.audit without a database: the request's origin, and what `since` means."""
+"""hangar.audit.trail without a database: the request's origin, and what `since` means."""
 
 from __future__ import annotations
 
 import pytest
-from hangar import audit
-from hangar.errors import BadRequest
+from hangar.audit import trail as audit
+from hangar.core.errors import BadRequest
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Two invocations resolved at the same time in one process (local/ serves requests on threads, one
 function instance each) each see their own event: Powertools keeps the event being resolved on the
-BaseRouter class, so without hangar.http's per-thread copy one request read another's principal —
+BaseRouter class, so without hangar.api.http's per-thread copy one request read another's principal —
 a runner was handed the job another runner had claimed."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from hangar.http import api_app, lambda_handler
+from hangar.api.http import api_app, lambda_handler
 
 from tests.support import FakeLambdaContext, runner_event
 

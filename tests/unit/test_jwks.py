@@ -1,6 +1,6 @@
 """The JWKS rules (README "Authentication"), each against a real HTTP endpoint on 127.0.0.1.
 
-Time is `hangar.clock` (frozen, then moved by the tests): no test sleeps for the one-minute rule.
+Time is `hangar.core.clock` (frozen, then moved by the tests): no test sleeps for the one-minute rule.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from hangar import clock, jwks
-from hangar.auth import principal_from_claims, verify_jwt
-from hangar.config import Settings
-from hangar.errors import Unauthorized
+from hangar.core import clock
+from hangar.core.config import Settings
+from hangar.core.errors import Unauthorized
+from hangar.identity import jwks
+from hangar.identity.auth import principal_from_claims, verify_jwt
 
 T0 = 1_900_000_000.0
 ISSUER = "https://issuer.test/"
@@ -117,7 +118,7 @@ def endpoint() -> Iterator[JwksEndpoint]:
 
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """hangar.clock reads a fixed time (tests move it with clock.advance); every test has fresh caches."""
+    """hangar.core.clock reads a fixed time (tests move it with clock.advance); every test has fresh caches."""
     monkeypatch.setattr(clock, "time", SimpleNamespace(time=lambda: T0))
     jwks.reset()
     yield

@@ -9,10 +9,10 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from hangar import clock
-from hangar.auth import UserPrincipal, principal_from_claims, verify_jwt
-from hangar.config import Settings
-from hangar.errors import Unauthorized
+from hangar.core import clock
+from hangar.core.config import Settings
+from hangar.core.errors import Unauthorized
+from hangar.identity.auth import UserPrincipal, principal_from_claims, verify_jwt
 
 SECRET = "unit-test-secret-that-is-long-enough-for-hs256"
 HS = Settings(jwt_algorithms=["HS256"], jwt_secret=SECRET, jwt_issuer="hangar-test", jwt_audience="hangar")
@@ -86,12 +86,12 @@ def test_org_claim_with_a_trailing_newline_is_refused() -> None:
         principal_from_claims(verify_jwt(token, HS))
 
 
-# -- clock-skew leeway (JWT_LEEWAY_SECONDS, default 60) on exp / nbf / iat, on hangar.clock ----------
+# -- clock-skew leeway (JWT_LEEWAY_SECONDS, default 60) on exp / nbf / iat, on hangar.core.clock ----------
 
 
 @pytest.fixture
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> float:
-    """hangar.clock reads a fixed time, so a boundary is exact (moved with clock.advance)."""
+    """hangar.core.clock reads a fixed time, so a boundary is exact (moved with clock.advance)."""
     now = 1_900_000_000.0
     monkeypatch.setattr(clock, "time", SimpleNamespace(time=lambda: now))
     return now

@@ -8,10 +8,10 @@ from typing import Any
 
 import jwt
 import pytest
-from hangar import auth
-from hangar.auth import verify_jwt
-from hangar.config import JWT_SECRET_NOT_SET, MIN_JWT_SECRET_BYTES, Settings
-from hangar.errors import Unauthorized
+from hangar.core.config import JWT_SECRET_NOT_SET, MIN_JWT_SECRET_BYTES, Settings
+from hangar.core.errors import Unauthorized
+from hangar.identity import auth
+from hangar.identity.auth import verify_jwt
 from support import template
 
 from local.devtokens import LOCAL_JWT_SECRET

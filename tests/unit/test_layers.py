@@ -97,15 +97,19 @@ def test_jwt_is_imported_only_where_jwts_are_verified() -> None:
         path.name for path in sources if any(_imports_jwt(node) for node in ast.walk(ast.parse(path.read_text())))
     }
     assert importers <= JWT_IMPORTERS
-    auth = ast.parse((HANGAR_PACKAGE / "auth.py").read_text())
+    auth = ast.parse((HANGAR_PACKAGE / "identity" / "auth.py").read_text())
     assert not any(_imports_jwt(node) for node in auth.body)  # only inside verify_jwt
     jwks_importers = {
         path.name
         for path in sources
         for node in ast.parse(path.read_text()).body
-        if isinstance(node, ast.ImportFrom) and node.module == "hangar" and any(a.name == "jwks" for a in node.names)
+        if isinstance(node, ast.ImportFrom)
+        and node.module == "hangar.identity"
+        and any(a.name == "jwks" for a in node.names)
     }
-    assert jwks_importers == set()  # hangar.jwks is imported lazily, by the JWT path of hangar.auth only
+    assert (
+        jwks_importers == set()
+    )  # hangar.identity.jwks is imported lazily, by the JWT path of hangar.identity.auth only
 
 
 def test_the_built_hangar_layer_is_at_most_25_mb_without_botocore() -> None:

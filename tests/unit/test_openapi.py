@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import hangar.auth
+import hangar.identity.auth
 from support import template
 
 from local.openapi import OPENAPI_FILE, build_openapi, render
 from local.template import routes
 
 ERRORS_ON_EVERY_ROUTE = ("400", "401", "403", "404", "413", "415", "429")
-SCOPES = set(hangar.auth.SCOPES)
+SCOPES = set(hangar.identity.auth.SCOPES)
 
 
 def _document() -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hangar import http
+from hangar.api import http
 from support import template
 
 from local.site import CONSOLE_CSP

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hangar import limits, runner_tokens
-from hangar.licenses import PLANS
+from hangar.core.plans import PLANS
+from hangar.fleet import runner_tokens
+from hangar.tenancy import limits
 from support import ROOT, template
 
 from local.limits import RequestInfo, statement_matches, usage_plans, waf_rules

@@ -1,8 +1,8 @@
 """The token format of DESIGN §2: shape, checksum, hashing — and junk refused before any I/O."""
 
 import pytest
-from hangar import tokens
-from hangar.tokens import BASE62, TokenType
+from hangar.identity import tokens
+from hangar.identity.tokens import BASE62, TokenType
 
 
 @pytest.mark.parametrize("token_type", list(TokenType))

@@ -1,4 +1,4 @@
-"""Webhook URL rules and SSRF defences (hangar.webhook_urls), with DNS answers chosen by the test."""
+"""Webhook URL rules and SSRF defences (hangar.events.urls), with DNS answers chosen by the test."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 from typing import Any
 
 import pytest
-from hangar.webhook_urls import WebhookUrlRefused, check_url
+from hangar.events.urls import WebhookUrlRefused, check_url
 
 
 def resolving_to(*addresses: str) -> Any:

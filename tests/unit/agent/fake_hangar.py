@@ -163,9 +163,7 @@ class FakeHangar:
 
     def reports(self, job_id: str) -> list[dict[str, Any]]:
         with self.cond:
-            return [
-                r.body for r in self.requests if r.path == "/api/runners/jobs/status" and r.body["jobId"] == job_id
-            ]
+            return [r.body for r in self.requests if r.path == "/api/runners/jobs/status" and r.body["jobId"] == job_id]
 
     def final_reports(self, job_id: str) -> list[dict[str, Any]]:
         return [r for r in self.reports(job_id) if r["status"] in ("completed", "failed")]

@@ -157,7 +157,9 @@ def test_status_says_when_the_token_is_rejected_or_the_server_unreachable(tmp_pa
     assert rejected.returncode == 2
     assert "runner token rejected: regenerated, or the runner deleted (register again)" in rejected.stdout
     config = tmp_path / "gone.json"
-    config.write_text(json.dumps({**json.loads(write_config(config, server).read_text()), "apiUrl": "http://127.0.0.1:9"}))
+    config.write_text(
+        json.dumps({**json.loads(write_config(config, server).read_text()), "apiUrl": "http://127.0.0.1:9"})
+    )
     unreachable = cli(["status"], config)
     assert unreachable.returncode == 1 and "Server:       unreachable" in unreachable.stdout
     assert "Runner id:" in unreachable.stdout  # the local part is shown regardless

@@ -26,9 +26,7 @@ class Events:
         self.cancels += 1
 
 
-def stream_for(
-    server: FakeHangar, job_id: str, events: Events, token: str | None = None, **kwargs: Any
-) -> LogStream:
+def stream_for(server: FakeHangar, job_id: str, events: Events, token: str | None = None, **kwargs: Any) -> LogStream:
     client = ApiClient(server.url, token or server.runner_token, timeout=10)
     stream = LogStream(
         client,

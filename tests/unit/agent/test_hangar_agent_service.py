@@ -140,6 +140,7 @@ def test_the_agent_readme_shows_the_unit_as_installed() -> None:
     readme = (AGENT_DIR / "README.md").read_text()
     shown = readme.split("```ini\n", 1)[1].split("```", 1)[0]
     rendered = render_unit("system", ["/opt/hangar-agent/venv/bin/hangar-agent"], grace=30)
+
     def directives(text: str) -> list[str]:
         return [line for line in text.splitlines() if line and not line.startswith("#")]
 

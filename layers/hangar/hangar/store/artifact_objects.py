@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 from hangar.store.dynamo import Item, query_page, to_item, values
 
 BY_ACTION = "ByAction"

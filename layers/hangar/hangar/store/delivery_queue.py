@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 
 # SQS's limits: a message may be delayed 15 minutes at most, hidden 12 hours at most.
 MAX_DELAY_SECONDS = 900

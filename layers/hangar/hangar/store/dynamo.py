@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from hangar.errors import BadRequest
+from hangar.core.errors import BadRequest
 
 Item = dict[str, Any]
 

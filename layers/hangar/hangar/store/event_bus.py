@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 
 SOURCE = "hangar"
 PUT_EVENTS_BATCH = 10  # PutEvents takes at most 10 entries

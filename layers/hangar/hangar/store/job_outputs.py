@@ -18,7 +18,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 from hangar.store.dynamo import Item, client, decode_cursor, encode_cursor, from_item, to_item
 
 LOG_PREFIX = "log#"

@@ -20,7 +20,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 from hangar.store import dynamo, orgs
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import (
@@ -251,7 +251,7 @@ def get_jobs(org_id: str, job_ids: list[str]) -> list[Item]:
 
 def active_job_ids(org_id: str, runner_id: str) -> list[str]:
     """Ids of the jobs a runner holds (assigned or running) by the ActiveByRunner index, every page.
-    Eventually consistent, so recovery reads the runner's `heldJobs` instead (hangar.job_recovery)."""
+    Eventually consistent, so recovery reads the runner's `heldJobs` instead (hangar.jobs.recovery)."""
     ids: list[str] = []
     params: dict[str, Any] = {
         "TableName": table(),

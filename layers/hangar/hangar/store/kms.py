@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 
 
 @lru_cache(maxsize=1)

@@ -6,9 +6,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hangar import clock
-from hangar.config import get_settings
-from hangar.licenses import effective_license
+from hangar.core import clock
+from hangar.core.config import get_settings
+from hangar.core.plans import effective_license
 from hangar.store.dynamo import Item, client, from_item, is_condition_failure, to_item, values
 
 ORG_SK = "ORG"

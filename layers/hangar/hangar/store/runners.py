@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 from hangar.store.dynamo import (
     Item,
     client,

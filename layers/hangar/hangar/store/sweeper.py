@@ -1,5 +1,5 @@
 """What the sweeper reads on the Runners table: stale live runners (LiveByHeartbeat, sparse, KEYS_ONLY).
-Taking one offline is `hangar.job_recovery.retire_runner`."""
+Taking one offline is `hangar.jobs.recovery.retire_runner`."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 from hangar.store.dynamo import Item, client, from_item, serialize, to_item, update_if
 
 

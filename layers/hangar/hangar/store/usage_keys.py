@@ -15,7 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from hangar import clock
+from hangar.core import clock
 from hangar.store.dynamo import Item, from_item, update_if, values
 from hangar.store.dynamo import client as dynamo_client
 from hangar.store.orgs import org_key, table

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hangar.config import get_settings
+from hangar.core.config import get_settings
 from hangar.store.dynamo import (
     Item,
     client,

@@ -1,0 +1,1 @@
+"""The audit trail: each user mutation's audit event, written in the mutation's own transaction."""

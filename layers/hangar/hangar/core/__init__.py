@@ -1,0 +1,1 @@
+"""Shared vocabulary of every layer: clock, configuration, errors, observability, field types, plan catalogue."""

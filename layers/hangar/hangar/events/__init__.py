@@ -1,0 +1,1 @@
+"""Events: the DynamoDB stream processor, EventBridge, webhooks and their delivery."""

@@ -1,0 +1,1 @@
+"""Runners: management, tokens and enrollment, the install script, heartbeats, liveness, readiness."""

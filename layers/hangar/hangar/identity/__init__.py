@@ -1,0 +1,1 @@
+"""Who is calling: principals and scopes, JWT verification, token formats, credentials."""

@@ -1,0 +1,1 @@
+"""Jobs: creation, claims, status, recovery and the sweeper, logs, outputs and artifacts."""

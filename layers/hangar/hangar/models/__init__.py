@@ -1,1 +1,0 @@
-"""Pydantic models: request bodies (validated by the resolver) and the views each dialect returns."""

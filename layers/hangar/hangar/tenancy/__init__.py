@@ -1,0 +1,1 @@
+"""What a tenant has: plans and licenses, usage plans, rate limits, API keys, scan targets."""

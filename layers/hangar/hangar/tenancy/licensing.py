@@ -1,0 +1,111 @@
+"""A tenant's license as the API shows it, and the operator's license changes (PUT /v1/orgs/{orgId}/license).
+
+The plans and the effective license (plan + overrides) are in `hangar.core.plans`; this module adds
+what the limits allow right now given the org's counters, and the one write that changes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hangar.audit import trail as audit
+from hangar.core import clock
+from hangar.core.errors import BadRequest, Conflict
+from hangar.core.plans import OVERRIDE_FIELDS, License, effective_license
+from hangar.identity.auth import ORG_ID_RE
+from hangar.store import orgs
+from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.tenancy import tenants
+from hangar.tenancy.models.licenses import LicenseSummary, LicenseUsage, LicenseView, PutLicenseRequest
+
+# Optimistic retries of a license write that raced another operator's.
+PUT_LICENSE_ATTEMPTS = 3
+
+
+def usage(org: Item) -> LicenseUsage:
+    return LicenseUsage(
+        runners=int(org.get("runnerCount", 0)),
+        activeJobs=int(org.get("activeJobs", 0)),
+        targets=int(org.get("targetCount", 0)),
+    )
+
+
+def can_register_runner(license_: License, org: Item) -> bool:
+    return license_.active and int(org.get("runnerCount", 0)) < license_.runnerLimit
+
+
+def can_start_self_hosted_scan(license_: License, org: Item) -> bool:
+    """The license side of readiness: active, a free concurrent-job slot, and not over the runner limit
+    (a plan downgraded below the runners it already has is not ready until runners are removed)."""
+    return (
+        license_.active
+        and int(org.get("activeJobs", 0)) < license_.concurrentJobLimit
+        and int(org.get("runnerCount", 0)) <= license_.runnerLimit
+    )
+
+
+def license_summary(org: Item) -> LicenseSummary:
+    license_ = effective_license(org)
+    return LicenseSummary(
+        **license_.model_dump(),
+        canRegisterRunner=can_register_runner(license_, org),
+        canStartSelfHostedScan=can_start_self_hosted_scan(license_, org),
+    )
+
+
+def license_view(org: Item) -> LicenseView:
+    return LicenseView(**license_summary(org).model_dump(), orgId=str(org["orgId"]), usage=usage(org))
+
+
+def get_license(org_id: str) -> LicenseView:
+    """The caller's effective license and usage (a tenant never seen reads as the default plan)."""
+    return license_view(orgs.org_or_default(org_id))
+
+
+def _license_fields(org: Item, change: PutLicenseRequest) -> Item:
+    """The stored license attributes after applying `change` to `org`: absent fields keep their value,
+    an override set to null is removed (the plan's value applies again)."""
+    requested: dict[str, Any] = change.model_dump(exclude_unset=True)
+    overrides: Item = dict(org.get("overrides") or {})
+    for name in OVERRIDE_FIELDS:
+        if name in requested:
+            if requested[name] is None:
+                overrides.pop(name, None)
+            else:
+                overrides[name] = requested[name]
+    fields: Item = {
+        "plan": requested.get("plan") or org.get("plan"),
+        "licenseState": requested.get("licenseState") or org.get("licenseState", "active"),
+        "overrides": overrides,
+    }
+    # Limits that transactions compare counters against live on the org item, in the same write.
+    fields.update(orgs.materialized_limits(fields))
+    return fields
+
+
+def put_org_license(org_id: str, change: PutLicenseRequest) -> LicenseView:
+    """Sets an org's plan, state and overrides (creating the org if it was never seen) and returns the
+    effective license. Operator-only: the handler checks `admin:licenses`."""
+    if not ORG_ID_RE.fullmatch(org_id):
+        raise BadRequest("orgId is not a valid org id", field="orgId")
+    for _ in range(PUT_LICENSE_ATTEMPTS):
+        current = orgs.org_or_default(org_id)
+        seen = current.get("licenseVersion")
+        expected = None if seen is None else int(seen)
+        fields = _license_fields(current, change)
+        now = clock.iso()
+        try:
+            transact(
+                {
+                    "org": orgs.put_license_op(org_id, fields, expected, now),
+                    # In the tenant's own log: its security team sees who changed its license.
+                    "audit": audit.operation("license.update", org_id, "org", org_id, by_operator=True),
+                }
+            )
+        except TransactionCancelled as cancelled:
+            if cancelled["org"].condition_failed:
+                continue  # another operator's write landed since the read
+            raise
+        stored = {**current, **fields, "licenseVersion": (expected or 0) + 1, "updatedAt": now}
+        return license_view(tenants.follow_license(stored))
+    raise Conflict("The license changed concurrently; retry", code="license_conflict")
