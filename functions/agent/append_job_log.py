@@ -1,6 +1,6 @@
-"""POST /api/runners/jobs/logs — the assigned runner appends the next chunk of its job's stderr (DESIGN: job
-logs). Idempotent per `seq`; every 409 carries the `nextSeq` the log expects; `cancelRequested` tells
-the runner its job was cancelled."""
+"""POST /api/runners/jobs/logs — the assigned runner appends the next chunk of its job's stderr (chunk and log
+size limits: docs/limits.md, "Job logs and artifacts"). Idempotent per `seq`; every 409 carries the `nextSeq`
+the log expects; `cancelRequested` tells the runner its job was cancelled."""
 
 from aws_lambda_powertools.event_handler import Response
 from hangar.api.http import JSON, api_app, lambda_handler

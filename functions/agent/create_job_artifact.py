@@ -1,5 +1,6 @@
 """POST /api/runners/jobs/artifacts — the assigned runner declares a file its job produced and gets a
-presigned S3 PUT bound to the declared size and content type (DESIGN: job artifacts)."""
+presigned S3 PUT bound to the declared size and content type (size and count limits: docs/limits.md, "Job logs
+and artifacts")."""
 
 from aws_lambda_powertools.event_handler import Response
 from hangar.api.http import api_app, lambda_handler

@@ -1,4 +1,4 @@
-"""POST /api/runners/heartbeat — the runner reports it is alive (seed 000); one DynamoDB write."""
+"""POST /api/runners/heartbeat — the runner reports it is alive (`/api` dialect); one DynamoDB write."""
 
 from aws_lambda_powertools.event_handler import Response
 from hangar.api.http import api_app, lambda_handler

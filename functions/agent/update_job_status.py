@@ -1,4 +1,5 @@
-"""POST /api/runners/jobs/status — the assigned runner reports running, completed or failed (seed 000)."""
+"""POST /api/runners/jobs/status — the assigned runner reports running, completed or failed (`/api` dialect:
+docs/architecture.md, "The two API dialects")."""
 
 from aws_lambda_powertools.event_handler import Response
 from hangar.api.http import api_app, lambda_handler

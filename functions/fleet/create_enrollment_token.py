@@ -1,4 +1,5 @@
-"""POST /v1/runners/enrollment-tokens — a one-time `hge_` token for registering a runner (seed 003).
+"""POST /v1/runners/enrollment-tokens — a one-time `hge_` token for registering a runner (120 per
+hour per tenant: docs/limits.md).
 
 The body is optional: `{"name": "prod-runner-1", "ttlSeconds": 1800}`, both fields optional too."""
 

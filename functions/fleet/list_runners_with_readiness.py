@@ -1,4 +1,4 @@
-"""GET /v1/runners — the tenant's runners (`limit`/`cursor`) plus readiness over the whole fleet (seed 003)."""
+"""GET /v1/runners — the tenant's runners (`limit`/`cursor`) plus readiness over the whole fleet."""
 
 from typing import Annotated
 

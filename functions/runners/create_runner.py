@@ -1,4 +1,5 @@
-"""POST /api/runners — creates an offline runner; its `hgr_` token is in this response only (seed 000)."""
+"""POST /api/runners — creates an offline runner; its `hgr_` token is in this response only (and in setup-info
+until the runner first authenticates: docs/architecture.md, "Credentials and how they are checked")."""
 
 from aws_lambda_powertools.event_handler import Response
 from hangar.api.http import api_app, lambda_handler

@@ -1,4 +1,4 @@
-"""GET /api/runners/{runnerId}/setup?token=hgr_... — the install script (seed 000), text/x-shellscript.
+"""GET /api/runners/{runnerId}/setup?token=hgr_... — the install script, text/x-shellscript.
 
 The runner token in the query is the credential (InstallTokenAuthorizer); errors stay JSON."""
 

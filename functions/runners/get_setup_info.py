@@ -1,5 +1,5 @@
 """GET /api/runners/{runnerId}/setup-info — API URL, token (until the runner first authenticates) and
-the install command, for the CLI (seed 000)."""
+the install command, for the CLI (`/api` dialect: docs/architecture.md, "The two API dialects")."""
 
 from typing import Annotated
 

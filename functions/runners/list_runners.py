@@ -1,4 +1,4 @@
-"""GET /api/runners — the caller's runners (seed 000); `limit` and `cursor` page through them."""
+"""GET /api/runners — the caller's runners (`/api` dialect); `limit` and `cursor` page through them."""
 
 from typing import Annotated
 

@@ -1,6 +1,6 @@
 """POST /api/runners/{runnerId}/regenerate-token — a new runner token; the old one stops working at once.
 
-At most 5 per hour per runner (seed 000); the 6th answers 429 with Retry-After."""
+At most 5 per hour per runner (docs/limits.md); the 6th answers 429 with Retry-After."""
 
 from typing import Annotated
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,3 +81,14 @@ def test_sam_local_env_file_names_every_table_the_functions_read() -> None:
     for variable, value in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"].items():
         if isinstance(value, dict) and value.get("Ref") in TABLES:
             assert env[variable] == local_table_name(value["Ref"]), variable
+
+
+# A clone has no design document or seed files: comments say the rule, or name the docs/ file that holds it.
+OUTSIDE_REFERENCES = re.compile(r"\.\./shared|shared/seeds|\bDESIGN\b|\bseed 00\d", re.IGNORECASE)
+CODE_THAT_CITES_THE_CONTRACT = [ROOT / "template.yaml", *sorted((ROOT / "functions").rglob("*.py"))]
+
+
+@pytest.mark.parametrize("path", CODE_THAT_CITES_THE_CONTRACT, ids=lambda path: str(path.relative_to(ROOT)))
+def test_comments_cite_nothing_outside_the_repository(path: Path) -> None:
+    lines = [line.strip() for line in path.read_text().splitlines() if OUTSIDE_REFERENCES.search(line)]
+    assert not lines, f"{path.relative_to(ROOT)} cites what a clone does not have: {lines}"
