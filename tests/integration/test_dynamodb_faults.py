@@ -9,25 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import create_job, heartbeat, live_runner, new_job, set_license
 from faults import WRITES, Conflict, Crash, DynamoFaults, FunctionCrashed, IndexLag, LostResponse, Throttled
 from hangar import clock
 from hangar.config import get_settings
 from hangar.store import dynamo
 from hangar.store.dynamo import Outcome, TransactionCancelled
-from jobs_helpers import (
-    cancel,
-    create_job,
-    get_job,
-    heartbeat,
-    live_runner,
-    new_job,
-    org_item,
-    polled_job,
-    report,
-    runner_item,
-    set_license,
-    sweep,
-)
+from jobs_helpers import cancel, get_job, org_item, polled_job, report, runner_item, sweep
 from support import ROOT, AwsStack, invoke, unique_org, user_event
 
 RUNNERS = "RunnersTable"

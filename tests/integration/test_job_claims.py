@@ -4,23 +4,10 @@ the token guard, cancellation, and the DynamoDB calls each costs."""
 from __future__ import annotations
 
 import pytest
+from builders import create_runner, heartbeat, live_runner, new_job, set_license
 from hangar import clock
 from hangar.config import get_settings
-from jobs_helpers import (
-    cancel,
-    create_runner,
-    dynamodb_calls,
-    get_job,
-    heartbeat,
-    live_runner,
-    new_job,
-    org_item,
-    poll,
-    polled_job,
-    report,
-    runner_item,
-    set_license,
-)
+from jobs_helpers import cancel, dynamodb_calls, get_job, org_item, poll, polled_job, report, runner_item
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 POLL_JOB_KEYS = {
@@ -154,7 +141,7 @@ def test_no_claims_while_the_license_is_inactive(org: str) -> None:
 
 
 def test_only_live_runners_get_jobs(org: str) -> None:
-    silent = create_runner(org, name="never-heartbeated")
+    silent = create_runner(org, name="never-heartbeated")["_id"]
     new_job(org)
     assert polled_job(org, silent) is None
     live = live_runner(org, name="live")

@@ -5,20 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from jobs_helpers import (
-    cancel,
-    create_job,
-    create_runner,
-    get_job,
-    heartbeat,
-    live_runner,
-    new_job,
-    org_item,
-    polled_job,
-    report,
-    runner_item,
-    set_license,
-)
+from builders import create_job, create_runner, heartbeat, live_runner, new_job, set_license
+from jobs_helpers import cancel, get_job, org_item, polled_job, report, runner_item
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 V1_JOB_KEYS = {
@@ -141,7 +129,7 @@ def test_a_failed_create_does_not_burn_the_idempotency_key(aws: AwsStack) -> Non
     key = {"Idempotency-Key": "retry-me"}
     status, body, _ = create_job(org, headers=key, runnerId="rnr_missing")
     assert status == 404 and body["error"]["field"] == "runnerId"
-    runner = create_runner(org)
+    runner = create_runner(org)["_id"]
     status, body, _ = create_job(org, headers={"Idempotency-Key": "retry-2"}, runnerId=runner)
     assert status == 201 and body["runnerId"] == runner and body["pinnedRunnerId"] == runner
     status, body, _ = create_job(org, headers=key, runnerId="rnr_missing")
@@ -158,7 +146,7 @@ def test_other_tenant_gets_404(aws: AwsStack) -> None:
     status, body = list_jobs(other)
     assert status == 200 and body["jobs"] == []
     # A pin on another tenant's runner is a 404 naming runnerId.
-    foreign_runner = create_runner(other)
+    foreign_runner = create_runner(other)["_id"]
     status, body, _ = create_job(org, runnerId=foreign_runner)
     assert status == 404 and body["error"]["field"] == "runnerId"
     assert get_job(org, job["id"])["status"] == "queued"
@@ -255,7 +243,7 @@ def test_target_must_exist_and_its_visibility_be_allowed(aws: AwsStack) -> None:
 
 def test_pinned_runner_must_have_the_labels(aws: AwsStack) -> None:
     org = unique_org()
-    runner = create_runner(org, ["linux"])
+    runner = create_runner(org, labels=["linux"])["_id"]
     status, body, _ = create_job(org, runnerId=runner, labels=["linux", "gpu"])
     assert status == 400 and body["error"]["field"] == "runnerId" and "gpu" in body["error"]["message"]
     assert new_job(org, runnerId=runner, labels=["linux"])["runnerId"] == runner

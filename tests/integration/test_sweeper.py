@@ -9,22 +9,12 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+from builders import heartbeat, live_runner, new_job, set_license
 from hangar import clock, sweeper
 from hangar.config import get_settings
 from hangar.store import dynamo
 from hangar.store.runners import live_shard, live_shards
-from jobs_helpers import (
-    get_job,
-    heartbeat,
-    live_runner,
-    new_job,
-    org_item,
-    polled_job,
-    report,
-    runner_item,
-    set_license,
-    sweep,
-)
+from jobs_helpers import get_job, org_item, polled_job, report, runner_item, sweep
 from support import AwsStack, invoke, unique_org, user_event
 
 STALE = get_settings().stale_after_seconds
