@@ -9,33 +9,14 @@ from hangar import clock
 from hangar.config import get_settings
 from hangar.store import dynamo, orgs
 from hangar.store import runners as runner_store
+from seed_shapes import (
+    SEED_LICENSE_KEYS,
+    SEED_LIST_READINESS_KEYS,
+    SEED_READINESS_KEYS,
+    SEED_READINESS_LICENSE_KEYS,
+    SEED_V1_RUNNER_KEYS,
+)
 from support import AwsStack, invoke, unique_org, user_event
-
-SEED_LIST_READINESS_KEYS = {"ready", "visibilityOk", "runnerOk", "selectedRunnerId", "license", "runners"}
-SEED_READINESS_KEYS = SEED_LIST_READINESS_KEYS | {"visibility"}
-SEED_LICENSE_KEYS = {
-    "plan",
-    "licenseState",
-    "canRegisterRunner",
-    "canStartSelfHostedScan",
-    "runnerLimit",
-    "concurrentJobLimit",
-    "targetLimit",
-    "allowedTargetVisibilities",
-}
-SEED_V1_RUNNER_KEYS = {
-    "id",
-    "name",
-    "tokenPrefix",
-    "status",
-    "version",
-    "containerEngine",
-    "configuredConcurrency",
-    "currentJobs",
-    "providerState",
-    "capabilities",
-    "lastHeartbeatAt",
-}
 
 
 def bring_online(org: str, runner_id: str, current_jobs: int = 0, **extra: Any) -> None:
@@ -143,14 +124,7 @@ def test_seed_shapes_of_list_and_readiness(aws: AwsStack) -> None:
     body = ready_body(org, targetId=target_id)
     assert set(body) == SEED_READINESS_KEYS | {"reasons"}
     assert body["visibility"] == "private_internal" and body["visibilityOk"] is True and body["ready"] is True
-    assert set(body["license"]) >= {
-        "plan",
-        "licenseState",
-        "canRegisterRunner",
-        "canStartSelfHostedScan",
-        "runnerLimit",
-        "concurrentJobLimit",
-    }
+    assert set(body["license"]) >= SEED_READINESS_LICENSE_KEYS
     assert set(body["runners"][0]) == {"id", "name", "status", "configuredConcurrency", "currentJobs"}
 
 
