@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
+
+# The repository root, for `bench` and `local` (python -m pytest from elsewhere does not put it on sys.path).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from bench.environment import apply_in_process_environment  # noqa: E402
 
 # Settings are read from the environment once per process: fix it before any hangar import runs.
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "TOKEN_PEPPER": "test-pepper",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "Hangar",
-        "POWERTOOLS_SERVICE_NAME": "hangar",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "JWT_ALGORITHMS": "HS256",
-        "JWT_SECRET": "hangar-local-dev-secret-not-for-production",
-        "JWT_ISSUER": "hangar-local",
-        "JWT_AUDIENCE": "hangar",
-        "RUNNERS_TABLE": "RunnersTable",
-        "TOKENS_TABLE": "TokensTable",
-        "JOBS_TABLE": "JobsTable",
-        "ORGS_TABLE": "OrgsTable",
-        "IDEMPOTENCY_TABLE": "IdempotencyTable",
-        "JOB_OUTPUTS_TABLE": "JobOutputsTable",
-        "WEBHOOKS_TABLE": "WebhooksTable",
-        "AUDIT_EVENTS_TABLE": "AuditEventsTable",
-        "ARTIFACTS_BUCKET": "hangar-test-artifacts",
-    }
-)
-for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-    os.environ.pop(_name, None)
+apply_in_process_environment()
 
 from collections.abc import Iterator  # noqa: E402
 

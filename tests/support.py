@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from hangar.identity.auth import OPERATOR_SCOPES, READ_SCOPES, SCOPES
 from moto import mock_aws
 
 from local.template import create_tables, functions, load_template
@@ -136,10 +137,11 @@ def unique_org() -> str:
     return f"org-{uuid.uuid4().hex[:12]}"
 
 
-ALL_SCOPES = (
-    "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage "
-    "audit:read webhooks:manage admin:licenses"
-)
+# Scope sets as the authorizer context carries them (space-separated), from hangar's own lists.
+ALL_SCOPES = " ".join(SCOPES)
+ALL_BUT_OPERATOR = " ".join(scope for scope in SCOPES if scope not in OPERATOR_SCOPES)
+READ_ONLY = " ".join(scope for scope in SCOPES if scope in READ_SCOPES)
+OPERATOR = " ".join(scope for scope in SCOPES if scope in OPERATOR_SCOPES)
 
 
 def user_event(

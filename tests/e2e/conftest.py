@@ -16,9 +16,12 @@ tables of its own (`local.testing.start_local_api`). `make test` runs the suite 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,15 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
+from agents import (  # noqa: E402
+    FAST_INTERVALS,
+    JOB_SCRIPT,
+    JOB_SCRIPT_NAME,
+    AgentProcess,
+    Registered,
+    process_alive,
+    process_cmdline,
+)
 from support import ensure_agent_wheel  # noqa: E402
 
 from local.testing import (  # noqa: E402
@@ -73,6 +85,53 @@ def local_api() -> Iterator[LocalApi]:
         yield api
     finally:
         api.stop()
+
+
+@pytest.fixture(scope="module")
+def fast_api() -> Iterator[LocalApi]:
+    """local/ whose heartbeat and poll intervals are 2 s and 1 s (the defaults are 30 s and 10 s), one per module
+    (for the agent tests: an idle agent picks up a job at once)."""
+    api = start_local_api(extra_env=FAST_INTERVALS, timeout=60)
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture
+def pid_dir(tmp_path: Path) -> Iterator[Path]:
+    """Where the job script records its pids; at teardown any job process still alive is killed."""
+    directory = tmp_path / "pids"
+    directory.mkdir()
+    try:
+        yield directory
+    finally:
+        for record in directory.glob("*.pid"):
+            pid, pgid = (int(part) for part in record.read_text().split())
+            if process_alive(pid) and JOB_SCRIPT_NAME in process_cmdline(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+
+
+@pytest.fixture
+def agents(tmp_path: Path, pid_dir: Path) -> Iterator[Callable[..., AgentProcess]]:
+    """start(registered, grace=5) runs `hangar-agent run --exec <job script>`. Whatever happens, every agent
+    is killed at the end of the test (before pid_dir's teardown kills the job processes they leave)."""
+    script = tmp_path / JOB_SCRIPT_NAME
+    script.write_text(JOB_SCRIPT)
+    command = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {shlex.quote(str(pid_dir))}"
+    started: list[AgentProcess] = []
+
+    def start(registered: Registered, grace: float = 5.0) -> AgentProcess:
+        agent = AgentProcess(registered, command, tmp_path / f"{registered.name}.log", grace)
+        started.append(agent)
+        return agent
+
+    try:
+        yield start
+    finally:
+        for agent in started:
+            agent.close()
 
 
 @pytest.fixture

@@ -11,82 +11,42 @@ once and a surviving agent heartbeats soon after a test moves the clock.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import shlex
 import signal
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any
 
 import pytest
+from agents import (
+    AGENT_COMMAND,
+    FAST_INTERVALS,
+    HEARTBEAT_INTERVAL_SECONDS,
+    AgentProcess,
+    Registered,
+    agent_env,
+    agent_job,
+    process_alive,
+    register,
+    wait_for,
+    wait_for_jobs,
+)
+from http_builders import get_job, set_license, user_jwt
 
 from local import REPO_ROOT
 from local.testing import LocalApi, start_local_api, unique_org
 
-T = TypeVar("T")
-
-HEARTBEAT_INTERVAL_SECONDS = 2
-POLL_INTERVAL_SECONDS = 1
-# Template parameters HeartbeatIntervalSeconds / PollIntervalSeconds, overridden as local/ allows.
-FAST_INTERVALS = {
-    "HANGAR_PARAM_HeartbeatIntervalSeconds": str(HEARTBEAT_INTERVAL_SECONDS),
-    "HANGAR_PARAM_PollIntervalSeconds": str(POLL_INTERVAL_SECONDS),
-}
 STALE_AFTER_SECONDS = 90  # template.yaml StaleAfterSeconds default
-USER_SCOPES = "runners:read runners:manage jobs:read jobs:manage"
 TERMINAL = ("completed", "failed", "cancelled", "expired")
-
-# The console script installed with `pip install -e ./agent`; `python -m hangar_agent` otherwise.
-_CONSOLE_SCRIPT = Path(sys.executable).parent / "hangar-agent"
-AGENT_COMMAND = [str(_CONSOLE_SCRIPT)] if _CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "hangar_agent"]
-
-# The job COMMAND: the job JSON on stdin, HANGAR_JOB_ID in the environment (agent/README.md). It records
-# "<pid> <pgid>" in <pid dir>/<job id>.<attempt>.pid, then does what the payload says: sleep (first
-# attempt only; `retrySleep` on later ones), exit non-zero, or print a JSON result (`padding` makes it big).
-JOB_SCRIPT = """\
-import json, os, sys, time
-
-job = json.load(sys.stdin)
-payload = job.get("payload") or {}
-attempt = job["attempts"]
-record = os.path.join(sys.argv[1], "%s.%s.pid" % (job["_id"], attempt))
-with open(record + ".tmp", "w") as fh:
-    fh.write("%d %d" % (os.getpid(), os.getpgid(0)))
-os.replace(record + ".tmp", record)
-print("job %s attempt %s" % (os.environ["HANGAR_JOB_ID"], attempt), file=sys.stderr)
-time.sleep(payload.get("sleep", 0) if attempt == 1 else payload.get("retrySleep", 0))
-if payload.get("exit"):
-    print("failing on purpose with %d" % payload["exit"], file=sys.stderr)
-    sys.exit(payload["exit"])
-result = {"jobId": os.environ["HANGAR_JOB_ID"], "echo": payload.get("echo"), "attempt": attempt,
-          "agent": os.environ.get("E2E_AGENT_NAME")}
-if payload.get("padding"):
-    result["padding"] = "x" * payload["padding"]
-print(json.dumps(result))
-"""
-JOB_SCRIPT_NAME = "e2e_job.py"
 
 
 # -- servers -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fast_api() -> Iterator[LocalApi]:
-    """local/ whose heartbeat and poll intervals are 2 s and 1 s (the defaults are 30 s and 10 s)."""
-    api = start_local_api(extra_env=FAST_INTERVALS, timeout=60)
-    try:
-        yield api
-    finally:
-        api.stop()
 
 
 # The rate-limited server: the per-runner WAF rule allows 6 requests in a trailing 6 s window and answers
@@ -126,179 +86,14 @@ def tiny_limit_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAp
 # -- agents ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Registered:
-    name: str
-    runner_id: str
-    config: Path
-
-
-class AgentProcess:
-    """One `hangar-agent run` subprocess; its stderr (the agent's log) goes to a file."""
-
-    def __init__(self, registered: Registered, command: str, log_path: Path, grace: float) -> None:
-        self.registered = registered
-        self.log_path = log_path
-        self._log_file: IO[bytes] = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [*AGENT_COMMAND, "run", "--exec", command, "--grace", str(grace)],
-            env=agent_env(registered),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log_file,
-            start_new_session=True,  # signals reach the agent only when a test sends them
-        )
-
-    @property
-    def name(self) -> str:
-        return self.registered.name
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def terminate(self, timeout: float = 40) -> int:
-        """SIGTERM and wait for the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL (kill -9): the agent gets no chance to report anything."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-
-    def close(self) -> None:
-        self.kill()
-        self._log_file.close()
-
-
-@pytest.fixture
-def pid_dir(tmp_path: Path) -> Iterator[Path]:
-    """Where the job script records its pids; at teardown any job process still alive is killed."""
-    directory = tmp_path / "pids"
-    directory.mkdir()
-    try:
-        yield directory
-    finally:
-        for record in directory.glob("*.pid"):
-            pid, pgid = (int(part) for part in record.read_text().split())
-            if process_alive(pid) and JOB_SCRIPT_NAME in _cmdline(pid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pgid, signal.SIGKILL)
-
-
-@pytest.fixture
-def agents(tmp_path: Path, pid_dir: Path) -> Iterator[Callable[..., AgentProcess]]:
-    """start(registered, grace=5) runs `hangar-agent run --exec <job script>`. Whatever happens, every agent
-    is killed at the end of the test (before pid_dir's teardown kills the job processes they leave)."""
-    script = tmp_path / JOB_SCRIPT_NAME
-    script.write_text(JOB_SCRIPT)
-    command = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {shlex.quote(str(pid_dir))}"
-    started: list[AgentProcess] = []
-
-    def start(registered: Registered, grace: float = 5.0) -> AgentProcess:
-        agent = AgentProcess(registered, command, tmp_path / f"{registered.name}.log", grace)
-        started.append(agent)
-        return agent
-
-    try:
-        yield start
-    finally:
-        for agent in started:
-            agent.close()
-
-
-def agent_env(registered: Registered) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANGAR_AGENT_")}
-    env["HANGAR_AGENT_CONFIG"] = str(registered.config)
-    env["E2E_AGENT_NAME"] = registered.name  # inherited by the job script: which agent ran a job
-    return env
-
-
-def register(
-    api: LocalApi, org: str, workdir: Path, name: str, labels: tuple[str, ...] = ("linux",), concurrency: int = 1
-) -> Registered:
-    """An enrollment token over HTTP, then `hangar-agent register` with it (config in `workdir/name/`)."""
-    created = api.call("POST", "/v1/runners/enrollment-tokens", token=api.jwt(org, "runners:manage"), json={})
-    assert created.status == 201, created.body
-    enrollment = created.body["token"]
-    config = workdir / name / "agent.json"
-    registered = Registered(name=name, runner_id="", config=config)
-    options = ["--api-url", api.url, "--token", enrollment, "--name", name, "--concurrency", str(concurrency)]
-    options += [arg for label in labels for arg in ("--label", label)]
-    result = subprocess.run(
-        [*AGENT_COMMAND, "register", *options],
-        env=agent_env(registered),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    saved = json.loads(config.read_text())
-    registered.runner_id = saved["runnerId"]
-    assert saved["token"].startswith("hgr_") and saved["token"] not in result.stdout + result.stderr
-    assert enrollment not in result.stdout + result.stderr
-    assert f"Runner id:    {registered.runner_id}" in result.stdout
-    return registered
-
-
-def set_plan(api: LocalApi, org: str, plan: str) -> None:
-    result = api.call(
-        "PUT", f"/v1/orgs/{org}/license", token=api.jwt("hangar-operators", "admin:licenses"), json={"plan": plan}
-    )
-    assert result.status == 200, result.body
-
-
 # -- jobs and runners over HTTP ------------------------------------------------------------------------
 
 
-def create_job(api: LocalApi, org: str, payload: dict[str, Any], labels: tuple[str, ...] = ("linux",)) -> str:
-    body = {"type": "scan", "repositoryName": "org/terraform-infra", "branch": "main", "labels": list(labels)}
-    result = api.call("POST", "/v1/jobs", token=api.jwt(org, USER_SCOPES), json={**body, "payload": payload})
-    assert result.status == 201, result.body
-    job_id: str = result.body["id"]
-    return job_id
-
-
-def get_job(api: LocalApi, org: str, job_id: str) -> dict[str, Any]:
-    result = api.call("GET", f"/v1/jobs/{job_id}", token=api.jwt(org, USER_SCOPES))
-    assert result.status == 200, result.body
-    job: dict[str, Any] = result.body
-    return job
-
-
 def get_runner(api: LocalApi, org: str, runner_id: str) -> dict[str, Any]:
-    result = api.call("GET", f"/api/runners/{runner_id}", token=api.jwt(org, USER_SCOPES))
+    result = api.call("GET", f"/api/runners/{runner_id}", token=user_jwt(api, org))
     assert result.status == 200, result.body
     runner: dict[str, Any] = result.body["data"]
     return runner
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, diagnostics: Callable[[], str] = str) -> T:
-    """Poll `check` until it returns something truthy (and return that), or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{diagnostics()}")
-        time.sleep(0.1)
-
-
-def wait_for_jobs(
-    api: LocalApi, org: str, job_ids: list[str], statuses: tuple[str, ...], timeout: float, *logs: AgentProcess
-) -> list[dict[str, Any]]:
-    def check() -> list[dict[str, Any]] | None:
-        jobs = [get_job(api, org, job_id) for job_id in job_ids]
-        return jobs if all(job["status"] in statuses for job in jobs) else None
-
-    def diagnostics() -> str:
-        states = {job_id: get_job(api, org, job_id)["status"] for job_id in job_ids}
-        return f"jobs: {states}\n" + "\n".join(f"--- {agent.name} log:\n{agent.log()}" for agent in logs)
-
-    return wait_for(f"jobs {job_ids} to be {statuses}", check, timeout, diagnostics)
 
 
 def job_pid(pid_dir: Path, job_id: str, attempt: int = 1, timeout: float = 15) -> tuple[int, int]:
@@ -307,29 +102,6 @@ def job_pid(pid_dir: Path, job_id: str, attempt: int = 1, timeout: float = 15) -
     wait_for(f"job {job_id} attempt {attempt} to start", record.exists, timeout)
     pid, pgid = (int(part) for part in record.read_text().split())
     return pid, pgid
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def process_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie (in containers whose PID 1 does not reap orphans, a killed
-    orphan can stay a zombie forever)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 def log_events(log: str, event: str) -> list[str]:
@@ -356,7 +128,7 @@ def test_a_registered_agent_runs_jobs_and_reports_results_and_failures(
     fast_api: LocalApi, tmp_path: Path, agents: Callable[..., AgentProcess]
 ) -> None:
     api, org = fast_api, unique_org("agent")
-    set_plan(api, org, "team")  # two jobs at once
+    set_license(api, org, plan="team")  # two jobs at once
     registered = register(api, org, tmp_path, "builder-01", labels=("linux", "x64"), concurrency=2)
     assert stat.S_IMODE(registered.config.stat().st_mode) == 0o600
     assert stat.S_IMODE(registered.config.parent.stat().st_mode) == 0o700
@@ -377,9 +149,9 @@ def test_a_registered_agent_runs_jobs_and_reports_results_and_failures(
     assert runner["labels"] == ["linux", "x64"] and runner["configuredConcurrency"] == 2
     assert runner["version"] == "0.1.0" and runner["systemInfo"]["cpu"] >= 1
 
-    completed_ids = [create_job(api, org, {"echo": index}) for index in range(3)]
-    failing_id = create_job(api, org, {"exit": 3})
-    too_large_id = create_job(api, org, {"padding": 70 * 1024})  # results are limited to 64 KiB
+    completed_ids = [agent_job(api, org, {"echo": index}) for index in range(3)]
+    failing_id = agent_job(api, org, {"exit": 3})
+    too_large_id = agent_job(api, org, {"padding": 70 * 1024})  # results are limited to 64 KiB
     jobs = wait_for_jobs(api, org, [*completed_ids, failing_id, too_large_id], TERMINAL, 30, agent)
 
     for index, job in enumerate(jobs[:3]):
@@ -411,11 +183,11 @@ def test_a_lost_runners_job_is_requeued_by_the_sweeper_and_finished_by_another_a
     fast_api: LocalApi, tmp_path: Path, agents: Callable[..., AgentProcess], pid_dir: Path
 ) -> None:
     api, org = fast_api, unique_org("lost")
-    set_plan(api, org, "team")  # two runners
+    set_license(api, org, plan="team")  # two runners
     first, second = agents(register(api, org, tmp_path, "first")), agents(register(api, org, tmp_path, "second"))
     by_runner = {agent.registered.runner_id: agent for agent in (first, second)}
 
-    job_id = create_job(api, org, {"sleep": 120, "echo": "survives"})
+    job_id = agent_job(api, org, {"sleep": 120, "echo": "survives"})
     running = wait_for_jobs(api, org, [job_id], ("running",), 20, first, second)[0]
     lost = by_runner[running["runnerId"]]
     survivor = second if lost is first else first
@@ -450,12 +222,12 @@ def test_a_job_cancelled_over_the_api_is_killed_by_the_agent(
     api, org = fast_api, unique_org("cancel")
     registered = register(api, org, tmp_path, "canceller")  # free plan: one runner, one job at a time
     agent = agents(registered)
-    job_id = create_job(api, org, {"sleep": 120})
+    job_id = agent_job(api, org, {"sleep": 120})
     wait_for_jobs(api, org, [job_id], ("running",), 20, agent)
     pid, _ = job_pid(pid_dir, job_id)
     assert process_alive(pid)
 
-    result = api.call("POST", f"/v1/jobs/{job_id}/cancel", token=api.jwt(org, USER_SCOPES))
+    result = api.call("POST", f"/v1/jobs/{job_id}/cancel", token=user_jwt(api, org))
     assert result.status == 200 and result.body["status"] == "cancelled", result.body
     # The agent hears it in its next heartbeat (cancelledJobs) and kills the process group.
     kill_deadline = HEARTBEAT_INTERVAL_SECONDS * 3 + 5
@@ -468,7 +240,7 @@ def test_a_job_cancelled_over_the_api_is_killed_by_the_agent(
     assert job["status"] == "cancelled" and job["cancelRequested"] is True and job["result"] is None, job
 
     # The slot is free on both sides: the next job runs at once (free plan: one job at a time).
-    next_id = create_job(api, org, {"echo": "after cancel"})
+    next_id = agent_job(api, org, {"echo": "after cancel"})
     done = wait_for_jobs(api, org, [next_id], TERMINAL, 20, agent)[0]
     assert done["status"] == "completed" and done["result"]["echo"] == "after cancel", done
     assert get_runner(api, org, registered.runner_id)["currentJobs"] == 0
@@ -481,18 +253,18 @@ def test_sigterm_lets_a_short_job_finish_reports_a_long_one_and_exits_0(
     fast_api: LocalApi, tmp_path: Path, agents: Callable[..., AgentProcess], pid_dir: Path
 ) -> None:
     api, org = fast_api, unique_org("sigterm")
-    set_plan(api, org, "team")  # two jobs at once
+    set_license(api, org, plan="team")  # two jobs at once
     grace = 4.0
     agent = agents(register(api, org, tmp_path, "stopper", concurrency=2), grace=grace)
-    short_id = create_job(api, org, {"sleep": 2, "echo": "short"})
-    long_id = create_job(api, org, {"sleep": 120})
+    short_id = agent_job(api, org, {"sleep": 2, "echo": "short"})
+    long_id = agent_job(api, org, {"sleep": 120})
     wait_for_jobs(api, org, [short_id, long_id], ("running",), 20, agent)
     long_pid, _ = job_pid(pid_dir, long_id)
     job_pid(pid_dir, short_id)
 
     signalled = time.monotonic()
     agent.process.send_signal(signal.SIGTERM)
-    late_id = create_job(api, org, {"echo": "too late"})  # polling has stopped: this one stays queued
+    late_id = agent_job(api, org, {"echo": "too late"})  # polling has stopped: this one stays queued
     exit_code = agent.process.wait(grace + 30)
     stopped_after = time.monotonic() - signalled
 
@@ -524,9 +296,9 @@ def test_a_rate_limited_agent_backs_off_quietly_and_keeps_working(
 
     wait_for("the runner limit to bite", refusals, 20, agent.log)
     # Jobs created while the agent is being refused still run; so does one created later.
-    first = create_job(api, org, {"echo": 1})
+    first = agent_job(api, org, {"echo": 1})
     wait_for_jobs(api, org, [first], TERMINAL, 40, agent)
-    second = create_job(api, org, {"echo": 2})
+    second = agent_job(api, org, {"echo": 2})
     jobs = wait_for_jobs(api, org, [first, second], TERMINAL, 40, agent)
     elapsed = time.monotonic() - started
     assert [job["status"] for job in jobs] == ["completed", "completed"], jobs

@@ -16,18 +16,10 @@ from typing import Any
 
 import pytest
 import requests
-from test_agent_e2e import (
-    FAST_INTERVALS,
-    USER_SCOPES,
-    AgentProcess,
-    create_job,
-    get_job,
-    register,
-    set_plan,
-    wait_for_jobs,
-)
+from agents import AgentProcess, agent_job, register, wait_for_jobs
+from http_builders import get_job, set_license, user_jwt
 
-from local.testing import LocalApi, start_local_api, unique_org
+from local.testing import LocalApi, unique_org
 
 LINES = 2000
 REPORT = b'{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "e2e"}}, "results": []}]}\n'
@@ -58,15 +50,6 @@ def expected_log() -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def fast_api() -> Iterator[LocalApi]:
-    api = start_local_api(extra_env=FAST_INTERVALS, timeout=60)
-    try:
-        yield api
-    finally:
-        api.stop()
-
-
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     script = tmp_path / "logging_job.py"
@@ -90,10 +73,10 @@ def test_an_agent_streams_the_log_and_uploads_the_artifacts(
     fast_api: LocalApi, agent: Callable[..., AgentProcess], tmp_path: Path
 ) -> None:
     org = unique_org("agent-out")
-    set_plan(fast_api, org, "team")
+    set_license(fast_api, org, plan="team")
     running = agent(register(fast_api, org, tmp_path, "streamer"))
-    job_id = create_job(fast_api, org, {})
-    token = fast_api.jwt(org, USER_SCOPES)
+    job_id = agent_job(fast_api, org, {})
+    token = user_jwt(fast_api, org)
     followed: list[str] = []
     seen_while_running: list[str] = []
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from test_agent_e2e import AgentProcess, agents, create_job, fast_api, pid_dir, register, wait_for_jobs
+from agents import AgentProcess, agent_job, register, wait_for_jobs
 from test_webhooks_e2e import create_webhook
 from webhook_receiver import receiver
 
 from local.testing import LocalApi, unique_org
-
-__all__ = ["agents", "fast_api", "pid_dir"]  # the fixtures this module uses
 
 
 def test_a_job_the_agent_runs_reaches_the_receiver_signed(
@@ -23,7 +21,7 @@ def test_a_job_the_agent_runs_reaches_the_receiver_signed(
         webhook = create_webhook(api, org, hooks.url, ["runner.online", "job.queued", "job.started", "job.completed"])
         registered = register(api, org, tmp_path, "hooked-01")
         agent = agents(registered)
-        job_id = create_job(api, org, {"echo": "hello"})
+        job_id = agent_job(api, org, {"echo": "hello"})
         (job,) = wait_for_jobs(api, org, [job_id], ("completed",), 120, agent)
         api.flush_deliveries()
         job_events = [event for event in hooks.events() if event["data"].get("id") == job_id]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import boto3
 import pytest
+from http_builders import dynamodb_client
 
 from local.testing import start_dynamodb_local, start_local_api, unique_org
 
@@ -38,13 +38,7 @@ def test_a_restart_against_existing_tables_keeps_the_data_and_the_tenants(dynamo
             first.call("POST", "/api/runners/heartbeat", runner_token=runner_token, json={"status": "online"}).status
             == 200
         )
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=dynamodb_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    dynamodb = dynamodb_client(dynamodb_endpoint)
     tokens = dynamodb.describe_time_to_live(TableName=f"{prefix}TokensTable")["TimeToLiveDescription"]
     assert tokens["TimeToLiveStatus"] == "ENABLED"  # the second start finds TTL on: it must not turn it on again
     with start_local_api(extra_env=environment) as second:

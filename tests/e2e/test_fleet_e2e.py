@@ -2,42 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import boto3
+from http_builders import dynamodb_client, set_license
+from seed_shapes import SEED_READINESS_LICENSE_KEYS, SEED_V1_RUNNER_KEYS
+from support import ALL_BUT_OPERATOR, READ_ONLY
 
 from local.testing import LocalApi
-
-READ_ONLY = "runners:read jobs:read targets:read"
-ALL_BUT_OPERATOR = "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage"
-SEED_RUNNER_KEYS = {
-    "id",
-    "name",
-    "tokenPrefix",
-    "status",
-    "version",
-    "containerEngine",
-    "configuredConcurrency",
-    "currentJobs",
-    "providerState",
-    "capabilities",
-    "lastHeartbeatAt",
-}
-SEED_LICENSE_KEYS = {
-    "plan",
-    "licenseState",
-    "canRegisterRunner",
-    "canStartSelfHostedScan",
-    "runnerLimit",
-    "concurrentJobLimit",
-}
-
-
-def set_license(api: LocalApi, org: str, **fields: Any) -> dict[str, Any]:
-    operator = api.jwt("hangar-operators", "admin:licenses")
-    result = api.call("PUT", f"/v1/orgs/{org}/license", token=operator, json=fields)
-    assert result.status == 200, result.body
-    return dict(result.body)
 
 
 def make_api_key(api: LocalApi, org: str, scopes: list[str]) -> str:
@@ -58,13 +27,7 @@ def bring_online(api: LocalApi, org: str, runner_id: str, runner_token: str) -> 
     from hangar.store.runners import live_shard
 
     now = api.now()
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=api.dynamodb_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    dynamodb = dynamodb_client(api.dynamodb_endpoint)
     table = next(name for name in dynamodb.list_tables()["TableNames"] if "Runners" in name)
     dynamodb.update_item(
         TableName=table,
@@ -97,7 +60,7 @@ def test_seed_003_list_and_readiness_with_an_api_key(local_api: LocalApi, org: s
     listed = local_api.call("GET", "/v1/runners", api_key=key)
     assert listed.status == 200, listed.body
     [runner] = listed.body["runners"]
-    assert set(runner) >= SEED_RUNNER_KEYS and runner["id"] == runner_id and runner["status"] == "online"
+    assert set(runner) >= SEED_V1_RUNNER_KEYS and runner["id"] == runner_id and runner["status"] == "online"
     readiness = listed.body["readiness"]
     assert readiness["ready"] is True and readiness["visibilityOk"] is True and readiness["runnerOk"] is True
     assert readiness["selectedRunnerId"] == runner_id
@@ -113,7 +76,7 @@ def test_seed_003_list_and_readiness_with_an_api_key(local_api: LocalApi, org: s
     checked = local_api.call("GET", "/v1/runners/readiness", api_key=key)
     assert checked.status == 200, checked.body
     assert checked.body["ready"] is True and checked.body["selectedRunnerId"] == runner_id
-    assert set(checked.body["license"]) >= SEED_LICENSE_KEYS
+    assert set(checked.body["license"]) >= SEED_READINESS_LICENSE_KEYS
     assert checked.body["runners"] == [
         {"id": runner_id, "name": "prod-runner-1", "status": "online", "configuredConcurrency": 1, "currentJobs": 0}
     ]

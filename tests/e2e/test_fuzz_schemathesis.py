@@ -40,6 +40,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from hangar.identity.auth import READ_SCOPES
 from schemathesis.engine import events, from_schema
 
 from local.devtokens import ALL_SCOPES
@@ -49,7 +50,6 @@ pytestmark = [pytest.mark.slow]
 
 MAX_EXAMPLES = int(os.environ.get("HANGAR_FUZZ_EXAMPLES", "25"))
 SEED = int(os.environ.get("HANGAR_FUZZ_SEED", "7"))
-READ_ONLY_SCOPES = ("runners:read", "jobs:read", "targets:read")
 CHECK_NAMES = (
     "not_a_server_error",
     "status_code_conformance",
@@ -233,7 +233,7 @@ def read_only_jwt(fuzz_api: LocalApi) -> str:
     ]:
         status, _, created = fuzz_api.call("POST", path, token=jwt, json=body)
         assert status == 201, (path, created)
-    return fuzz_api.jwt(org, READ_ONLY_SCOPES)
+    return fuzz_api.jwt(org, READ_SCOPES)
 
 
 def _assert_clean(report: FuzzReport) -> None:
@@ -270,7 +270,7 @@ def test_read_only_token_is_refused_every_manage_route(fuzz_api: LocalApi, read_
     # manage route refused to everything it was sent, no read route refused for want of a scope.
     scopes = documented_scopes(schema)
     assert set(report.statuses) == set(scopes)
-    manage = {label for label, needed in scopes.items() if not needed & set(READ_ONLY_SCOPES)}
+    manage = {label for label, needed in scopes.items() if not needed & READ_SCOPES}
     assert {"POST /api/runners", "GET /v1/api-keys", "PUT /v1/orgs/{orgId}/license"} <= manage, sorted(manage)
     for label, statuses in report.statuses.items():
         if label in manage:

@@ -7,66 +7,18 @@ import threading
 import time
 from typing import Any
 
+from http_builders import create_job, create_runner, get_job, heartbeat, poll, report, set_license, user_jwt
+
 from local.testing import LocalApi
 
-USER_SCOPES = "runners:read runners:manage jobs:read jobs:manage"
 STALE_AFTER_SECONDS = 90
-
-
-def set_license(api: LocalApi, org: str, **fields: Any) -> None:
-    operator = api.jwt("hangar-operators", "admin:licenses")
-    result = api.call("PUT", f"/v1/orgs/{org}/license", token=operator, json=fields)
-    assert result.status == 200, result.body
-
-
-def create_runner(api: LocalApi, org: str, name: str, labels: list[str], concurrency: int = 1) -> tuple[str, str]:
-    body = {"name": name, "labels": labels, "configuredConcurrency": concurrency}
-    result = api.call("POST", "/api/runners", token=api.jwt(org, USER_SCOPES), json=body)
-    assert result.status == 201, result.body
-    return result.body["data"]["_id"], result.body["data"]["token"]
-
-
-def heartbeat(api: LocalApi, token: str) -> dict[str, Any]:
-    result = api.call("POST", "/api/runners/heartbeat", runner_token=token, json={"status": "online"})
-    assert result.status == 200, result.body
-    data: dict[str, Any] = result.body["data"]
-    return data
-
-
-def poll(api: LocalApi, token: str) -> dict[str, Any] | None:
-    result = api.call("POST", "/api/runners/jobs", runner_token=token, json={})
-    assert result.status == 200, result.body
-    job: dict[str, Any] | None = result.body["data"]["job"]
-    return job
-
-
-def report(api: LocalApi, token: str, job_id: str, status: str, **fields: Any) -> Any:
-    result = api.call(
-        "POST", "/api/runners/jobs/status", runner_token=token, json={"jobId": job_id, "status": status, **fields}
-    )
-    assert result.status == 200, result.body
-    return result.body["data"]
-
-
-def create_job(api: LocalApi, org: str, **fields: Any) -> dict[str, Any]:
-    body = {"type": "scan", "repositoryConfig": "abc123", "repositoryName": "org/terraform-infra", "branch": "main"}
-    result = api.call("POST", "/v1/jobs", token=api.jwt(org, USER_SCOPES), json={**body, **fields})
-    assert result.status == 201, result.body
-    job: dict[str, Any] = result.body
-    return job
-
-
-def get_job(api: LocalApi, org: str, job_id: str) -> dict[str, Any]:
-    result = api.call("GET", f"/v1/jobs/{job_id}", token=api.jwt(org, USER_SCOPES))
-    assert result.status == 200, result.body
-    job: dict[str, Any] = result.body
-    return job
 
 
 def test_ten_runners_claim_fifty_jobs_exactly_once(local_api: LocalApi, org: str) -> None:
     job_limit, runner_concurrency, runner_count, job_count = 8, 2, 10, 50
     set_license(local_api, org, plan="enterprise", concurrentJobLimit=job_limit)
-    runners = [create_runner(local_api, org, f"worker-{i}", ["linux"], runner_concurrency) for i in range(runner_count)]
+    created = [create_runner(local_api, org, f"worker-{i}", ["linux"], runner_concurrency) for i in range(runner_count)]
+    runners = [(runner["_id"], runner["token"]) for runner in created]
     for _, token in runners:
         heartbeat(local_api, token)
     job_ids = {create_job(local_api, org, labels=["linux"])["id"] for _ in range(job_count)}
@@ -151,7 +103,7 @@ def test_ten_runners_claim_fifty_jobs_exactly_once(local_api: LocalApi, org: str
     cursor = None
     while True:
         query = "?limit=200" + (f"&cursor={cursor}" if cursor else "")
-        result = local_api.call("GET", f"/v1/jobs{query}", token=local_api.jwt(org, USER_SCOPES))
+        result = local_api.call("GET", f"/v1/jobs{query}", token=user_jwt(local_api, org))
         listed += result.body["jobs"]
         cursor = result.body["nextCursor"]
         if not cursor:
@@ -160,13 +112,14 @@ def test_ten_runners_claim_fifty_jobs_exactly_once(local_api: LocalApi, org: str
     assert all(job["attempts"] == 1 for job in listed)
     by_runner = dict(claims)
     assert all(job["runnerId"] == by_runner[job["id"]] for job in listed)
-    runners_view = local_api.call("GET", "/v1/runners", token=local_api.jwt(org, USER_SCOPES)).body["runners"]
+    runners_view = local_api.call("GET", "/v1/runners", token=user_jwt(local_api, org)).body["runners"]
     assert all(runner["currentJobs"] == 0 for runner in runners_view)
 
 
 def test_a_job_created_over_the_api_is_run_and_reported(local_api: LocalApi, org: str) -> None:
     set_license(local_api, org, plan="team")
-    runner_id, token = create_runner(local_api, org, "scanner", ["linux", "x64"])
+    scanner = create_runner(local_api, org, "scanner", ["linux", "x64"])
+    runner_id, token = scanner["_id"], scanner["token"]
     heartbeat(local_api, token)
     created = create_job(local_api, org, labels=["linux"], payload={"paths": ["infra/"]})
     assert created["status"] == "queued"
@@ -181,14 +134,15 @@ def test_a_job_created_over_the_api_is_run_and_reported(local_api: LocalApi, org
     }
     done = get_job(local_api, org, created["id"])
     assert done["status"] == "completed" and done["result"] == {"findings": 0} and done["runnerId"] == runner_id
-    runner = local_api.call("GET", f"/api/runners/{runner_id}", token=local_api.jwt(org, USER_SCOPES)).body["data"]
+    runner = local_api.call("GET", f"/api/runners/{runner_id}", token=user_jwt(local_api, org)).body["data"]
     assert runner["jobsCompleted"] == 1 and runner["currentJobs"] == 0
 
 
 def test_a_lost_runners_job_is_recovered_by_the_sweeper(local_api: LocalApi, org: str) -> None:
     set_license(local_api, org, plan="team")
-    _, lost_token = create_runner(local_api, org, "lost", ["linux"])
-    rescuer_id, rescuer_token = create_runner(local_api, org, "rescuer", ["linux"])
+    lost_token = create_runner(local_api, org, "lost", ["linux"])["token"]
+    rescuer = create_runner(local_api, org, "rescuer", ["linux"])
+    rescuer_id, rescuer_token = rescuer["_id"], rescuer["token"]
     heartbeat(local_api, lost_token)
     created = create_job(local_api, org, labels=["linux"])
     job = poll(local_api, lost_token)

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
+from http_builders import create_runner, dynamodb_client
 
 from local import REPO_ROOT
 from local.testing import HttpResult, LocalApi, start_local_api, unique_org
@@ -36,13 +36,6 @@ def team_org(api: LocalApi) -> tuple[str, str]:
     return org, jwt
 
 
-def create_runner(api: LocalApi, jwt: str, name: str) -> dict[str, Any]:
-    result = api.call("POST", "/api/runners", token=jwt, json={"name": name, "labels": ["linux"]})
-    assert result.status == 201, result.body
-    runner: dict[str, Any] = result.body["data"]
-    return runner
-
-
 def heartbeat(api: LocalApi, runner: dict[str, Any]) -> HttpResult:
     return api.call("POST", "/api/runners/heartbeat", runner_token=runner["token"], json=HEARTBEAT)
 
@@ -58,8 +51,8 @@ def assert_rate_limited(result: HttpResult, dialect: str) -> None:
 
 
 def test_a_runner_over_120_per_minute_is_refused_and_another_runner_is_not(local_api: LocalApi) -> None:
-    _, jwt = team_org(local_api)
-    noisy, quiet = create_runner(local_api, jwt, "noisy"), create_runner(local_api, jwt, "quiet")
+    org, jwt = team_org(local_api)
+    noisy, quiet = (create_runner(local_api, org, name, ["linux"], token=jwt) for name in ("noisy", "quiet"))
     statuses = []
     refusal: HttpResult | None = None
     for index in range(150):  # well within a minute
@@ -85,8 +78,8 @@ def test_a_runner_over_120_per_minute_is_refused_and_another_runner_is_not(local
 
 
 def test_the_sixth_regeneration_within_an_hour_is_refused_for_that_runner_only(local_api: LocalApi) -> None:
-    _, jwt = team_org(local_api)
-    first, second = create_runner(local_api, jwt, "first"), create_runner(local_api, jwt, "second")
+    org, jwt = team_org(local_api)
+    first, second = (create_runner(local_api, org, name, ["linux"], token=jwt) for name in ("first", "second"))
     # The counter is a fixed window aligned to the hour: start well inside one.
     now = local_api.now()
     if now % 3600 > 3600 - 60:
@@ -157,7 +150,7 @@ def test_runner_routes_are_throttled_per_tenant_by_plan_and_a_plan_change_applie
 ) -> None:
     org = unique_org("plan")
     jwt = local_api.jwt(org)
-    runner = create_runner(local_api, jwt, "free-runner")
+    runner = create_runner(local_api, org, "free-runner", ["linux"], token=jwt)
     # Free plan: the heartbeat method takes 2 req/s with a burst of 20, for the whole tenant.
     statuses = []
     throttled: HttpResult | None = None
@@ -227,15 +220,9 @@ def test_register_is_limited_per_source_ip(local_api: LocalApi) -> None:
 
 def test_a_route_whose_authorizer_returns_no_usage_key_is_403(local_api: LocalApi) -> None:
     """API Gateway's INVALID_API_KEY: here a runner token stored without its tenant's usage key."""
-    _, jwt = team_org(local_api)
-    runner = create_runner(local_api, jwt, "keyless")
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=local_api.dynamodb_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    org, jwt = team_org(local_api)
+    runner = create_runner(local_api, org, "keyless", ["linux"], token=jwt)
+    dynamodb = dynamodb_client(local_api.dynamodb_endpoint)
     dynamodb.update_item(
         TableName=local_api.table("TokensTable"),
         Key={"tokenId": {"S": runner["tokenPrefix"]}},

@@ -21,20 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from http_builders import create_runner
 from support import ensure_agent_wheel
 
 from local.testing import LocalApi, start_local_api, unique_org
 
 
-def create_runner(api: LocalApi, org: str, name: str = "e2e-runner") -> tuple[str, dict[str, Any]]:
+def runner_and_jwt(api: LocalApi, org: str, name: str = "e2e-runner") -> tuple[str, dict[str, Any]]:
+    """(the runners:read/manage JWT of the user who created it, a new linux runner of `org`)."""
     jwt = api.jwt(org, "runners:read runners:manage")
-    status, _, body = api.call("POST", "/api/runners", token=jwt, json={"name": name, "labels": ["linux"]})
-    assert status == 201, body
-    return jwt, body["data"]
+    return jwt, create_runner(api, org, name, ["linux"], token=jwt)
 
 
 def test_regenerated_token_is_refused_at_once_despite_the_authorizer_cache(local_api: LocalApi, org: str) -> None:
-    jwt, runner = create_runner(local_api, org)
+    jwt, runner = runner_and_jwt(local_api, org)
     old = runner["token"]
     # The first heartbeat puts the old token's Allow in the authorizer cache (ReauthorizeEvery 300).
     status, _, body = local_api.call("POST", "/api/runners/heartbeat", runner_token=old, json={"status": "online"})
@@ -69,7 +69,7 @@ def test_regenerated_token_is_refused_at_once_despite_the_authorizer_cache(local
 
 
 def test_a_deleted_runners_token_is_refused_at_once_on_every_runner_route(local_api: LocalApi, org: str) -> None:
-    jwt, runner = create_runner(local_api, org)
+    jwt, runner = runner_and_jwt(local_api, org)
     token = runner["token"]
     status, _, body = local_api.call("POST", "/api/runners/heartbeat", runner_token=token, json={"status": "online"})
     assert status == 200, body
@@ -86,7 +86,7 @@ def test_a_deleted_runners_token_is_refused_at_once_on_every_runner_route(local_
 
 
 def test_regenerate_limit_and_setup_info_over_http(local_api: LocalApi, org: str) -> None:
-    jwt, runner = create_runner(local_api, org)
+    jwt, runner = runner_and_jwt(local_api, org)
     path = f"/api/runners/{runner['_id']}"
     status, _, info = local_api.call("GET", f"{path}/setup-info", token=jwt)
     assert status == 200 and info["data"]["token"] == runner["token"], info
@@ -199,7 +199,7 @@ def running_agent(agent: Path, env: dict[str, str], *args: str) -> Iterator[subp
 @pytest.mark.slow
 def test_install_script_installs_the_agent_and_writes_a_private_config(install_api: LocalApi, tmp_path: Path) -> None:
     org = unique_org()
-    jwt, runner = create_runner(install_api, org, name="it's the e2e runner")
+    jwt, runner = runner_and_jwt(install_api, org, name="it's the e2e runner")
     command = install_command(install_api, jwt, runner["_id"])
     status, _, script = install_api.call("GET", f"/api/runners/{runner['_id']}/setup?token={runner['token']}")
     assert status == 200
@@ -270,7 +270,7 @@ def test_install_script_installs_the_agent_and_writes_a_private_config(install_a
 
 @pytest.mark.slow
 def test_a_failed_install_leaves_nothing_behind(install_api: LocalApi, tmp_path: Path) -> None:
-    jwt, runner = create_runner(install_api, unique_org())
+    jwt, runner = runner_and_jwt(install_api, unique_org())
     box = machine(tmp_path)
     # pip refuses: this machine's pip configuration pins another version of the agent.
     constraints = tmp_path / "constraints.txt"
@@ -285,7 +285,7 @@ def test_a_failed_install_leaves_nothing_behind(install_api: LocalApi, tmp_path:
 
 @pytest.mark.slow
 def test_a_failed_reinstall_keeps_the_working_install(install_api: LocalApi, tmp_path: Path) -> None:
-    jwt, runner = create_runner(install_api, unique_org())
+    jwt, runner = runner_and_jwt(install_api, unique_org())
     box = machine(tmp_path)
     command = install_command(install_api, jwt, runner["_id"])
     assert box.run(command).returncode == 0
@@ -307,7 +307,7 @@ def test_a_failed_reinstall_keeps_the_working_install(install_api: LocalApi, tmp
 def test_install_script_with_exec_installs_the_agents_own_unit_as_a_user_service(
     install_api: LocalApi, tmp_path: Path
 ) -> None:
-    jwt, runner = create_runner(install_api, unique_org())
+    jwt, runner = runner_and_jwt(install_api, unique_org())
     box = machine(tmp_path, fake_systemd=True)
     command = install_command(install_api, jwt, runner["_id"]).replace("| sh", '| sh -s -- --exec "$1"')
     result = box.run(command, "/usr/local/bin/scan --format sarif")
@@ -343,14 +343,14 @@ def test_install_script_with_exec_installs_the_agents_own_unit_as_a_user_service
 
 def test_install_script_needs_a_valid_token(install_api: LocalApi) -> None:
     org = unique_org()
-    _, runner = create_runner(install_api, org)
+    _, runner = runner_and_jwt(install_api, org)
     status, headers, body = install_api.call("GET", f"/api/runners/{runner['_id']}/setup?token=hgr_bogus")
     assert status == 401 and "hgr_bogus" not in json.dumps(body)
     assert headers["Content-Type"] == "application/json"
     status, _, _ = install_api.call("GET", f"/api/runners/{runner['_id']}/setup")
     assert status == 401
     # A real token of another runner: 404 (no script for a runner this token is not for).
-    _, other = create_runner(install_api, unique_org())
+    _, other = runner_and_jwt(install_api, unique_org())
     status, _, body = install_api.call("GET", f"/api/runners/{runner['_id']}/setup?token={other['token']}")
     assert status == 404, body
 
@@ -361,7 +361,7 @@ def test_install_script_needs_a_valid_token(install_api: LocalApi) -> None:
 def test_system_install_puts_the_agent_where_every_user_can_run_it(install_api: LocalApi, tmp_path: Path) -> None:
     """--system with its locations moved under tmp_path (HANGAR_AGENT_HOME, HANGAR_AGENT_CONFIG); without
     systemd the service step fails, and then everything the script created is removed."""
-    jwt, runner = create_runner(install_api, unique_org())
+    jwt, runner = runner_and_jwt(install_api, unique_org())
     box = machine(tmp_path)
     places = {
         "HANGAR_AGENT_HOME": str(tmp_path / "opt" / "hangar-agent"),

@@ -12,8 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
+from http_builders import dynamodb_client
+from support import READ_ONLY
 
 from local.template import load_template, routes
 from local.testing import LocalApi, unique_org
@@ -21,7 +22,6 @@ from local.testing import LocalApi, unique_org
 ROOT = Path(__file__).resolve().parents[2]
 ROUTES = [route for route in routes(load_template(ROOT / "template.yaml"))]
 USER_ROUTES = [route for route in ROUTES if route.authorizer == "UserAuthorizer"]
-READ_ONLY = "runners:read jobs:read targets:read"
 # The user routes a read-only token may call; every other user route needs a manage (or operator) scope.
 READ_ROUTES = {
     "ListRunnersFunction",
@@ -134,13 +134,7 @@ def test_read_only_token_may_read(local_api: LocalApi, tenants: tuple[Tenant, Te
 
 
 def _all_items(local_api: LocalApi) -> list[dict[str, Any]]:
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=local_api.dynamodb_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    dynamodb = dynamodb_client(local_api.dynamodb_endpoint)
     items: list[dict[str, Any]] = []
     for name in dynamodb.list_tables()["TableNames"]:
         for page in dynamodb.get_paginator("scan").paginate(TableName=name):

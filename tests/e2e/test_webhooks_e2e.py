@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from test_jobs_e2e import create_job, create_runner, heartbeat, poll, report
+from http_builders import create_job, create_runner, heartbeat, poll, report
 from webhook_receiver import Receiver, receiver
 
 from local.testing import LocalApi, start_local_api
@@ -42,7 +42,8 @@ def test_a_jobs_life_and_a_stale_runner_reach_the_receiver_signed(local_api: Loc
     with receiver() as hooks:
         webhook = create_webhook(local_api, org, hooks.url)
         assert webhook["secret"].startswith("whsec_")
-        runner_id, token = create_runner(local_api, org, "builder", ["linux"])
+        runner = create_runner(local_api, org, "builder", ["linux"])
+        runner_id, token = runner["_id"], runner["token"]
         heartbeat(local_api, token)
         job = create_job(local_api, org, labels=["linux"])
         claimed = poll(local_api, token)
@@ -79,7 +80,7 @@ def test_a_jobs_life_and_a_stale_runner_reach_the_receiver_signed(local_api: Loc
 def test_heartbeats_that_change_nothing_are_no_events(local_api: LocalApi, org: str) -> None:
     with receiver() as hooks:
         create_webhook(local_api, org, hooks.url, ["runner.online", "runner.offline"])
-        _, token = create_runner(local_api, org, "steady", [])
+        token = create_runner(local_api, org, "steady", [])["token"]
         for _ in range(3):
             heartbeat(local_api, token)
         local_api.flush_deliveries()

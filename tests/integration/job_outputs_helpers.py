@@ -10,19 +10,7 @@ from typing import Any
 
 import boto3
 from hangar.store import dynamo
-from jobs_helpers import live_runner, new_job, polled_job, set_license
-from support import invoke, runner_event, unique_org, user_event
-
-
-def running_job(org: str | None = None, runner_id: str | None = None) -> tuple[str, str, str]:
-    """(org, runner id, job id) of a job claimed by a live runner (status assigned)."""
-    org = org or unique_org()
-    set_license(org)
-    runner_id = runner_id or live_runner(org)
-    job = new_job(org)
-    claimed = polled_job(org, runner_id)
-    assert claimed is not None and claimed["_id"] == job["id"]
-    return org, runner_id, job["id"]
+from support import invoke, runner_event, user_event
 
 
 def append(

@@ -1,4 +1,5 @@
-"""Helpers shared by the job tests (imported as `jobs_helpers`): runners that heartbeat, jobs, polls, reports."""
+"""The job routes a test is about, called in-process (imported as `jobs_helpers`): polls, reports, cancels,
+the sweeper, and the stored items behind them. The runners and jobs they act on come from builders.py."""
 
 from __future__ import annotations
 
@@ -8,55 +9,6 @@ from typing import Any
 
 from hangar.store import dynamo
 from support import FakeLambdaContext, handler_module, invoke, load_event, runner_event, user_event
-
-
-def set_license(org: str, plan: str = "enterprise", **fields: Any) -> None:
-    """The operator's PUT /v1/orgs/{org}/license (plan, licenseState, overrides)."""
-    status, body, _ = invoke(
-        "PutOrgLicense",
-        user_event("PutOrgLicense", "operators", body={"plan": plan, **fields}, path_params={"orgId": org}),
-    )
-    assert status == 200, body
-
-
-def create_runner(org: str, labels: list[str] | None = None, concurrency: int = 1, name: str = "runner") -> str:
-    body = {"name": name, "labels": labels or [], "configuredConcurrency": concurrency}
-    status, response, _ = invoke("CreateRunner", user_event("CreateRunner", org, body=body))
-    assert status == 201, response
-    runner_id: str = response["data"]["_id"]
-    return runner_id
-
-
-def heartbeat(org: str, runner_id: str, token_version: int = 1, status: str = "online") -> dict[str, Any]:
-    code, body, _ = invoke(
-        "Heartbeat", runner_event("Heartbeat", org, runner_id, token_version, body={"status": status})
-    )
-    assert code == 200, body
-    data: dict[str, Any] = body["data"]
-    return data
-
-
-def live_runner(org: str, labels: list[str] | None = None, concurrency: int = 1, name: str = "runner") -> str:
-    """A runner that has heartbeated, so it may claim jobs."""
-    runner_id = create_runner(org, labels, concurrency, name)
-    heartbeat(org, runner_id)
-    return runner_id
-
-
-def create_job(org: str, headers: dict[str, str] | None = None, scopes: str | None = None, **fields: Any) -> Any:
-    body = {"type": "scan", "repositoryConfig": "abc123", "repositoryName": "org/infra", "branch": "main", **fields}
-    event = user_event("CreateJob", org, body=body, **({"scopes": scopes} if scopes else {}))
-    if headers:
-        event["headers"].update(headers)
-        event["multiValueHeaders"].update({name: [value] for name, value in headers.items()})
-    return invoke("CreateJob", event)
-
-
-def new_job(org: str, **fields: Any) -> dict[str, Any]:
-    status, body, _ = create_job(org, **fields)
-    assert status == 201, body
-    job: dict[str, Any] = body
-    return job
 
 
 def poll(org: str, runner_id: str, labels: list[str] | None = None, token_version: int = 1) -> tuple[int, Any]:

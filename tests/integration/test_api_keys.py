@@ -12,9 +12,7 @@ from hangar.identity import credentials
 from hangar.store import dynamo
 from hangar.store import tokens as token_store
 from hangar.tenancy import api_keys
-from support import AwsStack, invoke, load_event, unique_org, user_event
-
-ALL_BUT_OPERATOR = "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage"
+from support import ALL_BUT_OPERATOR, AwsStack, invoke, load_event, unique_org, user_event
 
 
 def create(org: str, body: Any, scopes: str = ALL_BUT_OPERATOR) -> tuple[int, Any]:

@@ -7,10 +7,11 @@ import uuid
 from typing import Any
 
 import pytest
+from builders import live_runner, set_license
 from faults import Conflict, Crash, DynamoFaults, FunctionCrashed, LostResponse
 from hangar.core import clock
 from hangar.store import audit as audit_store
-from jobs_helpers import live_runner, polled_job, report, set_license
+from jobs_helpers import polled_job, report
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 SOURCE_IP = "203.0.113.10"  # the fixtures' requestContext.identity.sourceIp

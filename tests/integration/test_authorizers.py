@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import jwt
 import pytest
 from hangar.core.config import JWT_SECRET_NOT_SET, get_settings
 from hangar.identity.tokens import BASE62
@@ -26,20 +25,9 @@ from support import (
     user_event,
 )
 
-from local.devtokens import LOCAL_JWT_SECRET
+from local.devtokens import mint_dev_jwt
 
-
-def dev_jwt(org: str, scopes: str = "runners:read runners:manage", **overrides: Any) -> str:
-    claims = {
-        "sub": f"user@{org}",
-        "org": org,
-        "iss": "hangar-local",
-        "aud": "hangar",
-        "exp": int(time.time()) + 300,
-        "scope": scopes,
-        **overrides,
-    }
-    return jwt.encode(claims, LOCAL_JWT_SECRET, algorithm="HS256")
+FLEET_SCOPES = "runners:read runners:manage"
 
 
 def authorize(logical_id: str, headers: dict[str, str], query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -58,7 +46,7 @@ def count_dynamodb_calls() -> list[str]:
 def test_user_jwt_is_allowed_and_tenant_provisioned(aws: AwsStack) -> None:
     org = unique_org()
     assert orgs.get_org(org) is None
-    policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {dev_jwt(org)}"})
+    policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {mint_dev_jwt(org, FLEET_SCOPES)}"})
     statement = policy["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow" and statement["Resource"].endswith("/prod/*")
     assert policy["context"]["orgId"] == org
@@ -82,7 +70,8 @@ def test_bad_user_credentials_are_401(aws: AwsStack, headers: dict[str, str]) ->
 
 
 def test_expired_jwt_is_401_token_expired(aws: AwsStack) -> None:
-    expired = dev_jwt(unique_org(), exp=int(time.time()) - 61)
+    # Issued six minutes ago for five: expired 61 s ago.
+    expired = mint_dev_jwt(unique_org(), FLEET_SCOPES, ttl=300, now=time.time() - 361)
     assert refusal_reason(authorize("UserAuthorizer", {"Authorization": f"Bearer {expired}"})) == {
         "errorCode": "token_expired",
         "errorMessage": "Token has expired",
@@ -163,5 +152,5 @@ def test_hs256_without_a_secret_refuses_a_token_signed_with_the_public_local_sec
     aws: AwsStack, no_jwt_secret: None
 ) -> None:
     """Was an Allow: the secret defaulted to the string in this repository (issue 10, item 3)."""
-    operator = dev_jwt(unique_org(), "admin:licenses runners:manage")
+    operator = mint_dev_jwt(unique_org(), "admin:licenses runners:manage")
     assert is_refusal(authorize("UserAuthorizer", {"Authorization": f"Bearer {operator}"}))

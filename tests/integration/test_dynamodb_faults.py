@@ -9,38 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import create_job, heartbeat, live_runner, new_job
 from faults import WRITES, Conflict, Crash, DynamoFaults, FunctionCrashed, IndexLag, LostResponse, Throttled
 from hangar.core import clock
 from hangar.core.config import get_settings
 from hangar.store import dynamo
 from hangar.store.dynamo import Outcome, TransactionCancelled
-from jobs_helpers import (
-    cancel,
-    create_job,
-    get_job,
-    heartbeat,
-    live_runner,
-    new_job,
-    org_item,
-    polled_job,
-    report,
-    runner_item,
-    set_license,
-    sweep,
-)
+from jobs_helpers import cancel, get_job, org_item, polled_job, report, runner_item, sweep
 from support import ROOT, AwsStack, invoke, unique_org, user_event
 
 RUNNERS = "RunnersTable"
 ORGS = "OrgsTable"
 JOBS = "JobsTable"
 STALE = get_settings().stale_after_seconds
-
-
-@pytest.fixture
-def org(aws: AwsStack) -> str:
-    org_id = unique_org()
-    set_license(org_id, "team")
-    return org_id
 
 
 def counters(org: str, runner: str) -> tuple[int, int, list[str]]:
@@ -65,7 +46,8 @@ def test_a_cancel_whose_runner_write_conflicts_still_frees_the_slot(org: str) ->
     with DynamoFaults.installed() as faults:
         faults.inject("TransactWriteItems", Conflict(RUNNERS), times=1)
         status, body = cancel(org, job)
-    assert status == 200 and body["status"] == "cancelled", body
+    assert status == 200, body
+    assert body["status"] == "cancelled", body
     assert faults.injected == [("TransactWriteItems", "Conflict")]
     assert counters(org, runner) == (0, 0, [])
     assert runner_item(org, runner)["cancelledJobs"] == [job]
@@ -80,7 +62,8 @@ def test_a_timeout_whose_runner_write_conflicts_still_frees_the_slot(org: str) -
     with DynamoFaults.installed() as faults:
         faults.inject("TransactWriteItems", Conflict(RUNNERS), times=1)
         summary = sweep()
-    assert summary["jobsTimedOut"] == 1 and summary["errors"] == 0, summary
+    assert summary["jobsTimedOut"] == 1, summary
+    assert summary["errors"] == 0, summary
     assert counters(org, runner) == (0, 0, [])
 
 
@@ -90,7 +73,8 @@ def test_a_lost_runners_recovery_whose_runner_write_conflicts_still_frees_the_sl
     with DynamoFaults.installed() as faults:
         faults.inject("TransactWriteItems", Conflict(RUNNERS), times=1)
         summary = sweep()
-    assert summary["jobsRequeued"] == 1 and summary["errors"] == 0, summary
+    assert summary["jobsRequeued"] == 1, summary
+    assert summary["errors"] == 0, summary
     assert get_job(org, job)["status"] == "queued"
     assert counters(org, runner) == (0, 0, [])
 
@@ -102,7 +86,8 @@ def test_a_recovery_whose_org_write_conflicts_is_retried_not_stranded(org: str) 
     with DynamoFaults.installed() as faults:
         faults.inject("TransactWriteItems", Conflict(ORGS), times=1)
         summary = sweep()
-    assert summary["jobsRequeued"] == 1 and summary["errors"] == 0, summary
+    assert summary["jobsRequeued"] == 1, summary
+    assert summary["errors"] == 0, summary
     assert get_job(org, job)["status"] == "queued"
     assert counters(org, runner) == (0, 0, [])
 
@@ -114,7 +99,8 @@ def test_a_claim_whose_runner_write_conflicts_is_retried_not_skipped(org: str) -
     with DynamoFaults.installed() as faults:
         faults.inject("TransactWriteItems", Conflict(RUNNERS), times=1)
         claimed = polled_job(org, runner)
-    assert claimed is not None and claimed["_id"] == job["id"]
+    assert claimed is not None
+    assert claimed["_id"] == job["id"]
     assert counters(org, runner) == (1, 1, [job["id"]])
 
 
@@ -123,8 +109,10 @@ def test_a_status_report_that_keeps_conflicting_is_a_clean_409(org: str) -> None
     with DynamoFaults.installed() as faults:
         faults.inject("TransactWriteItems", Conflict(JOBS), times=None)
         status, body = report(org, runner, job, "completed")
-    assert status == 409 and body["error"]["code"] == "concurrent_update", body
-    assert get_job(org, job)["status"] == "assigned" and counters(org, runner) == (1, 1, [job])
+    assert status == 409, body
+    assert body["error"]["code"] == "concurrent_update", body
+    assert get_job(org, job)["status"] == "assigned"
+    assert counters(org, runner) == (1, 1, [job])
 
 
 def test_single_writes_that_meet_a_transaction_are_retried(org: str) -> None:
@@ -169,7 +157,8 @@ def test_cancellation_reasons_are_classified_once() -> None:
         Outcome.THROTTLED,
         Outcome.OTHER,
     ]
-    assert cancelled["with item"].item == {"id": "x"} and cancelled["no item"].missing
+    assert cancelled["with item"].item == {"id": "x"}
+    assert cancelled["no item"].missing
     assert not cancelled["conflict"].missing  # a conflict returns no item, and is not a missing item
     assert not cancelled.conflict  # a condition said no: retrying would not help
 
@@ -202,7 +191,8 @@ def test_a_claim_whose_responses_are_all_lost_still_reaches_the_runner(org: str)
     with DynamoFaults.installed() as faults:
         faults.inject("TransactWriteItems", LostResponse(), times=attempts)
         claimed = polled_job(org, runner)
-    assert claimed is not None and claimed["_id"] == job["id"]
+    assert claimed is not None
+    assert claimed["_id"] == job["id"]
     assert faults.replayed == attempts  # every attempt after the first was the same token, replayed
     assert get_job(org, job["id"])["attempts"] == 1  # claimed once, not once per replay
     assert counters(org, runner) == (1, 1, [job["id"]])
@@ -214,7 +204,8 @@ def test_a_report_whose_response_is_lost_is_not_counted_twice(org: str) -> None:
         faults.inject("TransactWriteItems", LostResponse(), times=1)
         assert report(org, runner, job, "completed", result={"ok": True})[0] == 200
     assert faults.replayed == 1
-    assert counters(org, runner) == (0, 0, []) and runner_item(org, runner)["jobsCompleted"] == 1
+    assert counters(org, runner) == (0, 0, [])
+    assert runner_item(org, runner)["jobsCompleted"] == 1
 
 
 def test_a_job_created_whose_response_is_lost_is_created_once(org: str) -> None:
@@ -235,8 +226,10 @@ def test_a_stale_runners_offline_write_whose_response_is_lost_still_recovers_its
     with DynamoFaults.installed() as faults:
         faults.inject(None, LostResponse(), when=lambda call: call.operation in WRITES and call.touches(RUNNERS))
         summary = sweep()
-    assert summary["runnersMarkedOffline"] == 1 and summary["jobsRequeued"] == 1, summary
-    assert get_job(org, job)["status"] == "queued" and counters(org, runner) == (0, 0, [])
+    assert summary["runnersMarkedOffline"] == 1, summary
+    assert summary["jobsRequeued"] == 1, summary
+    assert get_job(org, job)["status"] == "queued"
+    assert counters(org, runner) == (0, 0, [])
 
 
 # -- items 6 and 8: nothing stranded by a crash or by index lag ---------------------------------------
@@ -265,7 +258,8 @@ def test_a_delete_that_dies_after_removing_the_runner_strands_no_job(org: str) -
     clock.advance(STALE + 5)
     sweep()
     assert get_job(org, job)["status"] == "queued"
-    assert org_item(org)["activeJobs"] == 0 and org_item(org)["runnerCount"] == 0
+    assert org_item(org)["activeJobs"] == 0
+    assert org_item(org)["runnerCount"] == 0
 
 
 @pytest.mark.parametrize("how", ["sweeper", "mark-offline"])
@@ -320,4 +314,5 @@ def test_lists_read_their_own_writes(aws: AwsStack, logical_id: str) -> None:
     finally:
         events.unregister("provide-client-params.dynamodb.Query", record)
     assert status == 200, body
-    assert queries and all(query.get("ConsistentRead") is True for query in queries), queries
+    assert queries, queries
+    assert all(query.get("ConsistentRead") is True for query in queries), queries

@@ -9,9 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
+from builders import create_runner, heartbeat, live_runner, new_job
 from hangar.core import clock
 from hangar.events.processor import events_of_record
-from jobs_helpers import cancel, create_runner, heartbeat, live_runner, new_job, polled_job, report, sweep
+from jobs_helpers import cancel, polled_job, report, sweep
 from support import FakeLambdaContext, clear_client_caches, handler_module, invoke, template, unique_org, user_event
 
 from local.backend import SerialMotoServer
@@ -75,7 +76,7 @@ def event_types(records: list[dict[str, Any]]) -> list[str]:
 
 def test_runner_events_are_transitions_and_the_filter_drops_heartbeats(aws: None) -> None:
     org, stream, runner_filters = unique_org(), Stream("RunnersTable"), filters("RunnersTable")
-    runner_id = create_runner(org)
+    runner_id = create_runner(org)["_id"]
     heartbeat(org, runner_id)  # offline -> online
     created_and_online = stream.records()
     assert event_types(created_and_online) == ["runner.created", "runner.online"]

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support import AwsStack, invoke, runner_event, unique_org, user_event
-
-READ_ONLY = "runners:read jobs:read targets:read"
+from builders import create_runner
+from support import READ_ONLY, AwsStack, invoke, runner_event, unique_org, user_event
 
 
 def with_content_type(event: dict[str, Any], content_type: str | None) -> dict[str, Any]:
@@ -18,13 +17,6 @@ def with_content_type(event: dict[str, Any], content_type: str | None) -> dict[s
     event["headers"] = headers
     event["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
     return event
-
-
-def create_runner(org: str) -> dict[str, Any]:
-    status, body, _ = invoke("CreateRunner", user_event("CreateRunner", org, body={"name": "fuzzed"}))
-    assert status == 201, body
-    data: dict[str, Any] = body["data"]
-    return data
 
 
 @pytest.mark.parametrize(
@@ -47,7 +39,7 @@ def test_json_or_no_content_type_is_read_as_json(aws: AwsStack, content_type: st
 
 def test_a_request_without_a_body_needs_no_content_type(aws: AwsStack) -> None:
     org = unique_org()
-    runner = create_runner(org)
+    runner = create_runner(org, "fuzzed")
     event = with_content_type(
         user_event("MarkRunnerOffline", org, body=None, path_params={"runnerId": runner["_id"]}), "text/plain"
     )
@@ -92,7 +84,7 @@ def test_json_python_cannot_read_is_400_not_500(aws: AwsStack, body: str) -> Non
 )
 def test_heartbeat_numbers_are_json_numbers_dynamodb_can_hold(aws: AwsStack, body: Any, field: str) -> None:
     org = unique_org()
-    runner = create_runner(org)
+    runner = create_runner(org, "fuzzed")
     status, response, _ = invoke("Heartbeat", runner_event("Heartbeat", org, runner["_id"], body=body))
     assert status == 400, response
     assert response["error"]["field"] == field
@@ -100,7 +92,7 @@ def test_heartbeat_numbers_are_json_numbers_dynamodb_can_hold(aws: AwsStack, bod
 
 def test_small_and_zero_measures_are_stored(aws: AwsStack) -> None:
     org = unique_org()
-    runner = create_runner(org)
+    runner = create_runner(org, "fuzzed")
     body = {"status": "online", "systemInfo": {"cpu": 0.5, "memory": 0, "disk": 1e-30}, "capabilities": {"x": 0.0}}
     status, response, _ = invoke("Heartbeat", runner_event("Heartbeat", org, runner["_id"], body=body))
     assert status == 200, response

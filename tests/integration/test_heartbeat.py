@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
+import builders
 import pytest
 from hangar.core import clock
 from hangar.core.config import get_settings
@@ -26,11 +28,8 @@ def dynamo_calls(aws: AwsStack) -> Iterator[list[str]]:
     events.unregister("before-call.dynamodb.*", record)
 
 
-def create_runner(org: str, name: str = "hb-runner") -> dict[str, Any]:
-    status, body, _ = invoke("CreateRunner", user_event("CreateRunner", org, body={"name": name, "labels": ["linux"]}))
-    assert status == 201, body
-    data: dict[str, Any] = body["data"]
-    return data
+# Every runner here is a linux runner named hb-runner.
+create_runner = partial(builders.create_runner, name="hb-runner", labels=["linux"])
 
 
 def heartbeat(org: str, runner_id: str, body: Any, token_version: int = 1) -> tuple[int, Any]:

@@ -11,9 +11,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+from builders import live_runner, running_job
 from hangar.core import clock
-from job_outputs_helpers import declare, list_artifacts, output_items, running_job, settings, upload_object
-from jobs_helpers import cancel, get_job, live_runner, report
+from job_outputs_helpers import declare, list_artifacts, output_items, settings, upload_object
+from jobs_helpers import cancel, get_job, report
 from support import AwsStack, invoke, runner_event, unique_org, user_event
 
 DAY = 86400

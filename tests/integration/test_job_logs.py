@@ -11,11 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
+from builders import heartbeat, live_runner, new_job, running_job
 from hangar.core import clock
 from hangar.jobs import logs as job_logs
 from hangar.store import jobs as job_store
-from job_outputs_helpers import append, output_items, read_logs, running_job, settings, whole_log
-from jobs_helpers import cancel, get_job, heartbeat, live_runner, new_job, poll, report, sweep
+from job_outputs_helpers import append, output_items, read_logs, settings, whole_log
+from jobs_helpers import cancel, get_job, poll, report, sweep
 from support import AwsStack, invoke, runner_event, unique_org, user_event
 
 DAY = 86400

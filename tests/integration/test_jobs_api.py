@@ -5,20 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from jobs_helpers import (
-    cancel,
-    create_job,
-    create_runner,
-    get_job,
-    heartbeat,
-    live_runner,
-    new_job,
-    org_item,
-    polled_job,
-    report,
-    runner_item,
-    set_license,
-)
+from builders import create_job, create_runner, heartbeat, live_runner, new_job, set_license
+from jobs_helpers import cancel, get_job, org_item, polled_job, report, runner_item
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 V1_JOB_KEYS = {
@@ -58,30 +46,44 @@ def test_create_get_list_cancel(aws: AwsStack) -> None:
     org = unique_org()
     job = new_job(org, labels=["linux", "linux"], payload={"paths": ["infra/"]}, maxAttempts=2)
     assert set(job) >= V1_JOB_KEYS
-    assert job["status"] == "queued" and job["id"].startswith("job_")
-    assert job["labels"] == ["linux"] and job["payload"] == {"paths": ["infra/"]}
-    assert job["attempts"] == 0 and job["maxAttempts"] == 2 and job["timeoutSeconds"] == 3600
-    assert job["runnerId"] is None and job["result"] is None and job["error"] is None
+    assert job["status"] == "queued"
+    assert job["id"].startswith("job_")
+    assert job["labels"] == ["linux"]
+    assert job["payload"] == {"paths": ["infra/"]}
+    assert job["attempts"] == 0
+    assert job["maxAttempts"] == 2
+    assert job["timeoutSeconds"] == 3600
+    assert job["runnerId"] is None
+    assert job["result"] is None
+    assert job["error"] is None
     assert get_job(org, job["id"]) == job
     status, body = list_jobs(org)
-    assert status == 200 and [item["id"] for item in body["jobs"]] == [job["id"]] and body["nextCursor"] is None
+    assert status == 200
+    assert [item["id"] for item in body["jobs"]] == [job["id"]]
+    assert body["nextCursor"] is None
     status, body = cancel(org, job["id"])
-    assert status == 200 and body["status"] == "cancelled" and body["cancelRequested"] is False
+    assert status == 200
+    assert body["status"] == "cancelled"
+    assert body["cancelRequested"] is False
     assert get_job(org, job["id"])["status"] == "cancelled"
     # Cancelling again is a no-op.
     status, again = cancel(org, job["id"])
-    assert status == 200 and again["status"] == "cancelled"
+    assert status == 200
+    assert again["status"] == "cancelled"
 
 
 def test_fixture_events_work_as_shipped(aws: AwsStack) -> None:
     status, created, _ = invoke("CreateJob", load_event("CreateJob"))
     assert status == 201, created
-    assert created["labels"] == ["linux"] and created["repositoryName"] == "org/terraform-infra"
+    assert created["labels"] == ["linux"]
+    assert created["repositoryName"] == "org/terraform-infra"
     status, body, _ = invoke("ListJobs", load_event("ListJobs"))
-    assert status == 200 and len(body["jobs"]) >= 1
+    assert status == 200
+    assert len(body["jobs"]) >= 1
     for logical_id in ("GetJob", "CancelJob"):
         status, body, _ = invoke(logical_id, load_event(logical_id))
-        assert status == 404 and body["error"]["code"] == "not_found", (logical_id, body)
+        assert status == 404, (logical_id, body)
+        assert body["error"]["code"] == "not_found", (logical_id, body)
 
 
 def test_list_is_newest_first_pages_and_filters(aws: AwsStack) -> None:
@@ -93,7 +95,8 @@ def test_list_is_newest_first_pages_and_filters(aws: AwsStack) -> None:
     while True:
         query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
         status, body = list_jobs(org, **query)
-        assert status == 200 and len(body["jobs"]) <= 2
+        assert status == 200
+        assert len(body["jobs"]) <= 2
         seen += [item["id"] for item in body["jobs"]]
         cursor = body["nextCursor"]
         if cursor is None:
@@ -101,17 +104,21 @@ def test_list_is_newest_first_pages_and_filters(aws: AwsStack) -> None:
     assert seen == list(reversed(ids))
     runner = live_runner(org, ["linux"])
     claimed = polled_job(org, runner, ["linux"])
-    assert claimed is not None and claimed["_id"] == ids[0]
+    assert claimed is not None
+    assert claimed["_id"] == ids[0]
     cancel(org, ids[1])
     status, body = list_jobs(org, status="queued")
-    assert status == 200 and {item["id"] for item in body["jobs"]} == set(ids[2:])
+    assert status == 200
+    assert {item["id"] for item in body["jobs"]} == set(ids[2:])
     status, body = list_jobs(org, status="cancelled")
     assert [item["id"] for item in body["jobs"]] == [ids[1]]
     status, body = list_jobs(org, runnerId=runner)
-    assert [item["id"] for item in body["jobs"]] == [ids[0]] and body["jobs"][0]["status"] == "assigned"
+    assert [item["id"] for item in body["jobs"]] == [ids[0]]
+    assert body["jobs"][0]["status"] == "assigned"
     # A filtered list pages too: limit 1 over the three queued jobs.
     status, body = list_jobs(org, status="queued", limit="1")
-    assert len(body["jobs"]) == 1 and body["nextCursor"]
+    assert len(body["jobs"]) == 1
+    assert body["nextCursor"]
     status, rest = list_jobs(org, status="queued", limit="5", cursor=body["nextCursor"])
     assert {item["id"] for item in rest["jobs"]} | {body["jobs"][0]["id"]} == set(ids[2:])
 
@@ -120,18 +127,23 @@ def test_idempotency_key_returns_the_first_job(aws: AwsStack) -> None:
     org = unique_org()
     key = {"Idempotency-Key": "create-scan-42"}
     status, first, headers = create_job(org, headers=key, labels=["linux"])
-    assert status == 201 and "Idempotent-Replayed" not in headers
+    assert status == 201
+    assert "Idempotent-Replayed" not in headers
     status, again, headers = create_job(org, headers=key, labels=["linux"])
-    assert status == 201 and again == first and headers.get("Idempotent-Replayed") == "true"
+    assert status == 201
+    assert again == first
+    assert headers.get("Idempotent-Replayed") == "true"
     status, body = list_jobs(org)
     assert [item["id"] for item in body["jobs"]] == [first["id"]]
     # The same key with a different body is refused (Powertools payload validation).
     status, body, _ = create_job(org, headers=key, labels=["gpu"])
-    assert status == 409 and body["error"]["code"] == "idempotency_key_reused"
+    assert status == 409
+    assert body["error"]["code"] == "idempotency_key_reused"
     assert body["error"]["field"] == "idempotency-key"
     # Keys are per tenant: another org's identical key creates its own job.
     status, other, _ = create_job(unique_org(), headers=key, labels=["linux"])
-    assert status == 201 and other["id"] != first["id"]
+    assert status == 201
+    assert other["id"] != first["id"]
     # Without a key every create is a new job.
     assert new_job(org)["id"] != new_job(org)["id"]
 
@@ -140,10 +152,13 @@ def test_a_failed_create_does_not_burn_the_idempotency_key(aws: AwsStack) -> Non
     org = unique_org()
     key = {"Idempotency-Key": "retry-me"}
     status, body, _ = create_job(org, headers=key, runnerId="rnr_missing")
-    assert status == 404 and body["error"]["field"] == "runnerId"
-    runner = create_runner(org)
+    assert status == 404
+    assert body["error"]["field"] == "runnerId"
+    runner = create_runner(org)["_id"]
     status, body, _ = create_job(org, headers={"Idempotency-Key": "retry-2"}, runnerId=runner)
-    assert status == 201 and body["runnerId"] == runner and body["pinnedRunnerId"] == runner
+    assert status == 201
+    assert body["runnerId"] == runner
+    assert body["pinnedRunnerId"] == runner
     status, body, _ = create_job(org, headers=key, runnerId="rnr_missing")
     assert status == 404  # executed again, not replayed
 
@@ -154,13 +169,16 @@ def test_other_tenant_gets_404(aws: AwsStack) -> None:
     other = unique_org()
     for logical_id in ("GetJob", "CancelJob"):
         status, body, _ = invoke(logical_id, user_event(logical_id, other, path_params={"jobId": job["id"]}))
-        assert status == 404 and body["error"]["code"] == "not_found", (logical_id, body)
+        assert status == 404, (logical_id, body)
+        assert body["error"]["code"] == "not_found", (logical_id, body)
     status, body = list_jobs(other)
-    assert status == 200 and body["jobs"] == []
+    assert status == 200
+    assert body["jobs"] == []
     # A pin on another tenant's runner is a 404 naming runnerId.
-    foreign_runner = create_runner(other)
+    foreign_runner = create_runner(other)["_id"]
     status, body, _ = create_job(org, runnerId=foreign_runner)
-    assert status == 404 and body["error"]["field"] == "runnerId"
+    assert status == 404
+    assert body["error"]["field"] == "runnerId"
     assert get_job(org, job["id"])["status"] == "queued"
 
 
@@ -168,7 +186,8 @@ def test_scopes(aws: AwsStack) -> None:
     org = unique_org()
     job = new_job(org)
     status, body, _ = create_job(org, scopes="jobs:read")
-    assert status == 403 and body["error"]["code"] == "insufficient_scope"
+    assert status == 403
+    assert body["error"]["code"] == "insufficient_scope"
     assert list_jobs(org, scopes="jobs:manage")[0] == 403
     assert list_jobs(org, scopes="jobs:read")[0] == 200
     status, _, _ = invoke("GetJob", user_event("GetJob", org, scopes="runners:read", path_params={"jobId": job["id"]}))
@@ -219,23 +238,29 @@ def test_bad_bodies_and_queries(aws: AwsStack) -> None:
     org = unique_org()
     for raw in ("{not json", "[1]", None):
         status, response, _ = invoke("CreateJob", user_event("CreateJob", org, body=raw))
-        assert status == 400 and response["error"]["field"] == "body", (raw, response)
+        assert status == 400, (raw, response)
+        assert response["error"]["field"] == "body", (raw, response)
     status, response, _ = invoke("CreateJob", user_event("CreateJob", org, body={"type": "s", "pad": "x" * 70000}))
-    assert status == 413 and response["error"]["field"] == "body"
+    assert status == 413
+    assert response["error"]["field"] == "body"
     for query, field in [({"status": "done"}, "status"), ({"limit": "0"}, "limit"), ({"cursor": "nope"}, "cursor")]:
         status, response = list_jobs(org, **query)
-        assert status == 400 and response["error"]["field"] == field, (query, response)
+        assert status == 400, (query, response)
+        assert response["error"]["field"] == field, (query, response)
     status, response, _ = create_job(org, headers={"Idempotency-Key": "x" * 300})
-    assert status == 400 and response["error"]["field"] == "idempotency-key", response
+    assert status == 400, response
+    assert response["error"]["field"] == "idempotency-key", response
 
 
 def test_inactive_license_refuses_new_jobs(aws: AwsStack) -> None:
     org = unique_org()
     set_license(org, "team", licenseState="suspended")
     status, body, _ = create_job(org)
-    assert status == 403 and body["error"]["code"] == "license_inactive"
+    assert status == 403
+    assert body["error"]["code"] == "license_inactive"
     status, body = list_jobs(org)
-    assert status == 200 and body["jobs"] == []
+    assert status == 200
+    assert body["jobs"] == []
 
 
 def test_target_must_exist_and_its_visibility_be_allowed(aws: AwsStack) -> None:
@@ -247,17 +272,21 @@ def test_target_must_exist_and_its_visibility_be_allowed(aws: AwsStack) -> None:
     # Downgraded to free: private targets are no longer allowed.
     set_license(org, "free")
     status, body, _ = create_job(org, targetId=private)
-    assert status == 403 and body["error"]["code"] == "visibility_not_allowed"
+    assert status == 403
+    assert body["error"]["code"] == "visibility_not_allowed"
     # Another tenant's target is a 404 naming targetId.
     status, body, _ = create_job(unique_org(), targetId=private)
-    assert status == 404 and body["error"]["field"] == "targetId"
+    assert status == 404
+    assert body["error"]["field"] == "targetId"
 
 
 def test_pinned_runner_must_have_the_labels(aws: AwsStack) -> None:
     org = unique_org()
-    runner = create_runner(org, ["linux"])
+    runner = create_runner(org, labels=["linux"])["_id"]
     status, body, _ = create_job(org, runnerId=runner, labels=["linux", "gpu"])
-    assert status == 400 and body["error"]["field"] == "runnerId" and "gpu" in body["error"]["message"]
+    assert status == 400
+    assert body["error"]["field"] == "runnerId"
+    assert "gpu" in body["error"]["message"]
     assert new_job(org, runnerId=runner, labels=["linux"])["runnerId"] == runner
 
 
@@ -268,22 +297,29 @@ def test_cancel_semantics(aws: AwsStack) -> None:
     running = new_job(org)
     finished = new_job(org)
     claimed = polled_job(org, runner)
-    assert claimed is not None and claimed["_id"] == running["id"]
+    assert claimed is not None
+    assert claimed["_id"] == running["id"]
     assert report(org, runner, running["id"], "running")[0] == 200
     assert polled_job(org, runner) is not None
     assert report(org, runner, finished["id"], "completed", result={"ok": True})[0] == 200
     # A completed job can no longer be cancelled.
     status, body = cancel(org, finished["id"])
-    assert status == 409 and body["error"]["code"] == "invalid_transition"
-    assert runner_item(org, runner)["currentJobs"] == 1 and org_item(org)["activeJobs"] == 1
+    assert status == 409
+    assert body["error"]["code"] == "invalid_transition"
+    assert runner_item(org, runner)["currentJobs"] == 1
+    assert org_item(org)["activeJobs"] == 1
     # A running job is cancelled at once: the slot is freed and the runner is told.
     status, body = cancel(org, running["id"])
-    assert status == 200 and body["status"] == "cancelled" and body["cancelRequested"] is True
+    assert status == 200
+    assert body["status"] == "cancelled"
+    assert body["cancelRequested"] is True
     assert body["runnerId"] == runner
-    assert runner_item(org, runner)["currentJobs"] == 0 and org_item(org)["activeJobs"] == 0
+    assert runner_item(org, runner)["currentJobs"] == 0
+    assert org_item(org)["activeJobs"] == 0
     assert heartbeat(org, runner)["cancelledJobs"] == [running["id"]]
     status, body = report(org, runner, running["id"], "completed")
-    assert status == 200 and body["data"] == {"jobId": running["id"], "status": "cancelled", "cancelRequested": True}
+    assert status == 200
+    assert body["data"] == {"jobId": running["id"], "status": "cancelled", "cancelRequested": True}
     assert heartbeat(org, runner)["cancelledJobs"] == []
     assert get_job(org, running["id"])["status"] == "cancelled"
     assert cancel(org, running["id"])[0] == 200

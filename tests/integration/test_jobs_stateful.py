@@ -17,6 +17,7 @@ import random
 from collections import Counter
 from typing import Any, ClassVar
 
+from builders import create_runner, heartbeat, new_job, set_license
 from faults import WRITES, DynamoFaults, LostResponse, Race, transient_faults
 from hangar.core import clock
 from hangar.core.errors import HangarError
@@ -38,18 +39,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from jobs_helpers import (
-    cancel,
-    create_runner,
-    heartbeat,
-    new_job,
-    org_item,
-    poll,
-    report,
-    runner_item,
-    set_license,
-    sweep,
-)
+from jobs_helpers import cancel, org_item, poll, report, runner_item, sweep
 from support import invoke, start_aws_stack, unique_org, user_event
 
 RUNNERS = [(["linux"], 1), (["linux", "gpu"], 2), (["arm"], 1)]
@@ -87,7 +77,7 @@ class JobLifecycle(RuleBasedStateMachine):
         set_license(self.org, "team", concurrentJobLimit=CONCURRENT_JOB_LIMIT)
         self.runners: list[tuple[str, list[str], int]] = []
         for index, (labels, concurrency) in enumerate(RUNNERS):
-            runner_id = create_runner(self.org, labels, concurrency, name=f"runner-{index}")
+            runner_id = create_runner(self.org, f"runner-{index}", labels, concurrency)["_id"]
             heartbeat(self.org, runner_id)
             self.runners.append((runner_id, labels, concurrency))
         self.jobs: list[str] = []
@@ -207,7 +197,7 @@ class JobLifecycle(RuleBasedStateMachine):
         assert status == 200, body
         status, body = poll(self.org, old_id, labels)
         assert status == 401 and body["error"]["code"] == "runner_deleted", body
-        new_id = create_runner(self.org, labels, concurrency, name=f"runner-{runner}")
+        new_id = create_runner(self.org, f"runner-{runner}", labels, concurrency)["_id"]
         heartbeat(self.org, new_id)
         self.runners[runner] = (new_id, labels, concurrency)
 

@@ -8,21 +8,10 @@ import pytest
 from hangar.store import orgs
 from hangar.store.dynamo import TransactionCancelled, transact
 from hangar.tenancy import usage_plans
-from support import AwsStack, invoke, load_event, unique_org, user_event
+from seed_shapes import SEED_LICENSE_KEYS
+from support import ALL_BUT_OPERATOR, AwsStack, invoke, load_event, unique_org, user_event
 
-LICENSE_KEYS = {
-    "orgId",
-    "plan",
-    "licenseState",
-    "canRegisterRunner",
-    "canStartSelfHostedScan",
-    "runnerLimit",
-    "concurrentJobLimit",
-    "targetLimit",
-    "allowedTargetVisibilities",
-    "usage",
-}
-ALL_BUT_OPERATOR = "runners:read runners:manage jobs:read jobs:manage targets:read targets:manage keys:manage"
+LICENSE_KEYS = SEED_LICENSE_KEYS | {"orgId", "usage"}
 
 
 def put(org: str, body: Any, scopes: str = "admin:licenses") -> tuple[int, Any]:

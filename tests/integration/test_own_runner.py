@@ -5,16 +5,14 @@ regenerated or deleted runner's old token refused although the authorizer's cach
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import builders
 from support import AwsStack, invoke, runner_event, unique_org, user_event
 
-
-def create_runner(org: str, name: str) -> dict[str, Any]:
-    status, body, _ = invoke("CreateRunner", user_event("CreateRunner", org, body={"name": name, "labels": ["linux"]}))
-    assert status == 201, body
-    data: dict[str, Any] = body["data"]
-    return data
+# Every runner here is a linux runner.
+create_runner = partial(builders.create_runner, labels=["linux"])
 
 
 def me(org: str, runner_id: str, token_version: int = 1, **changes: Any) -> tuple[int, Any]:

@@ -4,54 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from builders import create_runner, put_license
 from hangar.core import clock
 from hangar.core.config import get_settings
 from hangar.store import dynamo, orgs
 from hangar.store import runners as runner_store
+from seed_shapes import (
+    SEED_LICENSE_KEYS,
+    SEED_LIST_READINESS_KEYS,
+    SEED_READINESS_KEYS,
+    SEED_READINESS_LICENSE_KEYS,
+    SEED_V1_RUNNER_KEYS,
+)
 from support import AwsStack, invoke, unique_org, user_event
-
-SEED_LIST_READINESS_KEYS = {"ready", "visibilityOk", "runnerOk", "selectedRunnerId", "license", "runners"}
-SEED_READINESS_KEYS = SEED_LIST_READINESS_KEYS | {"visibility"}
-SEED_LICENSE_KEYS = {
-    "plan",
-    "licenseState",
-    "canRegisterRunner",
-    "canStartSelfHostedScan",
-    "runnerLimit",
-    "concurrentJobLimit",
-    "targetLimit",
-    "allowedTargetVisibilities",
-}
-SEED_V1_RUNNER_KEYS = {
-    "id",
-    "name",
-    "tokenPrefix",
-    "status",
-    "version",
-    "containerEngine",
-    "configuredConcurrency",
-    "currentJobs",
-    "providerState",
-    "capabilities",
-    "lastHeartbeatAt",
-}
-
-
-def put_license(org: str, **fields: Any) -> dict[str, Any]:
-    status, body, _ = invoke(
-        "PutOrgLicense",
-        user_event("PutOrgLicense", "operators", scopes="admin:licenses", body=fields, path_params={"orgId": org}),
-    )
-    assert status == 200, body
-    return body
-
-
-def create_runner(org: str, name: str, concurrency: int = 1) -> str:
-    status, body, _ = invoke(
-        "CreateRunner", user_event("CreateRunner", org, body={"name": name, "configuredConcurrency": concurrency})
-    )
-    assert status == 201, body
-    return str(body["data"]["_id"])
 
 
 def bring_online(org: str, runner_id: str, current_jobs: int = 0, **extra: Any) -> None:
@@ -110,7 +75,7 @@ def test_no_runners_is_not_ready(aws: AwsStack) -> None:
 
 def test_one_online_runner_is_ready_in_the_seed_shape(aws: AwsStack) -> None:
     org = unique_org()
-    runner_id = create_runner(org, "prod-runner-1")
+    runner_id = create_runner(org, "prod-runner-1")["_id"]
     assert ready_body(org)["reasons"] == ["no_online_runner"]  # created runners start offline
     bring_online(org, runner_id)
     body = ready_body(org)
@@ -126,7 +91,7 @@ def test_one_online_runner_is_ready_in_the_seed_shape(aws: AwsStack) -> None:
 def test_seed_shapes_of_list_and_readiness(aws: AwsStack) -> None:
     org = unique_org()
     put_license(org, plan="team")
-    runner_id = create_runner(org, "prod-runner-1")
+    runner_id = create_runner(org, "prod-runner-1")["_id"]
     bring_online(
         org,
         runner_id,
@@ -159,20 +124,13 @@ def test_seed_shapes_of_list_and_readiness(aws: AwsStack) -> None:
     body = ready_body(org, targetId=target_id)
     assert set(body) == SEED_READINESS_KEYS | {"reasons"}
     assert body["visibility"] == "private_internal" and body["visibilityOk"] is True and body["ready"] is True
-    assert set(body["license"]) >= {
-        "plan",
-        "licenseState",
-        "canRegisterRunner",
-        "canStartSelfHostedScan",
-        "runnerLimit",
-        "concurrentJobLimit",
-    }
+    assert set(body["license"]) >= SEED_READINESS_LICENSE_KEYS
     assert set(body["runners"][0]) == {"id", "name", "status", "configuredConcurrency", "currentJobs"}
 
 
 def test_stale_runner_reads_offline_at_once(aws: AwsStack) -> None:
     org = unique_org()
-    runner_id = create_runner(org, "r1")
+    runner_id = create_runner(org, "r1")["_id"]
     bring_online(org, runner_id)
     assert ready_body(org)["ready"] is True
     clock.advance(get_settings().stale_after_seconds + 1)
@@ -185,7 +143,7 @@ def test_stale_runner_reads_offline_at_once(aws: AwsStack) -> None:
 def test_over_limit_plan_after_downgrade_is_not_ready(aws: AwsStack) -> None:
     org = unique_org()
     put_license(org, plan="team")
-    first, second = create_runner(org, "a"), create_runner(org, "b")
+    first, second = create_runner(org, "a")["_id"], create_runner(org, "b")["_id"]
     bring_online(org, first)
     bring_online(org, second)
     assert ready_body(org)["ready"] is True
@@ -203,7 +161,7 @@ def test_over_limit_plan_after_downgrade_is_not_ready(aws: AwsStack) -> None:
 
 def test_expired_license_is_not_ready(aws: AwsStack) -> None:
     org = unique_org()
-    runner_id = create_runner(org, "r1")
+    runner_id = create_runner(org, "r1")["_id"]
     bring_online(org, runner_id)
     put_license(org, licenseState="expired")
     body = ready_body(org)
@@ -217,7 +175,7 @@ def test_expired_license_is_not_ready(aws: AwsStack) -> None:
 def test_target_visibility_the_plan_forbids(aws: AwsStack) -> None:
     org = unique_org()
     put_license(org, plan="team")
-    runner_id = create_runner(org, "r1")
+    runner_id = create_runner(org, "r1")["_id"]
     bring_online(org, runner_id)
     public, private = create_target(org, "public"), create_target(org, "private_internal")
     put_license(org, plan="free")  # downgrade: the private target stays, but may not be scanned
@@ -232,7 +190,7 @@ def test_target_visibility_the_plan_forbids(aws: AwsStack) -> None:
 def test_requested_runner_offline_or_busy(aws: AwsStack) -> None:
     org = unique_org()
     put_license(org, plan="team")
-    offline, online, busy = create_runner(org, "off"), create_runner(org, "on"), create_runner(org, "busy")
+    offline, online, busy = (create_runner(org, name)["_id"] for name in ("off", "on", "busy"))
     bring_online(org, online)
     bring_online(org, busy, current_jobs=1)
     body = ready_body(org, runnerId=offline)
@@ -248,7 +206,7 @@ def test_requested_runner_offline_or_busy(aws: AwsStack) -> None:
 def test_selection_prefers_most_free_slots_and_full_runners_are_not_eligible(aws: AwsStack) -> None:
     org = unique_org()
     put_license(org, plan="team")
-    small, large = create_runner(org, "small", 2), create_runner(org, "large", 4)
+    small, large = create_runner(org, "small", concurrency=2)["_id"], create_runner(org, "large", concurrency=4)["_id"]
     bring_online(org, small, current_jobs=1)
     bring_online(org, large, current_jobs=1)
     body = ready_body(org)
@@ -262,7 +220,7 @@ def test_selection_prefers_most_free_slots_and_full_runners_are_not_eligible(aws
 
 def test_concurrent_job_limit_reached(aws: AwsStack) -> None:
     org = unique_org()
-    runner_id = create_runner(org, "r1", 2)
+    runner_id = create_runner(org, "r1", concurrency=2)["_id"]
     bring_online(org, runner_id)
     dynamo.client().update_item(
         TableName=orgs.table(),
@@ -277,7 +235,7 @@ def test_concurrent_job_limit_reached(aws: AwsStack) -> None:
 
 def test_unknown_or_other_tenants_target_and_runner_are_404(aws: AwsStack) -> None:
     owner, other = unique_org(), unique_org()
-    runner_id = create_runner(owner, "r1")
+    runner_id = create_runner(owner, "r1")["_id"]
     target_id = create_target(owner)
     for query, field in [
         ({"targetId": target_id}, "targetId"),
@@ -307,7 +265,7 @@ def test_scope_and_bad_input(aws: AwsStack) -> None:
 def test_list_pages_runners_but_readiness_covers_the_whole_fleet(aws: AwsStack) -> None:
     org = unique_org()
     put_license(org, plan="team")
-    runner_ids = sorted(create_runner(org, f"r{index}") for index in range(3))
+    runner_ids = sorted(create_runner(org, f"r{index}")["_id"] for index in range(3))
     bring_online(org, runner_ids[-1])  # on the last page only
     first = list_with_readiness(org, limit="2")
     assert [runner["id"] for runner in first["runners"]] == runner_ids[:2] and first["nextCursor"]

@@ -10,9 +10,11 @@ import os
 import shlex
 import subprocess
 import zipfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import builders
 import pytest
 from hangar.core import clock
 from hangar.core.config import get_settings
@@ -22,14 +24,8 @@ from hangar.identity.credentials import authenticate_runner
 from hangar.tenancy import limits
 from support import AwsStack, ensure_agent_wheel, invoke, runner_event, unique_org, user_event
 
-
-def create_runner(org: str, name: str = "tok-runner", labels: list[str] | None = None) -> dict[str, Any]:
-    status, body, _ = invoke(
-        "CreateRunner", user_event("CreateRunner", org, body={"name": name, "labels": labels or ["linux"]})
-    )
-    assert status == 201, body
-    data: dict[str, Any] = body["data"]
-    return data
+# A linux runner named tok-runner unless a test says otherwise.
+create_runner = partial(builders.create_runner, name="tok-runner", labels=["linux"])
 
 
 def regenerate(org: str, runner_id: str, scopes: str | None = None) -> tuple[int, Any, dict[str, str]]:

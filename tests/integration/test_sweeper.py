@@ -9,33 +9,16 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+from builders import heartbeat, live_runner, new_job
 from hangar.core import clock
 from hangar.core.config import get_settings
 from hangar.jobs import sweeper
 from hangar.store import dynamo
 from hangar.store.runners import live_shard, live_shards
-from jobs_helpers import (
-    get_job,
-    heartbeat,
-    live_runner,
-    new_job,
-    org_item,
-    polled_job,
-    report,
-    runner_item,
-    set_license,
-    sweep,
-)
+from jobs_helpers import get_job, org_item, polled_job, report, runner_item, sweep
 from support import AwsStack, invoke, unique_org, user_event
 
 STALE = get_settings().stale_after_seconds
-
-
-@pytest.fixture
-def org(aws: AwsStack) -> str:
-    org_id = unique_org()
-    set_license(org_id, "team")
-    return org_id
 
 
 def counters_are_zero(org: str, *runners: str) -> bool:
@@ -110,17 +93,20 @@ def sweep_reads_only_the_stale(aws: AwsStack, returned_items: list[int], count: 
         slow.delay = seeding_takes
         returned_items.clear()
         summary = sweep()
-        assert summary["runnersMarkedOffline"] == 10 and summary["errors"] == 0, summary
+        assert summary["runnersMarkedOffline"] == 10, summary
+        assert summary["errors"] == 0, summary
         assert sum(returned_items) <= 3 * 10, (sum(returned_items), summary)
         assert sum(returned_items) == 10  # the stale index entries; the offline writes return nothing
         assert summary["itemsRead"] <= 3 * 10
         for runner_id in runner_ids[:10]:
             item = runner_item(org, runner_id)
-            assert item["status"] == "offline" and "liveShard" not in item
+            assert item["status"] == "offline"
+            assert "liveShard" not in item
         assert "liveShard" in runner_item(org, runner_ids[10])
         # Again: nothing is stale any more, so nothing is read.
         returned_items.clear()
-        assert sweep()["runnersMarkedOffline"] == 0 and sum(returned_items) == 0
+        assert sweep()["runnersMarkedOffline"] == 0
+        assert sum(returned_items) == 0
 
 
 @pytest.mark.slow
@@ -146,10 +132,13 @@ def test_a_heartbeat_between_read_and_write_keeps_the_runner_online(org: str) ->
     heartbeat(org, runner)  # lands after the sweeper read, before its conditional write
     summary = sweeper.SweepSummary()
     sweeper.take_runner_offline(stale[0], summary)
-    assert summary.runnersMarkedOffline == 0 and summary.heartbeatsWon == 1
+    assert summary.runnersMarkedOffline == 0
+    assert summary.heartbeatsWon == 1
     item = runner_item(org, runner)
-    assert item["status"] == "online" and "liveShard" in item
-    assert get_job(org, job["id"])["status"] == "assigned" and item["currentJobs"] == 1
+    assert item["status"] == "online"
+    assert "liveShard" in item
+    assert get_job(org, job["id"])["status"] == "assigned"
+    assert item["currentJobs"] == 1
 
 
 def test_lost_runner_job_goes_back_to_the_queue_and_another_runner_completes_it(org: str) -> None:
@@ -161,17 +150,25 @@ def test_lost_runner_job_goes_back_to_the_queue_and_another_runner_completes_it(
     clock.advance(STALE + 5)
     heartbeat(org, rescuer)
     summary = sweep()
-    assert summary["runnersMarkedOffline"] == 1 and summary["jobsRequeued"] == 1, summary
+    assert summary["runnersMarkedOffline"] == 1, summary
+    assert summary["jobsRequeued"] == 1, summary
     requeued = get_job(org, job["id"])
-    assert requeued["status"] == "queued" and requeued["runnerId"] is None and requeued["attempts"] == 1
-    assert runner_item(org, lost)["status"] == "offline" and counters_are_zero(org, lost, rescuer)
+    assert requeued["status"] == "queued"
+    assert requeued["runnerId"] is None
+    assert requeued["attempts"] == 1
+    assert runner_item(org, lost)["status"] == "offline"
+    assert counters_are_zero(org, lost, rescuer)
     claimed = polled_job(org, rescuer, ["linux"])
-    assert claimed is not None and claimed["_id"] == job["id"] and claimed["attempts"] == 2
+    assert claimed is not None
+    assert claimed["_id"] == job["id"]
+    assert claimed["attempts"] == 2
     # The lost runner comes back and reports: the job is no longer its own.
     assert report(org, lost, job["id"], "completed")[0] == 404
     assert report(org, rescuer, job["id"], "completed", result={"ok": True})[0] == 200
     done = get_job(org, job["id"])
-    assert done["status"] == "completed" and done["runnerId"] == rescuer and done["attempts"] == 2
+    assert done["status"] == "completed"
+    assert done["runnerId"] == rescuer
+    assert done["attempts"] == 2
     assert counters_are_zero(org, lost, rescuer)
 
 
@@ -181,9 +178,12 @@ def test_after_max_attempts_the_job_fails_runner_lost(org: str) -> None:
     polled_job(org, first)
     clock.advance(STALE + 5)
     summary = sweep()
-    assert summary["jobsFailed"] == 1 and summary["jobsRequeued"] == 0
+    assert summary["jobsFailed"] == 1
+    assert summary["jobsRequeued"] == 0
     failed = get_job(org, job["id"])
-    assert failed["status"] == "failed" and failed["error"]["code"] == "runner_lost" and failed["attempts"] == 1
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "runner_lost"
+    assert failed["attempts"] == 1
     assert counters_are_zero(org, first)
 
 
@@ -207,9 +207,11 @@ def test_run_timeout_fails_the_job_and_frees_the_slot(org: str) -> None:
     clock.advance(61)
     heartbeat(org, runner)  # the runner is alive: only the job's deadline passed
     summary = sweep()
-    assert summary["jobsTimedOut"] == 1 and summary["runnersMarkedOffline"] == 0, summary
+    assert summary["jobsTimedOut"] == 1, summary
+    assert summary["runnersMarkedOffline"] == 0, summary
     failed = get_job(org, job["id"])
-    assert failed["status"] == "failed" and failed["error"]["code"] == "timeout"
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "timeout"
     assert counters_are_zero(org, runner)
     assert report(org, runner, job["id"], "completed")[0] == 409
 
@@ -221,7 +223,8 @@ def test_queue_timeout_expires_the_job(org: str) -> None:
     summary = sweep()
     assert summary["jobsExpired"] == 1
     expired = get_job(org, job["id"])
-    assert expired["status"] == "expired" and expired["error"]["code"] == "queue_timeout"
+    assert expired["status"] == "expired"
+    assert expired["error"]["code"] == "queue_timeout"
     assert get_job(org, kept["id"])["status"] == "queued"
     runner = live_runner(org)
     assert polled_job(org, runner)["_id"] == kept["id"]  # type: ignore[index]
@@ -245,10 +248,14 @@ def test_sweeping_twice_is_harmless(org: str) -> None:
     polled_job(org, lost)
     clock.advance(STALE + 5)
     first = sweep()
-    assert first["runnersMarkedOffline"] == 1 and first["jobsRequeued"] == 1
+    assert first["runnersMarkedOffline"] == 1
+    assert first["jobsRequeued"] == 1
     second = sweep()
-    assert second["runnersMarkedOffline"] == 0 and second["jobsRequeued"] == 0 and second["jobsExpired"] == 0
-    assert second["errors"] == 0 and counters_are_zero(org, lost)
+    assert second["runnersMarkedOffline"] == 0
+    assert second["jobsRequeued"] == 0
+    assert second["jobsExpired"] == 0
+    assert second["errors"] == 0
+    assert counters_are_zero(org, lost)
     assert {get_job(org, job["id"])["status"] for job in jobs} == {"queued"}
 
 
@@ -259,8 +266,11 @@ def test_mark_offline_recovers_the_runners_jobs(org: str) -> None:
     status, body, _ = invoke(
         "MarkRunnerOffline", user_event("MarkRunnerOffline", org, path_params={"runnerId": runner})
     )
-    assert status == 200 and body["data"]["status"] == "offline" and body["data"]["currentJobs"] == 0
-    assert get_job(org, job["id"])["status"] == "queued" and counters_are_zero(org, runner)
+    assert status == 200
+    assert body["data"]["status"] == "offline"
+    assert body["data"]["currentJobs"] == 0
+    assert get_job(org, job["id"])["status"] == "queued"
+    assert counters_are_zero(org, runner)
     # Offline runners claim nothing until they heartbeat again.
     assert polled_job(org, runner) is None
     heartbeat(org, runner)
@@ -282,8 +292,10 @@ def test_delete_runner_recovers_its_jobs(org: str) -> None:
     assert status == 200
     assert get_job(org, requeued["id"])["status"] == "queued"
     lost = get_job(org, failing["id"])
-    assert lost["status"] == "failed" and lost["error"]["code"] == "runner_lost"
-    assert org_item(org)["activeJobs"] == 0 and org_item(org)["runnerCount"] == runner_count - 1
+    assert lost["status"] == "failed"
+    assert lost["error"]["code"] == "runner_lost"
+    assert org_item(org)["activeJobs"] == 0
+    assert org_item(org)["runnerCount"] == runner_count - 1
     assert sweep()["errors"] == 0
 
 
@@ -299,8 +311,10 @@ def test_a_runner_stored_before_held_jobs_existed_is_recovered_from_the_index(aw
     )
     clock.advance(STALE + 5)
     summary = sweep()
-    assert summary["jobsRequeued"] == 1 and summary["errors"] == 0, summary
-    assert get_job(org, job["id"])["status"] == "queued" and counters_are_zero(org, runner)
+    assert summary["jobsRequeued"] == 1, summary
+    assert summary["errors"] == 0, summary
+    assert get_job(org, job["id"])["status"] == "queued"
+    assert counters_are_zero(org, runner)
 
 
 def test_after_an_outage_the_sweep_reads_bounded_pages_stops_in_time_and_the_next_sweep_continues(
@@ -318,11 +332,13 @@ def test_after_an_outage_the_sweep_reads_bounded_pages_stops_in_time_and_the_nex
         budget = sweeper.PAGE_SIZE + 30  # items the first sweep has time for (counted, not timed)
         returned_items.clear()
         first = sweeper.sweep(time_left=_items_allowed(budget))
-        assert not first.complete and first.runnersMarkedOffline == budget, first
+        assert not first.complete, first
+        assert first.runnersMarkedOffline == budget, first
         assert max(returned_items) <= sweeper.PAGE_SIZE  # no page larger than PAGE_SIZE entries
         assert first.itemsRead <= budget + sweeper.PAGE_SIZE  # read what it swept, plus one page at most
         second = sweeper.sweep()
-        assert second.complete and first.runnersMarkedOffline + second.runnersMarkedOffline == stale, second
+        assert second.complete, second
+        assert first.runnersMarkedOffline + second.runnersMarkedOffline == stale, second
     assert all(runner_item(org, runner_id)["status"] == "offline" for runner_id in runner_ids[:stale])
     assert all(runner_item(org, runner_id)["status"] == "online" for runner_id in runner_ids[stale:])
 
@@ -347,7 +363,8 @@ def test_the_shard_count_comes_from_the_index_shards_setting() -> None:
     settings = get_settings()
     with patch.object(settings, "index_shards", 64):
         shards = {live_shard(f"rnr_{index:06x}") for index in range(5_000)}
-        assert shards == set(live_shards()) and len(shards) == 64
+        assert shards == set(live_shards())
+        assert len(shards) == 64
         from hangar.store import jobs as job_store
 
         assert {job_store.due_shard(f"job_{index:06x}") for index in range(5_000)} == set(job_store.due_shards())

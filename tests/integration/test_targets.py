@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+from builders import put_license
 from hangar.core.errors import NotFound
 from hangar.core.plans import PLANS
 from hangar.store import orgs
@@ -30,14 +31,6 @@ def call(logical_id: str, org: str, target_id: str, scopes: str | None = None) -
     event = user_event(logical_id, org, path_params={"targetId": target_id}, **({"scopes": scopes} if scopes else {}))
     status, body, _ = invoke(logical_id, event)
     return status, body
-
-
-def put_license(org: str, **fields: Any) -> None:
-    status, body, _ = invoke(
-        "PutOrgLicense",
-        user_event("PutOrgLicense", "operators", scopes="admin:licenses", body=fields, path_params={"orgId": org}),
-    )
-    assert status == 200, body
 
 
 def test_create_get_list_delete(aws: AwsStack) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import jwt
 import pytest
 from botocore.exceptions import ClientError
 from faults import DynamoFaults, LostResponse
@@ -30,7 +28,9 @@ from support import (
     user_event,
 )
 
-from local.devtokens import LOCAL_JWT_SECRET
+from local.devtokens import mint_dev_jwt
+
+FLEET_SCOPES = "runners:read runners:manage"
 
 PREFIX = "hangar-test-"
 PLANS = ("free", "team", "enterprise")
@@ -81,18 +81,6 @@ def plans(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plans]:
         monkeypatch.delenv("USAGE_PLAN_NAME_PREFIX")
         monkeypatch.delenv("PUBLIC_USAGE_KEY_ID")
         _forget_caches()
-
-
-def dev_jwt(org: str, scopes: str = "runners:read runners:manage") -> str:
-    claims = {
-        "sub": f"user@{org}",
-        "org": org,
-        "iss": "hangar-local",
-        "aud": "hangar",
-        "exp": int(time.time()) + 300,
-        "scope": scopes,
-    }
-    return jwt.encode(claims, LOCAL_JWT_SECRET, algorithm="HS256")
 
 
 def authorize(logical_id: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -271,7 +259,7 @@ def test_put_license_for_an_unseen_org_keys_it_on_first_use_in_the_new_plan(plan
 
 def test_user_authorizer_provisions_and_returns_the_usage_key(plans: Plans) -> None:
     org_id = unique_org()
-    policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {dev_jwt(org_id)}"})
+    policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {mint_dev_jwt(org_id, FLEET_SCOPES)}"})
     stored = orgs.get_org(org_id)
     assert stored is not None and policy["usageIdentifierKey"] == stored["usageKey"]
     assert plans.plans_of(stored["usageKeyId"]) == {"free"}
@@ -342,7 +330,8 @@ def test_open_sign_up_cannot_exhaust_the_regions_api_keys(plans: Plans, key_limi
     assert len({org["usageKeyId"] for org in own}) == key_limit and not any(org["usageKeyShared"] for org in own)
     assert len({org["usageKeyId"] for org in pooled}) == 1 and all(org["usageKeyShared"] for org in pooled)
     assert plans.plans_of(pooled[0]["usageKeyId"]) == {"free"}  # counted under its plan, like the others
-    policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {dev_jwt(str(pooled[0]['orgId']))}"})
+    token = mint_dev_jwt(str(pooled[0]["orgId"]), FLEET_SCOPES)
+    policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {token}"})
     assert policy["usageIdentifierKey"] == pooled[0]["usageKey"]
 
 
