@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cost_model
+from bench import cost_model, prices
 from bench.cold_start import (
     HANGAR_LAYER_TARGET_BYTES,
     HOT_PATH_TARGET_RATIO,
@@ -75,8 +75,8 @@ def dynamodb_calls_table(requests: list[RequestMeasurement], repeats: int) -> Ta
             request.name,
             request.function,
             request.calls,
-            request.target_calls,
-            verdict(request.passed),
+            "-" if request.target_calls is None else request.target_calls,
+            "-" if request.target_calls is None else verdict(request.passed),
             request.operations,
             units(request.read_units),
             f"{units(request.total_write_units)} ({units(request.write_units)} + {units(request.index_write_units)})",
@@ -275,7 +275,34 @@ def gateway_table(gateway: GatewayThroughput) -> Table:
 # --- 5 -----------------------------------------------------------------------------------------------
 
 
-def cost_tables(requests: list[RequestMeasurement], idle_sweep: SweepReads | None) -> list[Table]:
+def service_table(title: str, lines: cost_model.CostLines, per: str) -> Table:
+    table = Table(title, ["Service", f"Quantity per {per}", "Dollars", "Share"], align="lrrr")
+    for service in cost_model.SERVICES:
+        if service in lines.dollars:
+            share = lines.dollars[service] / lines.total
+            table.add(service, quantity(lines.quantities[service]), dollars(lines.dollars[service]), f"{share:.0%}")
+    table.add("Total", "", dollars(lines.total), "100%")
+    return table
+
+
+def prices_table() -> Table:
+    table = Table(
+        f"5e. Prices used (AWS list prices, {prices.REGION}, as published on {prices.PRICES_AS_OF}; free tiers"
+        " ignored)",
+        ["Item", "Price", "Unit", "Source"],
+        align="lrll",
+    )
+    for price in prices.PRICES:
+        table.add(price.item, "$" + f"{price.dollars:.10f}".rstrip("0").rstrip("."), price.unit, price.source)
+    return table
+
+
+def cost_tables(
+    requests: list[RequestMeasurement],
+    idle_sweep: SweepReads | None,
+    log_costs: LogCosts,
+    events: list[EventCost],
+) -> list[Table]:
     workload = cost_model.workload_from_stack()
     by_name = {request.name: request for request in requests}
     inputs = Table(
@@ -288,7 +315,12 @@ def cost_tables(requests: list[RequestMeasurement], idle_sweep: SweepReads | Non
         "poll (empty)": workload.polls,
         "runner authorizer (cache miss)": workload.authorizer_runs,
     }
-    for request in requests:
+    chunk = next(
+        chunk
+        for chunk in log_costs.chunks
+        if chunk.corpus == "scanner log" and chunk.chunk_bytes == cost_model.JOB_LOG_CHUNK_BYTES
+    )
+    for request in [*requests, chunk.request]:
         inputs.add(
             request.name,
             f"{counts[request.name]:,.0f}" if request.name in counts else "per job",
@@ -302,36 +334,54 @@ def cost_tables(requests: list[RequestMeasurement], idle_sweep: SweepReads | Non
     inputs.notes = [
         f"Agent intervals (hangar Settings): heartbeat every {workload.heartbeat_interval_seconds} s, poll every"
         f" {workload.poll_interval_seconds} s; runner authorizer cache {workload.authorizer_ttl_seconds} s"
-        f" (template); 30-day month.",
+        f" (template); 30-day month. The log chunk is section 6's measurement.",
         f"Modelled Lambda time: Python time x {cost_model.LAMBDA_FULL_VCPU_MB} MB / MemorySize (the CPU share),"
         f" + {cost_model.DYNAMODB_DEFAULT_LATENCY_SECONDS * 1000:.0f} ms per DynamoDB call"
         f" ({cost_model.DYNAMODB_LATENCY_SECONDS['TransactWriteItems'] * 1000:.0f} ms per transaction), whole ms.",
     ]
-    tables = [inputs]
-    for title, lines, per in (
-        ("5b. Dollars per idle runner-month", cost_model.idle_runner_month(by_name, workload), "runner-month"),
-        ("5c. Dollars per 1,000 jobs (on top of idle)", cost_model.thousand_jobs(by_name, workload), "1,000 jobs"),
-    ):
-        table = Table(title, ["Service", f"Quantity per {per}", "Dollars", "Share"], align="lrrr")
-        for service in cost_model.SERVICES:
-            if service in lines.dollars:
-                share = lines.dollars[service] / lines.total
-                table.add(service, quantity(lines.quantities[service]), dollars(lines.dollars[service]), f"{share:.0%}")
-        table.add("Total", "", dollars(lines.total), "100%")
-        tables.append(table)
-    tables[1].notes = [
-        f"Published AWS list prices, us-east-1, as of {cost_model.PRICES_AS_OF} (DynamoDB on-demand after its"
-        " Nov 2024 cut); free tiers ignored. API Gateway REST $3.50/M, WAF $0.60/M, Lambda arm64"
-        " $0.0000133334/GB-s + $0.20/M, DynamoDB $0.625/M WRU + $0.125/M RRU, Logs $0.50/GB, X-Ray $5/M traces.",
-        f"X-Ray: {cost_model.XRAY_SAMPLED_FRACTION:.0%} of requests sampled (default rule);"
-        f" Logs: {cost_model.LAMBDA_PLATFORM_LOG_BYTES} bytes of Lambda's own lines per invocation + the function's.",
+    idle = service_table("5b. Dollars per idle runner-month", cost_model.idle_runner_month(by_name, workload),
+                         "runner-month")  # fmt: skip
+    idle.notes = [
+        f"Prices: table 5e (us-east-1, {cost_model.PRICES_AS_OF}). X-Ray: {cost_model.XRAY_SAMPLED_FRACTION:.0%} of"
+        " requests sampled (default rule).",
+        f"Logs: per request, API Gateway's access log line ({workload.access_log_bytes} bytes by the template's"
+        f" Format, kept {workload.access_log_retention_days} days); per invocation,"
+        f" {cost_model.LAMBDA_PLATFORM_LOG_BYTES} bytes of Lambda's own lines + the function's measured output"
+        f" (kept {workload.function_log_retention_days} days). Stored logs billed uncompressed (an upper bound).",
     ]
-    if idle_sweep is not None:
-        fixed = Table("5d. Fixed monthly costs of a deployment (whatever the fleet)", ["Item", "Dollars"], align="lr")
-        for cost in cost_model.fixed_monthly_costs(idle_sweep, workload):
-            fixed.add(cost.item, dollars(cost.dollars))
-        tables.append(fixed)
-    return tables
+    with_webhook = next(cost for cost in events if cost.webhooks == cost_model.JOB_WEBHOOKS)
+    parts = cost_model.thousand_jobs(
+        by_name, workload, chunk.request, chunk.stored_bytes, with_webhook.lines(1000, workload)
+    )
+    total = cost_model.total_lines(parts)
+    jobs = service_table("5c. Dollars per 1,000 jobs (on top of idle), by service", total, "1,000 jobs")
+    jobs.notes = [
+        "A job: created through the API, claimed, reported running and completed; its log and one artifact as"
+        " in 5d; its events with one webhook (section 8: stream filters, processor, EventBridge, SQS, one"
+        " delivery with its KMS Decrypt). DynamoDB and Lambda work measured (sections 1, 6, 8), the rest counted.",
+    ]
+    by_part = Table("5d. Dollars per 1,000 jobs, by part of a job's life", ["Part", "Dollars", "Share"], align="lrr")
+    for part, lines in parts.items():
+        by_part.add(part, dollars(lines.total), f"{lines.total / total.total:.0%}")
+    by_part.add("Total", dollars(total.total), "100%")
+    by_part.notes = [
+        f"Log: {cost_model.JOB_LOG_CHUNKS} appends of a {cost_model.JOB_LOG_CHUNK_BYTES // 1024} KiB chunk of"
+        f" scanner output (section 6; {chunk.stored_bytes:,.0f} bytes stored per chunk, DynamoDB storage + PITR for"
+        f" LogRetentionDays). Artifact: declared through the API (one transaction), one S3 PUT, S3 Standard for"
+        " LogRetentionDays (the bucket's lifecycle). Not modelled: downloads, the user reading the job, creation"
+        " with an Idempotency-Key (one more table).",
+    ]
+    fixed = Table("5f. Fixed monthly costs of a deployment (whatever the fleet)", ["Item", "Dollars", "Counted from"],
+                  align="lrl")  # fmt: skip
+    fixed_costs = cost_model.fixed_monthly_costs(idle_sweep, workload)
+    for cost in fixed_costs:
+        fixed.add(cost.item, dollars(cost.dollars), cost.source)
+    fixed.add("Total", dollars(sum(cost.dollars for cost in fixed_costs)), "")
+    fixed.notes = [
+        "No fixed charge: API Gateway (usage plans and API keys are free), Lambda, DynamoDB on-demand tables and"
+        " streams read by Lambda, the EventBridge bus, CloudFront, S3 buckets, log groups.",
+    ]
+    return [inputs, idle, jobs, by_part, fixed, prices_table()]
 
 
 # --- 6 -----------------------------------------------------------------------------------------------
@@ -605,11 +655,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "calls" in sections:
             emit(dynamodb_calls_table(requests, arguments.repeats))
     sweeps: list[SweepReads] = []
-    if "sweeper" in sections:
-        for runners in SWEEPER_FLEET_SIZES:
+    if sections & {"sweeper", "cost"}:
+        for runners in SWEEPER_FLEET_SIZES if "sweeper" in sections else SWEEPER_FLEET_SIZES[:1]:
             progress(f"the sweeper at {runners:,} runners")
             sweeps.append(measure_sweeper_reads(runners, SWEEPER_STALE))
-        emit(sweeper_reads_table(sweeps))
+        if "sweeper" in sections:
+            emit(sweeper_reads_table(sweeps))
     if "cold-start" in sections:
         progress("cold starts (a fresh interpreter per function and round)")
         cold = measure_cold_starts(arguments.cold_start_repeats)
@@ -620,14 +671,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "gateway" in sections:
         progress("the local/ gateway")
         emit(gateway_table(measure_gateway_heartbeats()))
-    if "cost" in sections:
-        emit(cost_tables(requests, sweeps[0] if sweeps else None))
-    if "logs" in sections:
+    log_costs = events = None
+    if sections & {"logs", "cost"}:
         progress("job logs (append and read, in-process)")
-        emit(log_tables(measure_log_costs(arguments.repeats), arguments.repeats))
-    if "events" in sections:
+        log_costs = measure_log_costs(arguments.repeats)
+    if sections & {"events", "cost"}:
         progress("events and webhook deliveries (in-process)")
-        emit(event_tables(measure_event_costs()))
+        events = measure_event_costs()
+    if "cost" in sections and log_costs is not None and events is not None:
+        emit(cost_tables(requests, sweeps[0] if sweeps else None, log_costs, events))
+    if "logs" in sections and log_costs is not None:
+        emit(log_tables(log_costs, arguments.repeats))
+    if "events" in sections and events is not None:
+        emit(event_tables(events))
     if "fleet" in sections:
         from hangar.config import get_settings
 

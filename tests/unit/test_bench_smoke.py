@@ -12,7 +12,7 @@ from bench.request_calls import TARGET_CALLS, measure_dynamodb_calls_per_request
 def test_runner_routes_stay_within_their_dynamodb_call_targets() -> None:
     measured = {request.name: request for request in measure_dynamodb_calls_per_request(repeats=1)}
 
-    assert set(measured) == set(TARGET_CALLS)
+    assert set(TARGET_CALLS) <= set(measured)
     for name, target in TARGET_CALLS.items():
         request = measured[name]
         problem = f"{name}: {request.calls} DynamoDB calls ({request.operations}), target {target}"
@@ -50,3 +50,20 @@ def test_pickup_job_command_records_its_start_and_job_id_as_the_agent_runs_it(tm
     assert not list(tmp_path.glob("*.tmp"))
     assert percentile([float(n) for n in range(1, 21)], 0.95) == 19.0
     assert percentile([1.0], 0.95) == 1.0
+
+
+def test_cost_model_prices_are_dated_and_sourced_and_the_access_log_line_is_the_templates() -> None:
+    """`make bench` section 5: one price table, each price from an AWS pricing page; the access log line it
+    bills is what template.yaml's Format renders (JSON, every variable filled)."""
+    import json
+
+    from bench import cost_model, prices
+    from bench.environment import ROOT
+    from local.template import load_template
+
+    assert prices.PRICES and all(price.source.startswith("https://aws.amazon.com/") for price in prices.PRICES)
+    assert len({price.item for price in prices.PRICES}) == len(prices.PRICES)
+    line = cost_model.access_log_line(load_template(ROOT / "template.yaml"))
+    fields = json.loads(line)
+    assert "$context" not in line
+    assert fields["resourcePath"] == "/api/runners/jobs" and fields["status"] == "200"
