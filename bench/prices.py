@@ -2,7 +2,7 @@
 
 Free tiers are ignored (a deployment's own bill, not a new account's). The figures are AWS's published
 on-demand list prices as they stood on `PRICES_AS_OF`; they were not fetched by the bench (it has no
-network), so check the pages before relying on them. `make bench` prints the table (5e) and
+network), so check the pages before relying on them. `make bench` prints the table (5f) and
 docs/performance.md reproduces it.
 """
 

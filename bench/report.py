@@ -336,7 +336,7 @@ def service_table(title: str, lines: cost_model.CostLines, per: str) -> Table:
 
 def prices_table() -> Table:
     table = Table(
-        f"5e. Prices used (AWS list prices, {prices.REGION}, as published on {prices.PRICES_AS_OF}; free tiers"
+        f"5f. Prices used (AWS list prices, {prices.REGION}, as published on {prices.PRICES_AS_OF}; free tiers"
         " ignored)",
         ["Item", "Price", "Unit", "Source"],
         align="lrll",
@@ -391,7 +391,7 @@ def cost_tables(
     idle = service_table("5b. Dollars per idle runner-month", cost_model.idle_runner_month(by_name, workload),
                          "runner-month")  # fmt: skip
     idle.notes = [
-        f"Prices: table 5e (us-east-1, {cost_model.PRICES_AS_OF}). X-Ray: {cost_model.XRAY_SAMPLED_FRACTION:.0%} of"
+        f"Prices: table 5f (us-east-1, {cost_model.PRICES_AS_OF}). X-Ray: {cost_model.XRAY_SAMPLED_FRACTION:.0%} of"
         " requests sampled (default rule).",
         f"Logs: per request, API Gateway's access log line ({workload.access_log_bytes} bytes by the template's"
         f" Format, kept {workload.access_log_retention_days} days); per invocation,"
@@ -420,7 +420,7 @@ def cost_tables(
         " LogRetentionDays (the bucket's lifecycle). Not modelled: downloads, the user reading the job, creation"
         " with an Idempotency-Key (one more table).",
     ]
-    fixed = Table("5f. Fixed monthly costs of a deployment (whatever the fleet)", ["Item", "Dollars", "Counted from"],
+    fixed = Table("5e. Fixed monthly costs of a deployment (whatever the fleet)", ["Item", "Dollars", "Counted from"],
                   align="lrl")  # fmt: skip
     fixed_costs = cost_model.fixed_monthly_costs(idle_sweep, workload)
     for cost in fixed_costs:
@@ -693,7 +693,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             output.append(rendered)
             print(f"\n{rendered}", flush=True)
 
+    marks: list[tuple[str, float]] = []
+
     def progress(label: str) -> None:
+        marks.append((label, time.perf_counter()))
         print(f"\n... measuring {label}", file=sys.stderr, flush=True)
 
     print(output[0], flush=True)
@@ -746,7 +749,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "pickup" in sections:
         progress("job pickup latency (local/ and real agents, about a minute)")
         emit(pickup_table(measure_job_pickups()))
-    print(f"\n(bench took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    ended = time.perf_counter()
+    spans = [(label.split(" (")[0], until - since) for (label, since), until in
+             zip(marks, [*(since for _, since in marks[1:]), ended], strict=True)]  # fmt: skip
+    print("\n(time per measurement: " + "; ".join(f"{label} {seconds:.0f} s" for label, seconds in spans) + ")",
+          file=sys.stderr)  # fmt: skip
+    print(f"\n(bench took {ended - started:.0f} s)", file=sys.stderr)
     if arguments.markdown:
         arguments.markdown.write_text("\n\n".join(output) + "\n")
     return 0
