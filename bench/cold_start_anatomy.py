@@ -1,7 +1,7 @@
 """Section 3e/3f: what a cold start is made of (issue 12, target 1: analysis, no change to the handlers).
 
-3e, a ladder: fresh interpreters (CPU time, as section 3; each run paired with a baseline run just before
-it; median of the ratios) that add the libraries every API handler is built on one step at a time, then
+3e, a ladder: fresh interpreters (CPU time, as section 3; each run paired with a baseline run started
+alongside it; median of the ratios) that add the libraries every API handler is built on one step at a time, then
 the hot-path handlers as they are and with Powertools' request validation switched off at run time (the
 resolver's `enable_validation` forced False before the handler module loads: what a handler would cost
 without the validating resolver; nothing in layers/ or functions/ changes). The issue's "floor 1.31 x" was
@@ -15,16 +15,15 @@ Powertools' Logger/Metrics, ...).
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from bench.cold_start import BREAKDOWN_FUNCTION, HandlerModule, _warm_up, handler_modules
-from bench.environment import ROOT, bench_environment
+from bench.cold_start import BREAKDOWN_FUNCTION, HandlerModule, _warm_up, handler_modules, run_interpreters
+from bench.environment import ROOT
 
 # argv[1]: a comma-separated list of steps, run in order inside the timed region; "handler:<module>" imports
 # a handler (and creates hangar's DynamoDB client); "novalidation" forces enable_validation=False first.
@@ -113,13 +112,9 @@ class ColdStartAnatomy:
     python_version: str
 
 
-def _run(steps: tuple[str, ...], cwd: Any = ROOT, import_time: bool = False) -> tuple[dict[str, Any], str]:
-    command = [sys.executable, *(["-X", "importtime"] if import_time else []), "-c", LADDER_SCRIPT, ",".join(steps)]
-    result = subprocess.run(command, cwd=cwd, env=bench_environment(), capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"cold start of {steps} failed:\n{result.stderr[-3000:]}")
-    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return report, result.stderr
+def _command(steps: tuple[str, ...], cwd: Path = ROOT, import_time: bool = False) -> tuple[list[str], Path]:
+    argv = [sys.executable, *(["-X", "importtime"] if import_time else []), "-c", LADDER_SCRIPT, ",".join(steps)]
+    return argv, cwd
 
 
 def _handler_rows(modules: dict[str, HandlerModule]) -> list[tuple[str, tuple[str, ...], Any]]:
@@ -137,15 +132,14 @@ def measure_ladder(repeats: int) -> list[LadderRow]:
     _warm_up(list(modules.values()))
     targets = [(label, steps, ROOT) for label, steps in LADDER] + _handler_rows(modules)
     for _, steps, cwd in targets:
-        _run(steps, cwd)  # caches warm
+        run_interpreters([_command(steps, cwd)])  # caches warm
     cpu: dict[str, list[float]] = defaultdict(list)
     wall: dict[str, list[float]] = defaultdict(list)
     cpu_ratios: dict[str, list[float]] = defaultdict(list)
     wall_ratios: dict[str, list[float]] = defaultdict(list)
     for _ in range(repeats):
         for label, steps, cwd in targets:
-            base, _ = _run(BASELINE)
-            run, _ = _run(steps, cwd)
+            (base, _), (run, _) = run_interpreters([_command(BASELINE), _command(steps, cwd)])
             cpu[label].append(run["seconds"])
             wall[label].append(run["wall_seconds"])
             cpu_ratios[label].append(run["seconds"] / base["seconds"])
@@ -190,7 +184,7 @@ def heartbeat_imports(runs: int = 3) -> tuple[list[ImportCost], dict[str, float]
     samples: list[dict[str, tuple[int, int]]] = []
     walls: list[float] = []
     for _ in range(runs):
-        report, stderr = _run(("handler:" + module.module,), module.code_dir, import_time=True)
+        report, stderr = run_interpreters([_command(("handler:" + module.module,), module.code_dir, True)])[0]
         preloaded = set(report["preloaded"])
         sample: dict[str, tuple[int, int]] = {}
         for line in stderr.splitlines():

@@ -144,7 +144,7 @@ def sweeper_reads_table(sweeps: list[SweepReads]) -> Table:
 def cold_start_table(cold: ColdStarts) -> Table:
     table = Table(
         f"3. Cold start per function (fresh interpreter, CPU time, median of {cold.repeats}; baseline: import"
-        " boto3 + boto3.client('dynamodb'), run before each)",
+        " boto3 + boto3.client('dynamodb'), run alongside each)",
         ["Function", "Handler module", "Import + client", "Ratio", "Target", "Result"],
         align="llrrrl",
     )
@@ -165,7 +165,7 @@ def cold_start_table(cold: ColdStarts) -> Table:
     table.notes = [
         f"{passed} of {len(cold.functions)} functions within their target: {HOT_PATH_TARGET_RATIO}x for the"
         f" agent's hot paths (heartbeat, poll, job status, runner authorizer), {TARGET_RATIO}x for the others.",
-        "Ratio: median of (function run / the baseline run just before it). Import + client: the handler module's"
+        "Ratio: median of (function run / the baseline run started alongside it). Import + client: the handler module's"
         " import and hangar.store.dynamo.client(), with the code directory as the working directory (as in Lambda),"
         " in CPU time of the process (the machine is shared: wall time would count other processes' turns).",
         "(floor): no Hangar code, only what every API handler is built on (one pydantic model, a validating"
@@ -233,7 +233,7 @@ def anatomy_tables(anatomy: ColdStartAnatomy) -> list[Table]:
     ladder = Table(
         f"3e. What the cold start is made of: the libraries step by step, and the hot paths without request"
         f" validation (fresh interpreter, Python {anatomy.python_version}, median of {anatomy.repeats}; baseline:"
-        " import boto3 + boto3.client('dynamodb'), run before each)",
+        " import boto3 + boto3.client('dynamodb'), run alongside each)",
         ["Run", "CPU time", "CPU ratio", "Wall time", "Wall ratio"],
         align="lrrrr",
     )
