@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from unittest.mock import patch
@@ -28,7 +26,7 @@ from support import start_aws_stack
 
 from bench.dynamo_accounting import DynamoRecorder
 from bench.request_calls import function_output
-from bench.sweeper_reads import ORGS, STALE_HEARTBEAT_AGE_SECONDS, run_sweeper, runner_item
+from bench.sweeper_reads import ORGS, STALE_HEARTBEAT_AGE_SECONDS, linear_item_size_check, run_sweeper, runner_item
 
 PARTITION_WCU_PER_SECOND = 1_000  # DynamoDB's per-partition write limit
 PARTITION_RCU_PER_SECOND = 3_000  # and read limit (strongly consistent 4 KB reads)
@@ -97,24 +95,9 @@ class FleetSweeps:
     full_scan_items: int  # baseline: a sweep that Scans the table reads every runner
 
 
-@contextmanager
-def _linear_item_size_check() -> Iterator[None]:
-    """moto 5 re-sums an item's whole size each time an attribute is set (quadratic in attributes: most of a
-    put's time). The seeded runners are under 1 KB, far from the 400 KB limit that check guards, so while
-    seeding an attribute is set as in a plain dict. Where moto has no such class, nothing changes."""
-    from moto.dynamodb.models import dynamo_type
-
-    limited = getattr(dynamo_type, "LimitedSizeDict", None)
-    if limited is None:
-        yield
-        return
-    with patch.object(limited, "__setitem__", dict.__setitem__):
-        yield
-
-
 def _seed(table: Any, runners: int, stale: int, now: float) -> None:
     """`runners` live runners into moto's table, the first `stale` silent for STALE_HEARTBEAT_AGE_SECONDS."""
-    with _linear_item_size_check():
+    with linear_item_size_check():
         for index in range(runners):
             age = STALE_HEARTBEAT_AGE_SECONDS if index < stale else index % 60
             table.put_item(runner_item(f"org-bench-{index % ORGS:04d}", f"rnr_{index:016x}", round(now - age, 3)))
