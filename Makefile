@@ -63,7 +63,7 @@ help:
 	@echo "make console-upload STACK=<name> - upload console/ to a deployed stack's console bucket"
 	@echo "make dynamodb-local - run DynamoDB Local on port $(DYNAMODB_LOCAL_PORT), data kept in $(DYNAMODB_LOCAL)/data"
 	@echo "make openapi    - regenerate docs/openapi.json from the handlers"
-	@echo "make bench      - performance figures (DynamoDB calls, sweeper reads, cold start, gateway, cost)"
+	@echo "make bench      - performance figures (DynamoDB calls, sweeper, cold start, gateway, cost, logs, events, fleet, job pickup)"
 	@echo "make sam-local  - make run's backend and API, with sam local start-api on http://127.0.0.1:$(SAM_PORT) (needs Docker)"
 	@echo "make test-sam-local - the stack under sam local in Docker (root: installs docker.io, starts dockerd; CI runs it)"
 	@echo "make clean      - remove .venv, .tools and build output"
@@ -246,8 +246,11 @@ console-upload:
 
 test: lambda-python lint typecheck template-checks build fuzz oidc-e2e pytest e2e-dynamodb-local browser-test
 
+# BENCH_ARGS: e.g. --sections pickup,cost (python -m bench --help). The pickup section runs the agent from .venv.
+BENCH_ARGS ?=
 bench: $(VENV)/.installed
-	$(PY) -m bench
+	@start=$$(date +%s); $(PY) -m bench $(BENCH_ARGS); status=$$?; \
+		echo "make bench took $$(( $$(date +%s) - start )) s"; exit $$status
 
 openapi: $(VENV)/.installed
 	$(PY) -m local openapi

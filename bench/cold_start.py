@@ -5,8 +5,8 @@ A cold start is timed in a FRESH interpreter, the way Lambda's init phase runs a
 directory is the function's code directory (Lambda's /var/task), the handler module is imported, and
 the DynamoDB client every function uses is created (`hangar.store.dynamo.client()`, which handlers
 otherwise create on their first call). The baseline is `import boto3; boto3.client("dynamodb")` in a
-fresh interpreter, run just before each function's run so the two see the same machine load; the ratio
-is the median of those pairs. Interpreter start-up itself is outside both timings.
+fresh interpreter, started at the same time as each function's run so the two see the same machine load;
+the ratio is the median of those pairs. Interpreter start-up itself is outside both timings.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class FunctionColdStart:
     function_id: str
     module: str  # e.g. functions/agent/heartbeat.py
     seconds: float  # median
-    ratio: float  # median of (this run / the baseline run just before it): noise that lasts cancels out
+    ratio: float  # median of (this run / the baseline run alongside it): noise that lasts cancels out
 
 
 @dataclass(frozen=True)
@@ -137,26 +137,39 @@ def handler_modules() -> list[HandlerModule]:
     ]
 
 
-def _run_cold_start(target: HandlerModule | str, import_time: bool = False) -> tuple[dict[str, Any], str]:
-    """One fresh interpreter for a handler, BASELINE or FLOOR: (its report, its stderr)."""
+def cold_start_command(target: HandlerModule | str, import_time: bool = False) -> tuple[list[str], Path]:
+    """(argv, working directory) of one fresh interpreter for a handler, BASELINE or FLOOR."""
     command = [sys.executable, *(["-X", "importtime"] if import_time else []), "-c", COLD_START_SCRIPT]
     if isinstance(target, HandlerModule):
-        command += ["handler", target.module]
-    else:
-        command.append(target)
-    result = subprocess.run(
-        command,
-        cwd=target.code_dir if isinstance(target, HandlerModule) else ROOT,
-        env=bench_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        name = target.function_id if isinstance(target, HandlerModule) else target
-        raise RuntimeError(f"cold start of {name} failed:\n{result.stderr[-3000:]}")
-    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return report, result.stderr
+        return [*command, "handler", target.module], target.code_dir
+    return [*command, target], ROOT
+
+
+def run_interpreters(commands: list[tuple[list[str], Path]]) -> list[tuple[dict[str, Any], str]]:
+    """Start every command at once and wait for all: (the JSON report it printed last, its stderr) each.
+    A baseline and the run it is paired with start together, so both see the same load on the machine."""
+    processes = [
+        subprocess.Popen(
+            argv, cwd=cwd, env=bench_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for argv, cwd in commands
+    ]
+    results: list[tuple[dict[str, Any], str]] = []
+    failures: list[str] = []
+    for process, (argv, _) in zip(processes, commands, strict=True):
+        stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            failures.append(f"{' '.join(argv[-2:])}:\n{stderr[-3000:]}")
+            continue
+        results.append((json.loads(stdout.strip().splitlines()[-1]), stderr))
+    if failures:
+        raise RuntimeError("cold start failed: " + "\n".join(failures))
+    return results
+
+
+def _run_cold_start(target: HandlerModule | str, import_time: bool = False) -> tuple[dict[str, Any], str]:
+    """One fresh interpreter for a handler, BASELINE or FLOOR: (its report, its stderr)."""
+    return run_interpreters([cold_start_command(target, import_time)])[0]
 
 
 def _warm_up(modules: list[HandlerModule]) -> None:
@@ -214,7 +227,7 @@ def _import_breakdown(module: HandlerModule, top: int = 8) -> list[ImportShare]:
 
 
 def measure_cold_starts(repeats: int = 3) -> ColdStarts:
-    """Every function `repeats` times, each run paired with a baseline run just before it; medians."""
+    """Every function `repeats` times, each run paired with a baseline run started alongside it; medians."""
     modules = handler_modules()
     _warm_up(modules)
     _run_cold_start(FLOOR)  # the libraries' own caches (bytecode, the OS's) warm too
@@ -225,8 +238,8 @@ def measure_cold_starts(repeats: int = 3) -> ColdStarts:
     for _ in range(repeats):
         for target in targets:
             name = target.function_id if isinstance(target, HandlerModule) else target
-            baseline = float(_run_cold_start(BASELINE)[0]["seconds"])
-            seconds = float(_run_cold_start(target)[0]["seconds"])
+            (base, _), (run, _) = run_interpreters([cold_start_command(BASELINE), cold_start_command(target)])
+            baseline, seconds = float(base["seconds"]), float(run["seconds"])
             baseline_runs.append(baseline)
             runs[name].append(seconds)
             ratios[name].append(seconds / baseline)

@@ -35,14 +35,11 @@ from support import (
     user_event,
 )
 
-from bench import cost_model
+from bench import cost_model, prices
 from bench.dynamo_accounting import WRITE_BLOCK_BYTES, DynamoCall, DynamoRecorder, item_size, read_units
 
 WEBHOOK_COUNTS = (0, 1, 3)
 JOB_STATUSES = ("queued", "assigned", "running", "completed")  # the stored states of a job's life
-SQS_PER_MILLION_REQUESTS = 0.40
-EVENTBRIDGE_PER_MILLION_EVENTS = 1.00
-KMS_PER_MILLION_REQUESTS = 3.00
 # Assumed in-region latencies (this machine cannot measure them): an AWS call, and a receiver's answer.
 AWS_CALL_SECONDS = 0.008
 RECEIVER_SECONDS = 0.100
@@ -60,22 +57,37 @@ class EventCost:
     read_units: float
     write_units: float
 
-    def dollars_per_thousand_jobs(self) -> float:
-        lambda_calls = self.processor_invocations + self.deliveries
-        aws_calls = sum(self.calls.values())
-        seconds = aws_calls * AWS_CALL_SECONDS + self.deliveries * RECEIVER_SECONDS
+    def lines(self, jobs: float, workload: cost_model.Workload) -> cost_model.CostLines:
+        """What `jobs` jobs' events and deliveries cost, by service (section 5c adds them to a job's cost)."""
+        lines = cost_model.CostLines()
+        invocations = jobs * (self.processor_invocations + self.deliveries)
+        seconds = jobs * (sum(self.calls.values()) * AWS_CALL_SECONDS + self.deliveries * RECEIVER_SECONDS)
+        gb_seconds = seconds * FUNCTION_MEMORY_MB / 1024
+        lines.add(cost_model.LAMBDA_REQUESTS, invocations, invocations * prices.LAMBDA_REQUESTS.dollars / 1e6)
+        lines.add(cost_model.LAMBDA_COMPUTE, gb_seconds, gb_seconds * prices.LAMBDA_ARM_GB_SECOND.dollars)
+        lines.add(
+            cost_model.DYNAMODB_READS,
+            jobs * self.read_units,
+            jobs * self.read_units * prices.DYNAMODB_RRU.dollars / 1e6,
+        )
+        lines.add(
+            cost_model.DYNAMODB_WRITES,
+            jobs * self.write_units,
+            jobs * self.write_units * prices.DYNAMODB_WRU.dollars / 1e6,
+        )
         sqs = sum(count for name, count in self.calls.items() if name.startswith("sqs "))
         sqs += 2 * self.deliveries  # Lambda's poller: a ReceiveMessage and a DeleteMessage per message
-        per_job = (
-            lambda_calls * cost_model.LAMBDA_PER_MILLION_REQUESTS / 1e6
-            + seconds * FUNCTION_MEMORY_MB / 1024 * cost_model.LAMBDA_ARM_PER_GB_SECOND
-            + self.read_units * cost_model.DYNAMODB_PER_MILLION_RRU / 1e6
-            + self.write_units * cost_model.DYNAMODB_PER_MILLION_WRU / 1e6
-            + sqs * SQS_PER_MILLION_REQUESTS / 1e6
-            + self.calls["events PutEvents"] * EVENTBRIDGE_PER_MILLION_EVENTS / 1e6
-            + self.calls["kms Decrypt"] * KMS_PER_MILLION_REQUESTS / 1e6
-        )
-        return 1000 * per_job
+        lines.add(cost_model.SQS, jobs * sqs, jobs * sqs * prices.SQS_REQUESTS.dollars / 1e6)
+        events = jobs * self.calls["events PutEvents"]
+        lines.add(cost_model.EVENTBRIDGE, events, events * prices.EVENTBRIDGE_EVENTS.dollars / 1e6)
+        decrypts = jobs * self.calls["kms Decrypt"]
+        lines.add(cost_model.KMS, decrypts, decrypts * prices.KMS_REQUESTS.dollars / 1e6)
+        log_gb = invocations * cost_model.LAMBDA_PLATFORM_LOG_BYTES / 1e9
+        cost_model.add_log_bytes(lines, log_gb, workload.function_log_retention_days)
+        return lines
+
+    def dollars_per_thousand_jobs(self) -> float:
+        return self.lines(1000, cost_model.workload_from_stack()).total
 
 
 @contextmanager

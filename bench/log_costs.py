@@ -19,7 +19,7 @@ from typing import Any
 
 from support import start_aws_stack
 
-from bench import cost_model
+from bench import cost_model, prices
 from bench.dynamo_accounting import DynamoRecorder, item_size, table_schemas
 from bench.request_calls import RequestMeasurement, RunnerSession, Sample, _measure_once, function_output
 
@@ -33,12 +33,11 @@ READ = "GetJobLogs"
 APPEND_TARGET_CALLS = 2  # the job's GetItem and one TransactWriteItems
 READ_TARGET_CALLS = 2  # the job's GetItem and one Query
 
-# Prices beyond cost_model's (us-east-1 list prices, as of its PRICES_AS_OF).
-DYNAMODB_STORAGE_PER_GB_MONTH = 0.25
-DYNAMODB_PITR_PER_GB_MONTH = 0.20
-S3_PUT_PER_THOUSAND = 0.005
-S3_GET_PER_THOUSAND = 0.0004
-S3_STANDARD_PER_GB_MONTH = 0.023
+DYNAMODB_STORAGE_PER_GB_MONTH = prices.DYNAMODB_STORAGE.dollars
+DYNAMODB_PITR_PER_GB_MONTH = prices.DYNAMODB_PITR.dollars
+S3_PUT_PER_THOUSAND = prices.S3_PUT.dollars
+S3_GET_PER_THOUSAND = prices.S3_GET.dollars
+S3_STANDARD_PER_GB_MONTH = prices.S3_STANDARD.dollars
 MONTH_DAYS = 30
 
 _WORDS = ("modules", "network", "storage", "iam", "compute", "dns", "main", "variables", "outputs", "policy")
@@ -242,5 +241,5 @@ def read_per_gib(costs: LogCosts) -> tuple[float, float, float]:
     cost_model.add_api_requests(lines, costs.read.request, pages, workload)
     # S3: the page's Query becomes a LIST plus a GET per chunk (same API/Lambda cost otherwise).
     chunks_per_page = costs.read.bytes_per_page / CHUNK_SIZES[1]
-    s3 = lines.total + pages * (0.005 / 1000 + chunks_per_page * S3_GET_PER_THOUSAND / 1000)
+    s3 = lines.total + pages * (S3_PUT_PER_THOUSAND / 1000 + chunks_per_page * S3_GET_PER_THOUSAND / 1000)
     return MIB / costs.read.bytes_per_page, lines.total, s3
