@@ -32,7 +32,8 @@ from urllib.parse import parse_qsl
 from hangar import clock
 
 from local.authorizers import Authorizers, Invoker
-from local.limits import AllowAll, Grant, LimitPolicy, Refusal, RequestInfo
+from local.limits import AllowAll, LimitPolicy
+from local.outcomes import Grant, Refusal, RequestInfo
 from local.routing import Match, Router
 from local.template import (
     ACCOUNT_ID,
