@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from local.template import Resolver, Route, api_settings, resources
+from local.template import Resolver, Route, api_settings, in_resource, resources
 
 
 @dataclass(frozen=True)
@@ -47,30 +47,31 @@ def usage_plans(template: Mapping[str, Any]) -> dict[str, UsagePlanSpec]:
     resolver = Resolver(template)
     found: dict[str, UsagePlanSpec] = {}
     for logical_id, resource in resources(template, "AWS::ApiGateway::UsagePlan").items():
-        properties = resource.get("Properties") or {}
-        name = resolver.try_resolve(properties.get("UsagePlanName"), logical_id) or logical_id
-        method_throttles: dict[str, Throttle] = {}
-        covers_api = False
-        for stage in properties.get("ApiStages") or []:
-            api_ref = stage.get("ApiId")
-            if not (isinstance(api_ref, Mapping) and api_ref.get("Ref") == api.logical_id):
+        with in_resource(logical_id):
+            properties = resource.get("Properties") or {}
+            name = resolver.try_resolve(properties.get("UsagePlanName"), logical_id) or logical_id
+            method_throttles: dict[str, Throttle] = {}
+            covers_api = False
+            for stage in properties.get("ApiStages") or []:
+                api_ref = stage.get("ApiId")
+                if not (isinstance(api_ref, Mapping) and api_ref.get("Ref") == api.logical_id):
+                    continue
+                covers_api = True
+                for method_key, settings in (resolver.try_resolve(stage.get("Throttle"), {}) or {}).items():
+                    bucket = _throttle(settings)
+                    if bucket is not None:
+                        method_throttles[_method_key_of(str(method_key))] = bucket
+            if not covers_api:
                 continue
-            covers_api = True
-            for method_key, settings in (resolver.try_resolve(stage.get("Throttle"), {}) or {}).items():
-                bucket = _throttle(settings)
-                if bucket is not None:
-                    method_throttles[_method_key_of(str(method_key))] = bucket
-        if not covers_api:
-            continue
-        quota = resolver.try_resolve(properties.get("Quota"), {}) or {}
-        found[logical_id] = UsagePlanSpec(
-            logical_id=logical_id,
-            name=str(name),
-            throttle=_throttle(resolver.try_resolve(properties.get("Throttle"), {})),
-            quota_limit=int(quota["Limit"]) if "Limit" in quota else None,
-            quota_period=str(quota.get("Period", "MONTH")).upper(),
-            method_throttles=method_throttles,
-        )
+            quota = resolver.try_resolve(properties.get("Quota"), {}) or {}
+            found[logical_id] = UsagePlanSpec(
+                logical_id=logical_id,
+                name=str(name),
+                throttle=_throttle(resolver.try_resolve(properties.get("Throttle"), {})),
+                quota_limit=int(quota["Limit"]) if "Limit" in quota else None,
+                quota_period=str(quota.get("Period", "MONTH")).upper(),
+                method_throttles=method_throttles,
+            )
     return found
 
 

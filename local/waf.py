@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local.outcomes import Refusal, RequestInfo
-from local.template import NotSupportedLocally, Resolver, api_settings, resources
+from local.template import NotSupportedLocally, Resolver, api_settings, in_resource, resources
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,41 @@ def _statement(statement: Mapping[str, Any]) -> Mapping[str, Any]:
     """A scope-down statement local/ evaluates: a RegexMatchStatement on the URI path."""
     spec = statement.get("RegexMatchStatement") or {}
     if set(statement) != {"RegexMatchStatement"} or set(spec.get("FieldToMatch") or {}) != {"UriPath"}:
-        raise NotSupportedLocally(f"the WAF statement {sorted(statement)}")
+        raise NotSupportedLocally(f"the WAF statement {' '.join(sorted(statement))}")
     _check_transformations(spec.get("TextTransformations") or ())
     return statement
+
+
+def _aggregation(rate: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    key_type = rate.get("AggregateKeyType", "IP")
+    if key_type == "IP":
+        return ({"IP": {}},)
+    if key_type != "CUSTOM_KEYS":
+        raise NotSupportedLocally(f"the WAF AggregateKeyType {key_type}")
+    for key in rate.get("CustomKeys") or ():
+        if set(key) != {"Header"}:
+            raise NotSupportedLocally(f"the WAF aggregation key {' '.join(sorted(key))}")
+        _check_transformations(key["Header"].get("TextTransformations"))
+    return tuple(rate.get("CustomKeys") or ())
+
+
+def _rule(rule: Mapping[str, Any], bodies: Mapping[str, Any]) -> WafRule:
+    rate = (rule.get("Statement") or {}).get("RateBasedStatement")
+    action = next(iter(rule.get("Action") or {"Count": {}}))
+    if rate is None:
+        raise NotSupportedLocally(f"the WAF statement {' '.join(sorted(rule.get('Statement') or {}))}")
+    if action not in ("Block", "Count"):
+        raise NotSupportedLocally(f"the WAF action {action}")
+    return WafRule(
+        name=str(rule["Name"]),
+        priority=int(rule.get("Priority", 0)),
+        action=action,
+        statement=_statement(rate["ScopeDownStatement"]) if "ScopeDownStatement" in rate else {},
+        refusal=_block_refusal(rule["Action"], bodies),
+        rate_limit=int(rate["Limit"]),
+        rate_window_seconds=int(rate.get("EvaluationWindowSec", 300)),
+        aggregation=_aggregation(rate),
+    )
 
 
 def waf_rules(template: Mapping[str, Any]) -> list[WafRule]:
@@ -61,36 +93,12 @@ def waf_rules(template: Mapping[str, Any]) -> list[WafRule]:
         properties = association.get("Properties") or {}
         if not api.logical_id or api.logical_id not in repr(properties.get("ResourceArn")):
             continue
-        acl = resources(template)[properties["WebACLArn"]["Fn::GetAtt"][0]]
-        acl_properties = resolver.try_resolve(acl.get("Properties"), {}) or {}
-        for rule in acl_properties.get("Rules") or []:
-            rate = (rule.get("Statement") or {}).get("RateBasedStatement")
-            action = next(iter(rule.get("Action") or {"Count": {}}))
-            if rate is None or action not in ("Block", "Count"):
-                raise NotSupportedLocally(f"WAF rule {rule.get('Name')}: only rate-based rules that Block or Count")
-            key_type = rate.get("AggregateKeyType", "IP")
-            if key_type == "CUSTOM_KEYS":
-                aggregation = tuple(rate.get("CustomKeys") or ())
-                for key in aggregation:
-                    if set(key) != {"Header"}:
-                        raise NotSupportedLocally(f"the WAF aggregation key {sorted(key)}")
-                    _check_transformations(key["Header"].get("TextTransformations"))
-            elif key_type == "IP":
-                aggregation = ({"IP": {}},)
-            else:
-                raise NotSupportedLocally(f"the WAF AggregateKeyType {key_type}")
-            rules.append(
-                WafRule(
-                    name=str(rule["Name"]),
-                    priority=int(rule.get("Priority", 0)),
-                    action=action,
-                    statement=_statement(rate["ScopeDownStatement"]) if "ScopeDownStatement" in rate else {},
-                    refusal=_block_refusal(rule["Action"], acl_properties.get("CustomResponseBodies") or {}),
-                    rate_limit=int(rate["Limit"]),
-                    rate_window_seconds=int(rate.get("EvaluationWindowSec", 300)),
-                    aggregation=aggregation,
-                )
-            )
+        acl_id = properties["WebACLArn"]["Fn::GetAtt"][0]
+        with in_resource(acl_id):
+            acl = resolver.try_resolve(resources(template)[acl_id].get("Properties"), {}) or {}
+        for rule in acl.get("Rules") or []:
+            with in_resource(f"{acl_id} rule {rule.get('Name')}"):
+                rules.append(_rule(rule, acl.get("CustomResponseBodies") or {}))
     return sorted(rules, key=lambda rule: rule.priority)
 
 

@@ -40,6 +40,7 @@ from local.template.reading import (
     TABLE_TYPE,
     NotSupportedLocally,
     Unresolvable,
+    in_resource,
     load_template,
     local_bucket_name,
     local_table_name,
@@ -54,6 +55,6 @@ __all__ = [
     "STACK_NAME", "TABLE_TYPE", "ApiSettings", "AuthorizerSpec", "CorsSpec", "EventSourceSpec", "FunctionSpec",
     "GatewayResponseSpec", "NotSupportedLocally", "Resolver", "Route", "ScheduleSpec", "Unresolvable", "api_settings",
     "as_env_value", "authorizers", "create_tables", "event_sources", "function_environment", "function_properties",
-    "functions", "gateway_responses", "load_template", "local_bucket_name", "local_table_name",
+    "functions", "gateway_responses", "in_resource", "load_template", "local_bucket_name", "local_table_name",
     "parameter_overrides_from_env", "resources", "routes", "schedules", "table_definitions", "table_prefix",
 ]  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 
 from local.template.function_specs import function_properties, globals_of
 from local.template.intrinsics import Resolver
-from local.template.reading import API_TYPE, FUNCTION_TYPE, NotSupportedLocally, resources
+from local.template.reading import API_TYPE, FUNCTION_TYPE, NotSupportedLocally, in_resource, resources
 
 # Only `false` is emulated: the preflight (local.gateway.Gateway.preflight) runs no authorizer, needs no key.
 _CORS_PREFLIGHT_AUTH = ("AddDefaultAuthorizerToCorsPreflight", "AddApiKeyRequiredToCorsPreflight")
@@ -46,54 +46,58 @@ class CorsSpec:
     max_age: str | None = None
 
 
-def _string_expression(value: Any, what: str) -> str:
+def _string_expression(value: Any, what: str, resource: str | None) -> str:
     """A header value as API Gateway maps it: a quoted literal ('text'); anything else is not emulated."""
     text = str(value)
     if not (len(text) >= 2 and text[0] == text[-1] == "'"):
-        raise NotSupportedLocally(f"{what} from {text}")
+        raise NotSupportedLocally(f"{what} from {text}", resource)
     return text[1:-1]
 
 
-def _cors(template: Mapping[str, Any], properties: Mapping[str, Any], auth: Mapping[str, Any]) -> CorsSpec | None:
+def _cors(
+    template: Mapping[str, Any], api: str | None, properties: Mapping[str, Any], auth: Mapping[str, Any]
+) -> CorsSpec | None:
     """The API's Cors, resolved; None when there is none, or when its origin has no local value (the
     console's CloudFront domain: locally the console is served from the API's own origin)."""
     cors = properties.get("Cors")
     if cors is None:
         return None
-    if not isinstance(cors, dict) or set(cors) - _CORS_PROPERTIES:
-        raise NotSupportedLocally(f"the API's Cors {cors!r} (only {', '.join(sorted(_CORS_PROPERTIES))})")
+    if not isinstance(cors, dict):
+        raise NotSupportedLocally("Cors as a string (only AllowOrigin, AllowHeaders, AllowMethods, MaxAge)", api)
+    for unknown in sorted(set(cors) - _CORS_PROPERTIES):
+        raise NotSupportedLocally(f"the Cors property {unknown}", api)
     for name in _CORS_PREFLIGHT_AUTH:
         if auth.get(name, True) is not False:
-            raise NotSupportedLocally(f"the API's Auth.{name} other than false")
+            raise NotSupportedLocally(f"Auth.{name} other than false", api)
     resolved = Resolver(template).try_resolve(cors)
     if not resolved or "AllowOrigin" not in resolved:
         return None
-    values = {key: _string_expression(value, f"Cors.{key}") for key, value in resolved.items()}
+    values = {key: _string_expression(value, f"Cors.{key}", api) for key, value in resolved.items()}
     return CorsSpec(values["AllowOrigin"], values.get("AllowHeaders"), values.get("AllowMethods"), values.get("MaxAge"))
 
 
 def api_settings(template: Mapping[str, Any]) -> ApiSettings:
     apis = resources(template, API_TYPE)
     if len(apis) > 1:
-        raise NotSupportedLocally("more than one AWS::Serverless::Api")
+        raise NotSupportedLocally("more than one AWS::Serverless::Api", ", ".join(apis))
     logical_id = next(iter(apis), None)
     properties = {**globals_of(template, "Api"), **((apis[logical_id].get("Properties") or {}) if logical_id else {})}
     for unknown in sorted(set(properties) - _API_PROPERTIES):
-        raise NotSupportedLocally(f"the API property {unknown}")
+        raise NotSupportedLocally(f"the API property {unknown}", logical_id)
     auth = properties.get("Auth") or {}
     for unknown in sorted(set(auth) - _AUTH_PROPERTIES):
-        raise NotSupportedLocally(f"the API's Auth.{unknown}")
-    resolver = Resolver(template)
+        raise NotSupportedLocally(f"the API property Auth.{unknown}", logical_id)
     default_authorizer = auth.get("DefaultAuthorizer")
-    return ApiSettings(
-        logical_id=logical_id,
-        stage=str(resolver.resolve(properties.get("StageName", "prod"))),
-        default_authorizer=None if default_authorizer in (None, "NONE") else str(default_authorizer),
-        api_key_required=bool(auth.get("ApiKeyRequired", False)),
-        api_key_source=str(properties.get("ApiKeySourceType", "HEADER")),
-        cors=_cors(template, properties, auth),
-        properties=properties,
-    )
+    with in_resource(logical_id or "Globals.Api"):
+        return ApiSettings(
+            logical_id=logical_id,
+            stage=str(Resolver(template).resolve(properties.get("StageName", "prod"))),
+            default_authorizer=None if default_authorizer in (None, "NONE") else str(default_authorizer),
+            api_key_required=bool(auth.get("ApiKeyRequired", False)),
+            api_key_source=str(properties.get("ApiKeySourceType", "HEADER")),
+            cors=_cors(template, logical_id, properties, auth),
+            properties=properties,
+        )
 
 
 @dataclass(frozen=True)
@@ -125,11 +129,13 @@ def routes(template: Mapping[str, Any]) -> list[Route]:
                 continue
             properties = event.get("Properties") or {}
             for unknown in sorted(set(properties) - {"RestApiId", "Path", "Method", "Auth"}):
-                raise NotSupportedLocally(f"{logical_id}.{event_name}: the Api event property {unknown}")
+                raise NotSupportedLocally(f"the Api event property {unknown}", f"{logical_id}.{event_name}")
             auth = properties.get("Auth") or {}
             method, path = str(properties["Method"]).upper(), "/" + str(properties["Path"]).strip("/")
-            if method not in _HTTP_METHODS or "+}" in path:
-                raise NotSupportedLocally(f"{logical_id}: {method} {path} (ANY and greedy {{proxy+}} routes)")
+            if method not in _HTTP_METHODS:
+                raise NotSupportedLocally(f"the method {method} on {path}", f"{logical_id}.{event_name}")
+            if "+}" in path:
+                raise NotSupportedLocally(f"the greedy path {path}", f"{logical_id}.{event_name}")
             authorizer = auth.get("Authorizer", api.default_authorizer)
             found.append(
                 Route(
@@ -161,10 +167,11 @@ def authorizers(template: Mapping[str, Any]) -> dict[str, AuthorizerSpec]:
     for name, definition in ((api_settings(template).properties.get("Auth") or {}).get("Authorizers") or {}).items():
         arn = definition.get("FunctionArn") or {}
         if definition.get("FunctionPayloadType") != "REQUEST" or "Fn::GetAtt" not in arn:
-            raise NotSupportedLocally(f"authorizer {name}: only REQUEST Lambda authorizers (FunctionArn: !GetAtt)")
+            kind = definition.get("FunctionPayloadType", "TOKEN")
+            raise NotSupportedLocally(f"a {kind} authorizer (only REQUEST, FunctionArn: !GetAtt)", f"authorizer {name}")
         identity = definition.get("Identity") or {}
         for unknown in sorted(set(identity) - {"Headers", "QueryStrings", "ReauthorizeEvery"}):
-            raise NotSupportedLocally(f"authorizer {name}: Identity.{unknown}")
+            raise NotSupportedLocally(f"the identity source {unknown}", f"authorizer {name}")
         headers = tuple(str(h) for h in identity.get("Headers") or ())
         query_strings = tuple(str(q) for q in identity.get("QueryStrings") or ())
         # API Gateway's default TTL is 300 s; without identity sources nothing can be cached.
@@ -192,7 +199,9 @@ def gateway_responses(template: Mapping[str, Any]) -> dict[str, GatewayResponseS
         for name, value in ((definition.get("ResponseParameters") or {}).get("Headers") or {}).items():
             resolved = resolver.try_resolve(value)  # no local value (the console's CloudFront origin): no header
             if resolved is not None:
-                headers[str(name)] = _string_expression(resolved, f"gateway response {response_type}: header {name}")
+                headers[str(name)] = _string_expression(
+                    resolved, f"the header {name}", f"gateway response {response_type}"
+                )
         status = definition.get("StatusCode")
         found[str(response_type)] = GatewayResponseSpec(
             response_type=str(response_type),

@@ -36,9 +36,11 @@ def schedules(template: Mapping[str, Any]) -> list[ScheduleSpec]:
             if event.get("Type") not in ("Schedule", "ScheduleV2"):
                 continue
             properties = event.get("Properties") or {}
-            unknown = sorted(set(properties) - _SCHEDULE_PROPERTIES)
-            if event["Type"] != "Schedule" or unknown:
-                raise NotSupportedLocally(f"{logical_id}.{event_name}: {event['Type']} {' '.join(unknown)}".strip())
+            where = f"{logical_id}.{event_name}"
+            if event["Type"] != "Schedule":
+                raise NotSupportedLocally(f"the event type {event['Type']}", where)
+            for unknown in sorted(set(properties) - _SCHEDULE_PROPERTIES):
+                raise NotSupportedLocally(f"the Schedule event property {unknown}", where)
             enabled = bool(properties.get("Enabled", True)) and properties.get("State", "ENABLED") == "ENABLED"
             found.append(ScheduleSpec(logical_id, str(event_name), str(properties["Schedule"]), enabled))
     return found
@@ -83,17 +85,15 @@ def event_sources(template: Mapping[str, Any]) -> list[EventSourceSpec]:
             if kind not in _EVENT_SOURCE_PROPERTIES:
                 continue
             properties = event.get("Properties") or {}
-            unknown = sorted(set(properties) - _EVENT_SOURCE_PROPERTIES[kind])
-            if unknown:
-                raise NotSupportedLocally(f"{logical_id}.{event_name}: the {kind} event property {' '.join(unknown)}")
+            where = f"{logical_id}.{event_name}"
+            for unknown in sorted(set(properties) - _EVENT_SOURCE_PROPERTIES[kind]):
+                raise NotSupportedLocally(f"the {kind} event property {unknown}", where)
             name, attribute = _SOURCE_ATTRIBUTE[kind]
             reference = (properties.get(name) or {}).get("Fn::GetAtt")
             if not reference or reference[1] != attribute:
-                raise NotSupportedLocally(
-                    f"{logical_id}.{event_name}: {name} other than !GetAtt <resource>.{attribute}"
-                )
+                raise NotSupportedLocally(f"{name} other than !GetAtt <resource>.{attribute}", where)
             if kind == "DynamoDB" and properties.get("StartingPosition") != "TRIM_HORIZON":
-                raise NotSupportedLocally(f"{logical_id}.{event_name}: StartingPosition other than TRIM_HORIZON")
+                raise NotSupportedLocally("StartingPosition other than TRIM_HORIZON", where)
             filters = tuple(
                 json.loads(entry["Pattern"]) for entry in (properties.get("FilterCriteria") or {}).get("Filters") or ()
             )

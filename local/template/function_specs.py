@@ -11,7 +11,7 @@ from typing import Any
 
 from local import REPO_ROOT
 from local.template.intrinsics import Resolver, as_env_value
-from local.template.reading import FUNCTION_TYPE, NotSupportedLocally, NoValue, Unresolvable, resources
+from local.template.reading import FUNCTION_TYPE, NotSupportedLocally, NoValue, Unresolvable, in_resource, resources
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,18 @@ def functions(template: Mapping[str, Any], base_dir: Path | None = None) -> dict
     found: dict[str, FunctionSpec] = {}
     for logical_id in resources(template, FUNCTION_TYPE):
         properties = function_properties(template, logical_id)
-        code_uri, handler = resolver.resolve(properties.get("CodeUri")), resolver.resolve(properties.get("Handler"))
-        if not isinstance(code_uri, str) or not isinstance(handler, str):
-            raise NotSupportedLocally(f"{logical_id}: a function without a local CodeUri directory and Handler")
-        found[logical_id] = FunctionSpec(
-            logical_id=logical_id,
-            code_dir=((base_dir or REPO_ROOT) / code_uri).resolve(),
-            handler=handler,
-            timeout=int(resolver.resolve(properties.get("Timeout", 3))),
-            memory_size=int(resolver.resolve(properties.get("MemorySize", 128))),
-            properties=properties,
-        )
+        with in_resource(logical_id):
+            code_uri, handler = resolver.resolve(properties.get("CodeUri")), resolver.resolve(properties.get("Handler"))
+            if not isinstance(code_uri, str) or not isinstance(handler, str):
+                raise NotSupportedLocally("a function without a local CodeUri directory and Handler")
+            found[logical_id] = FunctionSpec(
+                logical_id=logical_id,
+                code_dir=((base_dir or REPO_ROOT) / code_uri).resolve(),
+                handler=handler,
+                timeout=int(resolver.resolve(properties.get("Timeout", 3))),
+                memory_size=int(resolver.resolve(properties.get("MemorySize", 128))),
+                properties=properties,
+            )
     return found
 
 
@@ -81,7 +82,8 @@ def function_environment(template: Mapping[str, Any], resolver: Resolver | None 
         variables = (function_properties(template, logical_id).get("Environment") or {}).get("Variables") or {}
         for name, value in variables.items():
             try:
-                resolved = as_env_value(resolver.resolve(value))
+                with in_resource(f"{logical_id} Environment.{name}"):
+                    resolved = as_env_value(resolver.resolve(value))
             except (Unresolvable, NoValue):
                 continue
             if name in merged and merged[name] != resolved:

@@ -4,7 +4,8 @@ parameter overrides (`HANGAR_PARAM_<Name>`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,21 @@ PARAMETER_ENV_PREFIX = "HANGAR_PARAM_"
 class NotSupportedLocally(Exception):
     """A template feature local/ does not emulate: add it to local/ (and its tests) before using it."""
 
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what} is not supported by local/ (teach local/ before the template uses it)")
+    def __init__(self, feature: str, resource: str | None = None) -> None:
+        self.feature, self.resource = feature, resource
+        where = f" ({resource})" if resource else ""
+        super().__init__(f"not supported by local/: {feature}{where}; teach local/ before the template uses it")
+
+
+@contextmanager
+def in_resource(resource: str) -> Iterator[None]:
+    """Names `resource` in a NotSupportedLocally raised without one (by the intrinsics, say) inside."""
+    try:
+        yield
+    except NotSupportedLocally as error:
+        if error.resource is not None:
+            raise
+        raise NotSupportedLocally(error.feature, resource) from None
 
 
 class Unresolvable(Exception):

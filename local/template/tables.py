@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from local.template.intrinsics import Resolver
-from local.template.reading import TABLE_TYPE, NotSupportedLocally, local_table_name, resources
+from local.template.reading import TABLE_TYPE, NotSupportedLocally, in_resource, local_table_name, resources
 
 _TABLE_PROPERTIES = {
     # Sent to CreateTable:
@@ -22,9 +22,10 @@ def table_definitions(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Logical id -> CreateTable arguments (on demand), plus `TimeToLiveAttribute` when TTL is on."""
     found: dict[str, dict[str, Any]] = {}
     for logical_id, resource in resources(template, TABLE_TYPE).items():
-        properties = Resolver(template).resolve(resource.get("Properties") or {})
+        with in_resource(logical_id):
+            properties = Resolver(template).resolve(resource.get("Properties") or {})
         for unknown in sorted(set(properties) - _TABLE_PROPERTIES):
-            raise NotSupportedLocally(f"{logical_id}: the table property {unknown}")
+            raise NotSupportedLocally(f"the table property {unknown}", logical_id)
         arguments: dict[str, Any] = {
             "TableName": local_table_name(logical_id),
             "BillingMode": "PAY_PER_REQUEST",

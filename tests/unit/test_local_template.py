@@ -94,12 +94,46 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
+# What each error names: (the feature, the resource), as "not supported by local/: <feature> (<resource>)".
+NAMED: dict[str, tuple[str, str]] = {
+    "TOKEN authorizer": ("a TOKEN authorizer", "authorizer UserAuthorizer"),
+    "ValidationExpression": ("the identity source ValidationExpression", "authorizer RunnerTokenAuthorizer"),
+    "stage variable identity": ("the identity source StageVariables", "authorizer RunnerTokenAuthorizer"),
+    "CORS as a string": ("Cors as a string", "HangarApi"),
+    "CORS with credentials": ("the Cors property AllowCredentials", "HangarApi"),
+    "CORS origin from a mapping": ("Cors.AllowOrigin from method.request.header.Origin", "HangarApi"),
+    "CORS preflight behind the authorizer": ("Auth.AddDefaultAuthorizerToCorsPreflight", "HangarApi"),
+    "BinaryMediaTypes": ("the API property BinaryMediaTypes", "HangarApi"),
+    "greedy route": ("the greedy path /files/{proxy+}", "HeartbeatFunction.Api"),
+    "ANY route": ("the method ANY", "HeartbeatFunction.Api"),
+    "request parameters": ("the Api event property RequestParameters", "HeartbeatFunction.Api"),
+    "Fn::Join": ("Fn::Join", "Environment.X"),
+    "SSM parameter": ("the resource type AWS::SSM::Parameter", "P"),
+    "KMS alias": ("the resource type AWS::KMS::Alias", "A"),
+    "SimpleTable": ("the resource type AWS::Serverless::SimpleTable", "S"),
+    "local index": ("the table property LocalSecondaryIndexes", "RunnersTable"),
+    "ScheduleV2": ("the event type ScheduleV2", "SweeperFunction.Sweep"),
+    "WAF AndStatement": ("the WAF statement AndStatement", "ApiWebAcl rule runner-routes-per-runner"),
+    "WAF text transformation": ("the WAF text transformation LOWERCASE", "ApiWebAcl rule runner-routes-per-runner"),
+    "WAF match rule": ("the WAF statement ByteMatchStatement", "ApiWebAcl rule runner-routes-per-runner"),
+    "gateway response header mapping": ("the header X from method.request.header.X", "gateway response THROTTLED"),
+}
+
+
 @pytest.mark.parametrize("feature", sorted(MUTATIONS))
 def test_an_unsupported_feature_fails_loudly(feature: str) -> None:
     data = copy.deepcopy(template())
     MUTATIONS[feature](data)
-    with pytest.raises(NotSupportedLocally, match="not supported by local/"):
+    with pytest.raises(NotSupportedLocally, match=r"^not supported by local/: ") as raised:
         read_everything(data)
+    named, resource = NAMED[feature]
+    assert named in raised.value.feature
+    assert raised.value.resource is not None and raised.value.resource.endswith(resource)
+    assert f"({raised.value.resource})" in str(raised.value)
+
+
+def test_every_unsupported_feature_says_what_it_names() -> None:
+    assert set(NAMED) == set(MUTATIONS)
 
 
 def test_the_dev_secret_unless_an_issuer_is_configured() -> None:
