@@ -185,7 +185,7 @@ class Gateway:
         headers = [("Content-Type", "application/json"), ("Access-Control-Allow-Origin", cors.allow_origin)]
         if cors.allow_headers:
             headers.append(("Access-Control-Allow-Headers", cors.allow_headers))
-        headers.append(("Access-Control-Allow-Methods", cors.allow_methods or ",".join(sorted({*methods, "OPTIONS"}))))
+        headers.append(("Access-Control-Allow-Methods", ",".join(sorted({*methods, "OPTIONS"}))))
         if cors.max_age is not None:
             headers.append(("Access-Control-Max-Age", cors.max_age))
         return HttpResponse(200, [*headers, ("x-amzn-RequestId", request_id)], b"{}", "CORS_PREFLIGHT")

@@ -12,7 +12,7 @@ from local.template.reading import API_TYPE, FUNCTION_TYPE, NotSupportedLocally,
 
 # Only `false` is emulated: the preflight (local.gateway.Gateway.preflight) runs no authorizer, needs no key.
 _CORS_PREFLIGHT_AUTH = ("AddDefaultAuthorizerToCorsPreflight", "AddApiKeyRequiredToCorsPreflight")
-_CORS_PROPERTIES = {"AllowOrigin", "AllowHeaders", "AllowMethods", "MaxAge"}
+_CORS_PROPERTIES = {"AllowOrigin", "AllowHeaders", "MaxAge"}
 _API_PROPERTIES = {
     # Read by local/ (routes, authorizers, gateway responses, stage, CORS preflight):
     "StageName", "Auth", "GatewayResponses", "ApiKeySourceType", "Cors",
@@ -37,12 +37,11 @@ class ApiSettings:
 
 @dataclass(frozen=True)
 class CorsSpec:
-    """The API's Cors: what SAM's OPTIONS mock on every path answers (values unquoted). `allow_methods`
-    None: each path's own methods and OPTIONS, as SAM computes them."""
+    """The API's Cors: what SAM's OPTIONS mock on every path answers (values unquoted); the allowed
+    methods are each path's own and OPTIONS, as SAM computes them without AllowMethods."""
 
     allow_origin: str
     allow_headers: str | None = None
-    allow_methods: str | None = None
     max_age: str | None = None
 
 
@@ -63,7 +62,7 @@ def _cors(
     if cors is None:
         return None
     if not isinstance(cors, dict):
-        raise NotSupportedLocally("Cors as a string (only AllowOrigin, AllowHeaders, AllowMethods, MaxAge)", api)
+        raise NotSupportedLocally("Cors as a string (only AllowOrigin, AllowHeaders, MaxAge)", api)
     for unknown in sorted(set(cors) - _CORS_PROPERTIES):
         raise NotSupportedLocally(f"the Cors property {unknown}", api)
     for name in _CORS_PREFLIGHT_AUTH:
@@ -73,7 +72,7 @@ def _cors(
     if not resolved or "AllowOrigin" not in resolved:
         return None
     values = {key: _string_expression(value, f"Cors.{key}", api) for key, value in resolved.items()}
-    return CorsSpec(values["AllowOrigin"], values.get("AllowHeaders"), values.get("AllowMethods"), values.get("MaxAge"))
+    return CorsSpec(values["AllowOrigin"], values.get("AllowHeaders"), values.get("MaxAge"))
 
 
 def api_settings(template: Mapping[str, Any]) -> ApiSettings:

@@ -25,7 +25,7 @@ class ScheduleSpec:
         return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{STACK_NAME}-{self.function_id}{self.event_name}"
 
 
-_SCHEDULE_PROPERTIES = {"Schedule", "Enabled", "State", "Description", "DeadLetterConfig", "RetryPolicy", "Name"}
+_SCHEDULE_PROPERTIES = {"Schedule", "Enabled", "Description", "DeadLetterConfig", "RetryPolicy", "Name"}
 
 
 def schedules(template: Mapping[str, Any]) -> list[ScheduleSpec]:
@@ -41,7 +41,7 @@ def schedules(template: Mapping[str, Any]) -> list[ScheduleSpec]:
                 raise NotSupportedLocally(f"the event type {event['Type']}", where)
             for unknown in sorted(set(properties) - _SCHEDULE_PROPERTIES):
                 raise NotSupportedLocally(f"the Schedule event property {unknown}", where)
-            enabled = bool(properties.get("Enabled", True)) and properties.get("State", "ENABLED") == "ENABLED"
+            enabled = bool(properties.get("Enabled", True))
             found.append(ScheduleSpec(logical_id, str(event_name), str(properties["Schedule"]), enabled))
     return found
 

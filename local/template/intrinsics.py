@@ -157,7 +157,7 @@ class Resolver:
 
     def _substitute(self, expression: str) -> str:
         if expression.startswith("!"):
-            return "${" + expression[1:] + "}"
+            raise NotSupportedLocally("the Fn::Sub escape ${!...}")
         if "." in expression and not expression.startswith("AWS::"):
             logical_id, attribute = expression.split(".", 1)
             return as_env_value(self.get_att(logical_id, attribute))

@@ -67,6 +67,11 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
     ),
     "CORS as a string": lambda t: _api(t).update(Cors="'*'"),
     "CORS with credentials": lambda t: _api(t)["Cors"].update(AllowCredentials=True),
+    "CORS AllowMethods": lambda t: _api(t)["Cors"].update(AllowMethods="'GET'"),
+    "Fn::Sub escape": lambda t: t["Globals"]["Function"]["Environment"]["Variables"].update(X={"Fn::Sub": "${!x}"}),
+    "schedule State": lambda t: t["Resources"]["SweeperFunction"]["Properties"]["Events"]["Sweep"]["Properties"].update(
+        State="DISABLED"
+    ),
     "CORS origin from a mapping": lambda t: _api(t)["Cors"].update(AllowOrigin="method.request.header.Origin"),
     "CORS preflight behind the authorizer": lambda t: _api(t)["Auth"].update(AddDefaultAuthorizerToCorsPreflight=True),
     "BinaryMediaTypes": lambda t: _api(t).update(BinaryMediaTypes=["image~1png"]),
@@ -101,6 +106,9 @@ NAMED: dict[str, tuple[str, str]] = {
     "stage variable identity": ("the identity source StageVariables", "authorizer RunnerTokenAuthorizer"),
     "CORS as a string": ("Cors as a string", "HangarApi"),
     "CORS with credentials": ("the Cors property AllowCredentials", "HangarApi"),
+    "CORS AllowMethods": ("the Cors property AllowMethods", "HangarApi"),
+    "Fn::Sub escape": ("the Fn::Sub escape ${!...}", "Environment.X"),
+    "schedule State": ("the Schedule event property State", "SweeperFunction.Sweep"),
     "CORS origin from a mapping": ("Cors.AllowOrigin from method.request.header.Origin", "HangarApi"),
     "CORS preflight behind the authorizer": ("Auth.AddDefaultAuthorizerToCorsPreflight", "HangarApi"),
     "BinaryMediaTypes": ("the API property BinaryMediaTypes", "HangarApi"),
