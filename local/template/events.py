@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from local.template.function_specs import function_properties
-from local.template.reading import ACCOUNT_ID, FUNCTION_TYPE, REGION, STACK_NAME, NotSupportedLocally, resources
+from local.template.reading import (
+    ACCOUNT_ID,
+    FUNCTION_TYPE,
+    REGION,
+    STACK_NAME,
+    NotSupportedLocally,
+    in_resource,
+    resources,
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,57 @@ class EventSourceSpec:
     maximum_retry_attempts: int = -1  # DynamoDB: -1 retries until the record expires
 
 
+Matcher = Callable[[Mapping[str, Any] | None], bool]
+
+
+def _leaf(matcher: Any) -> Callable[[bool, Any], bool]:
+    """One matcher of a pattern's list, as (present, value) -> matched."""
+    if not isinstance(matcher, dict):
+        return lambda present, value: present and value == matcher
+    if set(matcher) == {"exists"}:
+        wanted = bool(matcher["exists"])
+        return lambda present, value: present is wanted
+    if set(matcher) == {"prefix"}:
+        prefix = str(matcher["prefix"])
+        return lambda present, value: present and isinstance(value, str) and value.startswith(prefix)
+    if set(matcher) == {"anything-but"}:
+        excluded = matcher["anything-but"]
+        excluded = excluded if isinstance(excluded, list) else [excluded]
+        return lambda present, value: present and value not in excluded
+    raise NotSupportedLocally(f"the filter pattern matcher {json.dumps(matcher)}")
+
+
+def _key_matcher(key: str, expected: Any) -> Callable[[Mapping[str, Any]], bool]:
+    if isinstance(expected, Mapping):
+        nested = compile_filter(expected)
+
+        def nested_matches(record: Mapping[str, Any]) -> bool:
+            value = record.get(key)
+            return nested(value if isinstance(value, Mapping) else None)
+
+        return nested_matches
+    if isinstance(expected, list):
+        leaves = [_leaf(matcher) for matcher in expected]
+
+        def any_leaf_matches(record: Mapping[str, Any]) -> bool:
+            return any(leaf(key in record, record.get(key)) for leaf in leaves)
+
+        return any_leaf_matches
+    raise NotSupportedLocally(f"the filter pattern value {expected!r} (a list or an object)")
+
+
+def compile_filter(pattern: Mapping[str, Any]) -> Matcher:
+    """A Lambda filter pattern as a test of a record: every key of the pattern matches (a list: any of its
+    matchers; a mapping: the nested pattern). A matcher local/ does not emulate raises here, not later."""
+    checks = [_key_matcher(str(key), expected) for key, expected in pattern.items()]
+
+    def matches(record: Mapping[str, Any] | None) -> bool:
+        present = record if isinstance(record, Mapping) else {}
+        return all(check(present) for check in checks)
+
+    return matches
+
+
 _EVENT_SOURCE_PROPERTIES = {
     "DynamoDB": {
         "Stream", "StartingPosition", "BatchSize", "FilterCriteria", "FunctionResponseTypes", "MaximumRetryAttempts",
@@ -97,6 +156,9 @@ def event_sources(template: Mapping[str, Any]) -> list[EventSourceSpec]:
             filters = tuple(
                 json.loads(entry["Pattern"]) for entry in (properties.get("FilterCriteria") or {}).get("Filters") or ()
             )
+            with in_resource(where):
+                for pattern in filters:
+                    compile_filter(pattern)
             found.append(
                 EventSourceSpec(
                     function_id=logical_id,

@@ -19,6 +19,7 @@ from local.template import (
     functions,
     gateway_responses,
     routes,
+    event_sources,
     schedules,
     table_definitions,
 )
@@ -32,6 +33,7 @@ def read_everything(data: dict[str, Any]) -> None:
     authorizers(data)
     gateway_responses(data)
     schedules(data)
+    event_sources(data)
     table_definitions(data)
     function_environment(data)
     limits.usage_plans(data)
@@ -50,6 +52,11 @@ def _api(data: dict[str, Any]) -> dict[str, Any]:
 def _heartbeat_event(data: dict[str, Any]) -> dict[str, Any]:
     event: dict[str, Any] = data["Resources"]["HeartbeatFunction"]["Properties"]["Events"]["Api"]
     return event
+
+
+def _runner_changes(data: dict[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = data["Resources"]["EventProcessorFunction"]["Properties"]["Events"]["RunnerChanges"]
+    return properties["Properties"]  # type: ignore[no-any-return]
 
 
 def _waf_rule(data: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +100,9 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
         "TextTransformations"
     ][0].update(Type="LOWERCASE"),
     "WAF match rule": lambda t: _waf_rule(t).update(Statement={"ByteMatchStatement": {}}),
+    "stream filter matcher": lambda t: _runner_changes(t)["FilterCriteria"]["Filters"][0].update(
+        Pattern='{"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"n": {"N": [{"numeric": [">", 0]}]}}}}'
+    ),
     "gateway response header mapping": lambda t: _api(t)["GatewayResponses"]["THROTTLED"]["ResponseParameters"][
         "Headers"
     ].update(X="method.request.header.X"),
@@ -124,6 +134,10 @@ NAMED: dict[str, tuple[str, str]] = {
     "WAF AndStatement": ("the WAF statement AndStatement", "ApiWebAcl rule runner-routes-per-runner"),
     "WAF text transformation": ("the WAF text transformation LOWERCASE", "ApiWebAcl rule runner-routes-per-runner"),
     "WAF match rule": ("the WAF statement ByteMatchStatement", "ApiWebAcl rule runner-routes-per-runner"),
+    "stream filter matcher": (
+        'the filter pattern matcher {"numeric": [">", 0]}',
+        "EventProcessorFunction.RunnerChanges",
+    ),
     "gateway response header mapping": ("the header X from method.request.header.X", "gateway response THROTTLED"),
 }
 
