@@ -15,11 +15,11 @@ from local.devtokens import sign_in
 from local.template import (
     NotSupportedLocally,
     authorizers,
+    event_sources,
     function_environment,
     functions,
     gateway_responses,
     routes,
-    event_sources,
     schedules,
     table_definitions,
 )
