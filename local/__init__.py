@@ -6,11 +6,14 @@ Everything it serves comes from template.yaml (`local.template` reads it); nothi
 route, a table or a schedule. Run it with `python -m local` (see `local.__main__`).
 
 Modules:
-- `local.template`    template.yaml: functions, routes, authorizers, gateway responses, schedules, tables
+- `local.template`    template.yaml (a package): reading, intrinsics, functions, the API, events, tables
 - `local.provision`   the template's resources in the embedded backend (or an external DynamoDB)
 - `local.routing`     request -> template route
 - `local.authorizers` the Lambda authorizers and their result cache
-- `local.limits`      usage plans and WAF rate rules, consulted around the authorizer
+- `local.limits`      the rate limits, consulted around the authorizer: WAF rules, then usage plans
+- `local.waf`         the template's WAF rate-based rules
+- `local.usage_plans` the template's usage plans, and which plan a key is in
+- `local.outcomes`    what the checks see of a request and decide (grant, refusal)
 - `local.gateway`     API Gateway for one request: routing, limits, authorizer, proxy event, responses
 - `local.functions`   lazy import of handler modules by file path, and their invocation
 - `local.schedules`   EventBridge-style schedules on a timer

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from local.limits import Grant, Refusal
+from local.outcomes import Grant, Refusal
 from local.template import AuthorizerSpec, Route
 
 

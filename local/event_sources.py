@@ -22,44 +22,20 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from local.template import REGION, EventSourceSpec, NotSupportedLocally
+from local.template import REGION, EventSourceSpec
+from local.template.events import compile_filter
 
 Invoke = Callable[[str, Any], Any]
 Report = Callable[[str], None]
 MAX_DRAIN_ROUNDS = 100_000  # a safety stop only: retries are delayed, so a drain always ends
 
 
-# -- Lambda event filtering (the parts of the pattern syntax the template can use) ----------------------
-
-
-def _leaf_matches(matcher: Any, present: bool, value: Any) -> bool:
-    if not isinstance(matcher, dict):
-        return present and value == matcher
-    if set(matcher) == {"exists"}:
-        return present is bool(matcher["exists"])
-    if set(matcher) == {"prefix"}:
-        return present and isinstance(value, str) and value.startswith(str(matcher["prefix"]))
-    if set(matcher) == {"anything-but"}:
-        excluded = matcher["anything-but"]
-        return present and value not in (excluded if isinstance(excluded, list) else [excluded])
-    raise NotSupportedLocally(f"the filter pattern matcher {matcher}")
+# -- Lambda event filtering: the patterns are compiled (and checked) when the template is read -----------
 
 
 def matches(pattern: Mapping[str, Any], record: Mapping[str, Any] | None) -> bool:
-    """Whether `record` matches a Lambda filter pattern: every key of the pattern matches (a list: any of
-    its matchers; a mapping: the nested pattern)."""
-    record = record if isinstance(record, Mapping) else {}
-    for key, expected in pattern.items():
-        present, value = key in record, record.get(key)
-        if isinstance(expected, Mapping):
-            if not matches(expected, value if isinstance(value, Mapping) else None):
-                return False
-        elif isinstance(expected, list):
-            if not any(_leaf_matches(matcher, present, value) for matcher in expected):
-                return False
-        else:
-            raise NotSupportedLocally(f"the filter pattern value {expected!r} (a list or an object)")
-    return True
+    """Whether `record` matches a Lambda filter pattern (`local.template.events.compile_filter`)."""
+    return compile_filter(pattern)(record)
 
 
 def passes(filters: Sequence[Mapping[str, Any]], record: Mapping[str, Any]) -> bool:

@@ -32,7 +32,8 @@ from urllib.parse import parse_qsl
 from hangar.core import clock
 
 from local.authorizers import Authorizers, Invoker
-from local.limits import AllowAll, Grant, LimitPolicy, Refusal, RequestInfo
+from local.limits import AllowAll, LimitPolicy
+from local.outcomes import Grant, Refusal, RequestInfo
 from local.routing import Match, Router
 from local.template import (
     ACCOUNT_ID,
@@ -184,7 +185,7 @@ class Gateway:
         headers = [("Content-Type", "application/json"), ("Access-Control-Allow-Origin", cors.allow_origin)]
         if cors.allow_headers:
             headers.append(("Access-Control-Allow-Headers", cors.allow_headers))
-        headers.append(("Access-Control-Allow-Methods", cors.allow_methods or ",".join(sorted({*methods, "OPTIONS"}))))
+        headers.append(("Access-Control-Allow-Methods", ",".join(sorted({*methods, "OPTIONS"}))))
         if cors.max_age is not None:
             headers.append(("Access-Control-Max-Age", cors.max_age))
         return HttpResponse(200, [*headers, ("x-amzn-RequestId", request_id)], b"{}", "CORS_PREFLIGHT")

@@ -26,6 +26,7 @@ from local.template import (
     TABLE_TYPE,
     NotSupportedLocally,
     Resolver,
+    in_resource,
     local_bucket_name,
     local_table_name,
     resources,
@@ -73,7 +74,7 @@ def check_resource_types(template: Mapping[str, Any]) -> None:
     known = PROVISIONED | READ_BY_OTHER_MODULES | NO_LOCAL_COUNTERPART
     for logical_id, resource in resources(template).items():
         if resource.get("Type") not in known:
-            raise NotSupportedLocally(f"{logical_id} ({resource.get('Type')})")
+            raise NotSupportedLocally(f"the resource type {resource.get('Type')}", logical_id)
 
 
 def ensure_tables(dynamodb: Any, template: Mapping[str, Any]) -> list[str]:
@@ -120,10 +121,11 @@ def provision(template: Mapping[str, Any], session: Any, dynamodb: Any) -> Provi
     done.refs.update({logical_id: local_table_name(logical_id) for logical_id in resources(template, TABLE_TYPE)})
 
     def each(kind: str) -> list[tuple[str, dict[str, Any]]]:
-        return [
-            (logical_id, done.resolver(template).try_resolve(resource.get("Properties"), {}) or {})
-            for logical_id, resource in resources(template, kind).items()
-        ]
+        found = []
+        for logical_id, resource in resources(template, kind).items():
+            with in_resource(logical_id):
+                found.append((logical_id, done.resolver(template).try_resolve(resource.get("Properties"), {}) or {}))
+        return found
 
     s3 = session.client("s3")
     for logical_id in resources(template, BUCKET_TYPE):

@@ -15,6 +15,7 @@ from local.devtokens import sign_in
 from local.template import (
     NotSupportedLocally,
     authorizers,
+    event_sources,
     function_environment,
     functions,
     gateway_responses,
@@ -32,6 +33,7 @@ def read_everything(data: dict[str, Any]) -> None:
     authorizers(data)
     gateway_responses(data)
     schedules(data)
+    event_sources(data)
     table_definitions(data)
     function_environment(data)
     limits.usage_plans(data)
@@ -52,6 +54,11 @@ def _heartbeat_event(data: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _runner_changes(data: dict[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = data["Resources"]["EventProcessorFunction"]["Properties"]["Events"]["RunnerChanges"]
+    return properties["Properties"]  # type: ignore[no-any-return]
+
+
 def _waf_rule(data: dict[str, Any]) -> dict[str, Any]:
     rule: dict[str, Any] = data["Resources"]["ApiWebAcl"]["Properties"]["Rules"][0]
     return rule
@@ -67,6 +74,11 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
     ),
     "CORS as a string": lambda t: _api(t).update(Cors="'*'"),
     "CORS with credentials": lambda t: _api(t)["Cors"].update(AllowCredentials=True),
+    "CORS AllowMethods": lambda t: _api(t)["Cors"].update(AllowMethods="'GET'"),
+    "Fn::Sub escape": lambda t: t["Globals"]["Function"]["Environment"]["Variables"].update(X={"Fn::Sub": "${!x}"}),
+    "schedule State": lambda t: t["Resources"]["SweeperFunction"]["Properties"]["Events"]["Sweep"]["Properties"].update(
+        State="DISABLED"
+    ),
     "CORS origin from a mapping": lambda t: _api(t)["Cors"].update(AllowOrigin="method.request.header.Origin"),
     "CORS preflight behind the authorizer": lambda t: _api(t)["Auth"].update(AddDefaultAuthorizerToCorsPreflight=True),
     "BinaryMediaTypes": lambda t: _api(t).update(BinaryMediaTypes=["image~1png"]),
@@ -88,9 +100,45 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
         "TextTransformations"
     ][0].update(Type="LOWERCASE"),
     "WAF match rule": lambda t: _waf_rule(t).update(Statement={"ByteMatchStatement": {}}),
+    "stream filter matcher": lambda t: _runner_changes(t)["FilterCriteria"]["Filters"][0].update(
+        Pattern='{"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"n": {"N": [{"numeric": [">", 0]}]}}}}'
+    ),
     "gateway response header mapping": lambda t: _api(t)["GatewayResponses"]["THROTTLED"]["ResponseParameters"][
         "Headers"
     ].update(X="method.request.header.X"),
+}
+
+
+# What each error names: (the feature, the resource), as "not supported by local/: <feature> (<resource>)".
+NAMED: dict[str, tuple[str, str]] = {
+    "TOKEN authorizer": ("a TOKEN authorizer", "authorizer UserAuthorizer"),
+    "ValidationExpression": ("the identity source ValidationExpression", "authorizer RunnerTokenAuthorizer"),
+    "stage variable identity": ("the identity source StageVariables", "authorizer RunnerTokenAuthorizer"),
+    "CORS as a string": ("Cors as a string", "HangarApi"),
+    "CORS with credentials": ("the Cors property AllowCredentials", "HangarApi"),
+    "CORS AllowMethods": ("the Cors property AllowMethods", "HangarApi"),
+    "Fn::Sub escape": ("the Fn::Sub escape ${!...}", "Environment.X"),
+    "schedule State": ("the Schedule event property State", "SweeperFunction.Sweep"),
+    "CORS origin from a mapping": ("Cors.AllowOrigin from method.request.header.Origin", "HangarApi"),
+    "CORS preflight behind the authorizer": ("Auth.AddDefaultAuthorizerToCorsPreflight", "HangarApi"),
+    "BinaryMediaTypes": ("the API property BinaryMediaTypes", "HangarApi"),
+    "greedy route": ("the greedy path /files/{proxy+}", "HeartbeatFunction.Api"),
+    "ANY route": ("the method ANY", "HeartbeatFunction.Api"),
+    "request parameters": ("the Api event property RequestParameters", "HeartbeatFunction.Api"),
+    "Fn::Join": ("Fn::Join", "Environment.X"),
+    "SSM parameter": ("the resource type AWS::SSM::Parameter", "P"),
+    "KMS alias": ("the resource type AWS::KMS::Alias", "A"),
+    "SimpleTable": ("the resource type AWS::Serverless::SimpleTable", "S"),
+    "local index": ("the table property LocalSecondaryIndexes", "RunnersTable"),
+    "ScheduleV2": ("the event type ScheduleV2", "SweeperFunction.Sweep"),
+    "WAF AndStatement": ("the WAF statement AndStatement", "ApiWebAcl rule runner-routes-per-runner"),
+    "WAF text transformation": ("the WAF text transformation LOWERCASE", "ApiWebAcl rule runner-routes-per-runner"),
+    "WAF match rule": ("the WAF statement ByteMatchStatement", "ApiWebAcl rule runner-routes-per-runner"),
+    "stream filter matcher": (
+        'the filter pattern matcher {"numeric": [">", 0]}',
+        "EventProcessorFunction.RunnerChanges",
+    ),
+    "gateway response header mapping": ("the header X from method.request.header.X", "gateway response THROTTLED"),
 }
 
 
@@ -98,8 +146,16 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], Any]] = {
 def test_an_unsupported_feature_fails_loudly(feature: str) -> None:
     data = copy.deepcopy(template())
     MUTATIONS[feature](data)
-    with pytest.raises(NotSupportedLocally, match="not supported by local/"):
+    with pytest.raises(NotSupportedLocally, match=r"^not supported by local/: ") as raised:
         read_everything(data)
+    named, resource = NAMED[feature]
+    assert named in raised.value.feature
+    assert raised.value.resource is not None and raised.value.resource.endswith(resource)
+    assert f"({raised.value.resource})" in str(raised.value)
+
+
+def test_every_unsupported_feature_says_what_it_names() -> None:
+    assert set(NAMED) == set(MUTATIONS)
 
 
 def test_the_dev_secret_unless_an_issuer_is_configured() -> None:
