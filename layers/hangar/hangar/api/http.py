@@ -377,6 +377,7 @@ def lambda_handler(
 
     `max_body_bytes` raises the 64 KiB envelope for a route whose own field limit is 64 KiB (a job
     result), so that limit is reported on the field itself."""
+    get_settings()  # at cold start: an invalid setting fails the init phase, naming its variable
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @metrics.log_metrics(capture_cold_start_metric=True)

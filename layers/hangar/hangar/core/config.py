@@ -1,12 +1,16 @@
-"""Configuration: every setting a function reads, modelled once and read from the environment."""
+"""Configuration: every setting a function reads, modelled once (pydantic-settings) and read from the
+environment once per process, at the first `get_settings()`: an invalid value fails that cold start with
+a `ConfigurationError` naming the variable, rather than a request later."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 # What template.yaml's JwtSecret parameter holds when nobody set one (a JWKS deployment: `sam deploy
 # --guided` needs a non-empty default for a NoEcho parameter). Never a secret: refused for HS256.
@@ -17,8 +21,31 @@ HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"})
 
 
-class Settings(BaseModel):
-    """Values come from environment variables of the same name in upper case (template.yaml sets them)."""
+class ConfigurationError(ValueError):
+    """The environment holds a value a setting cannot take; the message names the variable."""
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """The environment source on a given mapping instead of `os.environ` (`Settings.from_env`), the way
+    pydantic-settings' own dotenv source feeds it a file's variables."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+# The settings that hold secrets: SecretStr (masked in a repr or a log line), never echoed in an error.
+SECRET_SETTINGS = frozenset({"jwt_secret", "token_pepper"})
+
+
+class Settings(BaseSettings):
+    """Values come from environment variables of the same name in upper case (template.yaml sets them;
+    an empty one counts as unset). Lists are comma-separated; USAGE_PLAN_IDS is `plan=id,plan=id`."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True)
 
     runners_table: str = "hangar-runners"
     tokens_table: str = "hangar-tokens"
@@ -39,8 +66,8 @@ class Settings(BaseModel):
 
     # JWT: algorithms come from configuration only, never from the token header. No secret has a
     # default: a deployment that configures HS256 without a real one refuses every JWT (fail closed).
-    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
-    jwt_secret: str = ""
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
+    jwt_secret: SecretStr = SecretStr("")
     jwt_jwks_url: str = ""
     jwt_issuer: str = ""
     jwt_audience: str = "hangar"
@@ -54,12 +81,12 @@ class Settings(BaseModel):
     # the issuer puts before Hangar's scope names (Cognito: `<resource server id>/`), and the claim
     # holding the audience (`aud`; Cognito access tokens carry the app client in `client_id`).
     jwt_org_claim: str = Field(default="org", min_length=1)
-    jwt_scope_claim: list[str] = Field(default_factory=lambda: ["scope", "scp"])
+    jwt_scope_claim: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["scope", "scp"])
     jwt_scope_prefix: str = ""
     jwt_audience_claim: str = Field(default="aud", min_length=1)
 
     # Token pepper: the environment locally, Secrets Manager in AWS (TOKEN_PEPPER_SECRET_ID).
-    token_pepper: str = ""
+    token_pepper: SecretStr = SecretStr("")
     token_pepper_secret_id: str = ""
 
     # KMS key that encrypts a new runner token until the runner first authenticates (setup-info).
@@ -70,10 +97,10 @@ class Settings(BaseModel):
     index_shards: int = Field(default=4, ge=1, le=1000)
 
     default_plan: Literal["free", "team", "enterprise"] = "free"
-    stale_after_seconds: int = 90
-    heartbeat_interval_seconds: int = 30
-    poll_interval_seconds: int = 10
-    enrollment_token_ttl_seconds: int = 1800
+    stale_after_seconds: int = Field(default=90, ge=1)
+    heartbeat_interval_seconds: int = Field(default=30, ge=1)
+    poll_interval_seconds: int = Field(default=10, ge=1)
+    enrollment_token_ttl_seconds: int = Field(default=1800, ge=1)
 
     # Job logs and artifacts (template parameters LogRetentionDays, JobLogMaxBytes, ArtifactMaxBytes,
     # ArtifactsPerJob): kept this many days, a log capped at this many UTF-8 bytes, artifacts bounded.
@@ -92,14 +119,53 @@ class Settings(BaseModel):
 
     # API Gateway usage plans per license plan (tenant keys are attached to these): explicit ids, or
     # found by name, `<usage_plan_name_prefix><plan>` (what template.yaml does: ids would be a cycle).
-    usage_plan_ids: dict[str, str] = Field(default_factory=dict)
+    usage_plan_ids: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     usage_plan_name_prefix: str = ""
     # The API Gateway key unauthenticated routes are counted under (the public authorizer returns it).
     public_usage_key_id: str = ""
     # At most this many tenant keys are made by auto-provisioning; past it new tenants share their plan's
     # key until an operator licenses them (docs/limits.md). API Gateway allows 10,000 keys per account
     # and region, for every stack in it.
-    tenant_key_limit: int = 5000
+    tenant_key_limit: int = Field(default=5000, ge=0)
+
+    @field_validator("jwt_algorithms", "jwt_scope_claim", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """`HS256, RS256` → ["HS256", "RS256"] (empty parts dropped); a list (from code) as it is."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("usage_plan_ids", mode="before")
+    @classmethod
+    def _plan_ids(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = [part.strip().split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+            raise ValueError("expected plan=usage-plan-id pairs, comma-separated")
+        return {plan.strip(): plan_id.strip() for plan, plan_id in pairs}
+
+    @model_validator(mode="after")
+    def _heartbeats_before_stale(self) -> Settings:
+        if self.stale_after_seconds <= self.heartbeat_interval_seconds:
+            raise ValueError(
+                f"STALE_AFTER_SECONDS ({self.stale_after_seconds}) must exceed HEARTBEAT_INTERVAL_SECONDS "
+                f"({self.heartbeat_interval_seconds}), or runners go offline between two heartbeats"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments (tests, tools) over the environment; never a .env file or a secrets directory.
+        return init_settings, env_settings
 
     def jwt_configuration_problem(self) -> str | None:
         """Why JWTs cannot be verified safely with this configuration (None when they can)."""
@@ -115,29 +181,39 @@ class Settings(BaseModel):
             return None if self.jwt_jwks_url else "RS/ES/PS algorithms need JWT_JWKS_URL"
         if self.jwt_jwks_url:
             return "HS* algorithms verify with JWT_SECRET: unset JWT_JWKS_URL, or use RS/ES/PS algorithms"
-        if not self.jwt_secret or self.jwt_secret == JWT_SECRET_NOT_SET:
+        secret = self.jwt_secret.get_secret_value()
+        if not secret or secret == JWT_SECRET_NOT_SET:
             return "JWT_SECRET is not set, and HS* algorithms need one"
-        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
             return f"JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes"
         return None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name, field in cls.model_fields.items():
-            raw = env.get(name.upper())
-            if raw is None or raw == "":
-                continue
-            if field.annotation == list[str] or name == "jwt_algorithms":
-                values[name] = [part.strip() for part in raw.split(",") if part.strip()]
-            elif name == "usage_plan_ids":
-                values[name] = dict(p.split("=", 1) for p in raw.split(",") if "=" in p)
-            else:
-                values[name] = raw
-        return cls.model_validate(values)
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings this environment (default `os.environ`) gives, or a ConfigurationError naming
+        each variable at fault and why."""
+        try:
+            if environ is None:
+                return cls()
+            # BaseSettings.__init__ takes pre-built sources (mypy's pydantic plugin hides the argument).
+            return cls(_build_sources=((_EnvironmentSource(cls, environ),), {}))  # type: ignore[call-arg]
+        except ValidationError as error:
+            raise ConfigurationError(_configuration_problems(error)) from None
+
+
+def _configuration_problems(error: ValidationError) -> str:
+    problems = []
+    for detail in error.errors(include_url=False):
+        field = str(detail["loc"][0]) if detail["loc"] else ""
+        if not field:
+            problems.append(detail["msg"].removeprefix("Value error, "))
+            continue
+        shown = "" if field in SECRET_SETTINGS else f"={detail['input']!r}"
+        problems.append(f"{field.upper()}{shown}: {detail['msg'].removeprefix('Value error, ')} (setting {field})")
+    return "Invalid configuration: " + "; ".join(problems)
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The process's settings, read and validated once (the first call: a cold start)."""
     return Settings.from_env()

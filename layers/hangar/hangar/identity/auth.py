@@ -217,7 +217,7 @@ def _check_audience_claim(claims: Mapping[str, Any], settings: Settings) -> None
 
 def _signing_key(header: Mapping[str, Any], settings: Settings) -> Any:
     if not settings.jwt_jwks_url:
-        return settings.jwt_secret
+        return settings.jwt_secret.get_secret_value()
     from hangar.identity import jwks
 
     cache = jwks.jwks_cache(settings.jwt_jwks_url, settings.jwt_jwks_cache_seconds, settings.jwt_jwks_timeout_seconds)

@@ -26,8 +26,8 @@ from hangar.store import tokens as token_store
 def pepper() -> str:
     """The HMAC pepper: TOKEN_PEPPER locally, Secrets Manager (cached by Powertools) in AWS."""
     settings = get_settings()
-    if settings.token_pepper:
-        return settings.token_pepper
+    if settings.token_pepper.get_secret_value():
+        return settings.token_pepper.get_secret_value()
     if settings.token_pepper_secret_id:
         from aws_lambda_powertools.utilities import parameters
 
