@@ -1,16 +1,20 @@
-"""Configuration: every setting a function reads, modelled once (pydantic-settings) and read from the
-environment once per process, at the first `get_settings()`: an invalid value fails that cold start with
-a `ConfigurationError` naming the variable, rather than a request later."""
+"""Configuration: every setting a function reads, modelled once and read from the environment once per
+process, at the first `get_settings()` (the entry points call it at import): an invalid value fails that
+cold start with a `ConfigurationError` naming the variable, rather than a request later.
+
+The model validates the environment itself (the pattern of the handler cookbook's env modeler), not
+through pydantic-settings: importing pydantic-settings costs every cold start ~25 ms of CPU (it loads its
+CLI, dotenv and cloud secret-manager sources eagerly), for nothing Hangar uses (docs/decisions.md).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 # What template.yaml's JwtSecret parameter holds when nobody set one (a JWKS deployment: `sam deploy
 # --guided` needs a non-empty default for a NoEcho parameter). Never a secret: refused for HS256.
@@ -25,27 +29,13 @@ class ConfigurationError(ValueError):
     """The environment holds a value a setting cannot take; the message names the variable."""
 
 
-class _EnvironmentSource(EnvSettingsSource):
-    """The environment source on a given mapping instead of `os.environ` (`Settings.from_env`), the way
-    pydantic-settings' own dotenv source feeds it a file's variables."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
-
-
 # The settings that hold secrets: SecretStr (masked in a repr or a log line), never echoed in an error.
 SECRET_SETTINGS = frozenset({"jwt_secret", "token_pepper"})
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Values come from environment variables of the same name in upper case (template.yaml sets them;
     an empty one counts as unset). Lists are comma-separated; USAGE_PLAN_IDS is `plan=id,plan=id`."""
-
-    model_config = SettingsConfigDict(env_ignore_empty=True)
 
     runners_table: str = "hangar-runners"
     tokens_table: str = "hangar-tokens"
@@ -66,7 +56,7 @@ class Settings(BaseSettings):
 
     # JWT: algorithms come from configuration only, never from the token header. No secret has a
     # default: a deployment that configures HS256 without a real one refuses every JWT (fail closed).
-    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
     jwt_secret: SecretStr = SecretStr("")
     jwt_jwks_url: str = ""
     jwt_issuer: str = ""
@@ -81,7 +71,7 @@ class Settings(BaseSettings):
     # the issuer puts before Hangar's scope names (Cognito: `<resource server id>/`), and the claim
     # holding the audience (`aud`; Cognito access tokens carry the app client in `client_id`).
     jwt_org_claim: str = Field(default="org", min_length=1)
-    jwt_scope_claim: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["scope", "scp"])
+    jwt_scope_claim: list[str] = Field(default_factory=lambda: ["scope", "scp"])
     jwt_scope_prefix: str = ""
     jwt_audience_claim: str = Field(default="aud", min_length=1)
 
@@ -119,7 +109,7 @@ class Settings(BaseSettings):
 
     # API Gateway usage plans per license plan (tenant keys are attached to these): explicit ids, or
     # found by name, `<usage_plan_name_prefix><plan>` (what template.yaml does: ids would be a cycle).
-    usage_plan_ids: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    usage_plan_ids: dict[str, str] = Field(default_factory=dict)
     usage_plan_name_prefix: str = ""
     # The API Gateway key unauthenticated routes are counted under (the public authorizer returns it).
     public_usage_key_id: str = ""
@@ -155,18 +145,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Arguments (tests, tools) over the environment; never a .env file or a secrets directory.
-        return init_settings, env_settings
-
     def jwt_configuration_problem(self) -> str | None:
         """Why JWTs cannot be verified safely with this configuration (None when they can)."""
         algorithms = set(self.jwt_algorithms)
@@ -192,11 +170,10 @@ class Settings(BaseSettings):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings this environment (default `os.environ`) gives, or a ConfigurationError naming
         each variable at fault and why."""
+        env = os.environ if environ is None else environ
+        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper())}
         try:
-            if environ is None:
-                return cls()
-            # BaseSettings.__init__ takes pre-built sources (mypy's pydantic plugin hides the argument).
-            return cls(_build_sources=((_EnvironmentSource(cls, environ),), {}))  # type: ignore[call-arg]
+            return cls.model_validate(values)
         except ValidationError as error:
             raise ConfigurationError(_configuration_problems(error)) from None
 
