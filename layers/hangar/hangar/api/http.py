@@ -40,8 +40,8 @@ CORS_MAX_AGE_SECONDS = 600
 
 
 class Dialect(StrEnum):
-    API = "api"  # seed 000: {"success": true, "data": ...}
-    V1 = "v1"  # seed 003: plain JSON
+    API = "api"  # runner management and the agent protocol: {"success": true, "data": ...}
+    V1 = "v1"  # fleet, enrollment, readiness, jobs, ...: plain JSON (docs/architecture.md)
 
 
 def _json(data: Any) -> str:

@@ -1,6 +1,6 @@
 """Jobs as users see them: create (optionally idempotent), list, get, cancel; and the `/v1` view.
 
-How a job moves (DESIGN §5): queued → assigned → running → completed | failed | cancelled;
+How a job moves (docs/architecture.md, "The lifecycle"): queued → assigned → running → completed | failed | cancelled;
 queued → cancelled | expired; assigned|running → queued (runner lost, attempts left) or failed.
 Claims and status reports are in `hangar.jobs.claims`; recovery and deadlines in `hangar.jobs.recovery`.
 """
@@ -223,6 +223,8 @@ def get_job(org_id: str, job_id: str) -> Item:
 def list_jobs(
     org_id: str, limit: int, cursor: str | None, status: str | None = None, runner_id: str | None = None
 ) -> tuple[list[Item], str | None]:
+    """A page of the tenant's jobs, newest first. The handler's way to the store, which handlers never
+    import (docs/conventions.md); domain code pages the store itself."""
     return job_store.list_jobs(org_id, limit, cursor, status=status, runner_id=runner_id)
 
 
