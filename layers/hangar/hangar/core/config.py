@@ -179,14 +179,16 @@ class Settings(BaseModel):
 
 
 def _configuration_problems(error: ValidationError) -> str:
+    """Each refused value as `VARIABLE='value': why (setting name)`; a secret's value is never shown."""
     problems = []
     for detail in error.errors(include_url=False):
+        why = detail["msg"].removeprefix("Value error, ")
         field = str(detail["loc"][0]) if detail["loc"] else ""
-        if not field:
-            problems.append(detail["msg"].removeprefix("Value error, "))
+        if not field:  # a rule across settings: its message names the variables
+            problems.append(why)
             continue
         shown = "" if field in SECRET_SETTINGS else f"={detail['input']!r}"
-        problems.append(f"{field.upper()}{shown}: {detail['msg'].removeprefix('Value error, ')} (setting {field})")
+        problems.append(f"{field.upper()}{shown}: {why} (setting {field})")
     return "Invalid configuration: " + "; ".join(problems)
 
 
