@@ -30,6 +30,7 @@ def clear_client_caches() -> None:
     """Forget cached settings and AWS clients so the next call binds to the current mock."""
     from hangar.core.config import get_settings
     from hangar.identity import credentials
+    from hangar.jobs import service as job_service
     from hangar.store import artifact_objects, delivery_queue, dynamo, event_bus, kms
 
     get_settings.cache_clear()
@@ -39,6 +40,7 @@ def clear_client_caches() -> None:
     delivery_queue._client.cache_clear()
     event_bus._client.cache_clear()
     credentials.pepper.cache_clear()
+    job_service._idempotent_create.cache_clear()  # its persistence layer holds a DynamoDB client
 
 
 @dataclass

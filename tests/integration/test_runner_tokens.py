@@ -313,7 +313,7 @@ def test_sam_build_ships_the_agent_wheel_in_the_layer() -> None:
     built = Path(__file__).resolve().parents[2] / ".aws-sam" / "build" / "HangarLayer" / "python" / "hangar"
     if not (built / "fleet" / "install_script.py").exists():
         pytest.skip("no sam build output (make build, part of make test, makes it)")
-    (shipped,) = (built / "agent_wheel").glob("hangar_agent-*-py3-none-any.whl")
+    (shipped,) = (built / "fleet" / "agent_wheel").glob("hangar_agent-*-py3-none-any.whl")
     with zipfile.ZipFile(shipped) as wheel:
         names = set(wheel.namelist())
     assert {"hangar_agent/cli.py", "hangar_agent/hangar-agent.service"} <= names

@@ -18,6 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from hangar.core.config import get_settings
 from hangar.core.errors import Unauthorized
 from hangar.core.observability import logger
 
@@ -72,6 +73,7 @@ def lambda_authorizer(
     authenticate: Callable[[dict[str, Any]], Grant],
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
     """An authorizer entry point: Allow with context, or Deny with the reason (a 401 through ACCESS_DENIED)."""
+    get_settings()  # at cold start: an invalid setting fails the init phase, naming its variable
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

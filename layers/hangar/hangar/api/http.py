@@ -40,8 +40,8 @@ CORS_MAX_AGE_SECONDS = 600
 
 
 class Dialect(StrEnum):
-    API = "api"  # seed 000: {"success": true, "data": ...}
-    V1 = "v1"  # seed 003: plain JSON
+    API = "api"  # runner management and the agent protocol: {"success": true, "data": ...}
+    V1 = "v1"  # fleet, enrollment, readiness, jobs, ...: plain JSON (docs/architecture.md)
 
 
 def _json(data: Any) -> str:
@@ -377,6 +377,7 @@ def lambda_handler(
 
     `max_body_bytes` raises the 64 KiB envelope for a route whose own field limit is 64 KiB (a job
     result), so that limit is reported on the field itself."""
+    get_settings()  # at cold start: an invalid setting fails the init phase, naming its variable
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @metrics.log_metrics(capture_cold_start_metric=True)

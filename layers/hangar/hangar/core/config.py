@@ -1,12 +1,20 @@
-"""Configuration: every setting a function reads, modelled once and read from the environment."""
+"""Configuration: every setting a function reads, modelled once and read from the environment once per
+process, at the first `get_settings()` (the entry points call it at import): an invalid value fails that
+cold start with a `ConfigurationError` naming the variable, rather than a request later.
+
+The model validates the environment itself (the pattern of the handler cookbook's env modeler), not
+through pydantic-settings: importing pydantic-settings costs every cold start ~25 ms of CPU (it loads its
+CLI, dotenv and cloud secret-manager sources eagerly), for nothing Hangar uses (docs/decisions.md).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 # What template.yaml's JwtSecret parameter holds when nobody set one (a JWKS deployment: `sam deploy
 # --guided` needs a non-empty default for a NoEcho parameter). Never a secret: refused for HS256.
@@ -17,8 +25,17 @@ HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"})
 
 
+class ConfigurationError(ValueError):
+    """The environment holds a value a setting cannot take; the message names the variable."""
+
+
+# The settings that hold secrets: SecretStr (masked in a repr or a log line), never echoed in an error.
+SECRET_SETTINGS = frozenset({"jwt_secret", "token_pepper"})
+
+
 class Settings(BaseModel):
-    """Values come from environment variables of the same name in upper case (template.yaml sets them)."""
+    """Values come from environment variables of the same name in upper case (template.yaml sets them;
+    an empty one counts as unset). Lists are comma-separated; USAGE_PLAN_IDS is `plan=id,plan=id`."""
 
     runners_table: str = "hangar-runners"
     tokens_table: str = "hangar-tokens"
@@ -40,7 +57,7 @@ class Settings(BaseModel):
     # JWT: algorithms come from configuration only, never from the token header. No secret has a
     # default: a deployment that configures HS256 without a real one refuses every JWT (fail closed).
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
-    jwt_secret: str = ""
+    jwt_secret: SecretStr = SecretStr("")
     jwt_jwks_url: str = ""
     jwt_issuer: str = ""
     jwt_audience: str = "hangar"
@@ -59,7 +76,7 @@ class Settings(BaseModel):
     jwt_audience_claim: str = Field(default="aud", min_length=1)
 
     # Token pepper: the environment locally, Secrets Manager in AWS (TOKEN_PEPPER_SECRET_ID).
-    token_pepper: str = ""
+    token_pepper: SecretStr = SecretStr("")
     token_pepper_secret_id: str = ""
 
     # KMS key that encrypts a new runner token until the runner first authenticates (setup-info).
@@ -70,10 +87,10 @@ class Settings(BaseModel):
     index_shards: int = Field(default=4, ge=1, le=1000)
 
     default_plan: Literal["free", "team", "enterprise"] = "free"
-    stale_after_seconds: int = 90
-    heartbeat_interval_seconds: int = 30
-    poll_interval_seconds: int = 10
-    enrollment_token_ttl_seconds: int = 1800
+    stale_after_seconds: int = Field(default=90, ge=1)
+    heartbeat_interval_seconds: int = Field(default=30, ge=1)
+    poll_interval_seconds: int = Field(default=10, ge=1)
+    enrollment_token_ttl_seconds: int = Field(default=1800, ge=1)
 
     # Job logs and artifacts (template parameters LogRetentionDays, JobLogMaxBytes, ArtifactMaxBytes,
     # ArtifactsPerJob): kept this many days, a log capped at this many UTF-8 bytes, artifacts bounded.
@@ -99,7 +116,34 @@ class Settings(BaseModel):
     # At most this many tenant keys are made by auto-provisioning; past it new tenants share their plan's
     # key until an operator licenses them (docs/limits.md). API Gateway allows 10,000 keys per account
     # and region, for every stack in it.
-    tenant_key_limit: int = 5000
+    tenant_key_limit: int = Field(default=5000, ge=0)
+
+    @field_validator("jwt_algorithms", "jwt_scope_claim", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """`HS256, RS256` → ["HS256", "RS256"] (empty parts dropped); a list (from code) as it is."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("usage_plan_ids", mode="before")
+    @classmethod
+    def _plan_ids(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = [part.strip().split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+            raise ValueError("expected plan=usage-plan-id pairs, comma-separated")
+        return {plan.strip(): plan_id.strip() for plan, plan_id in pairs}
+
+    @model_validator(mode="after")
+    def _heartbeats_before_stale(self) -> Settings:
+        if self.stale_after_seconds <= self.heartbeat_interval_seconds:
+            raise ValueError(
+                f"STALE_AFTER_SECONDS ({self.stale_after_seconds}) must exceed HEARTBEAT_INTERVAL_SECONDS "
+                f"({self.heartbeat_interval_seconds}), or runners go offline between two heartbeats"
+            )
+        return self
 
     def jwt_configuration_problem(self) -> str | None:
         """Why JWTs cannot be verified safely with this configuration (None when they can)."""
@@ -115,29 +159,40 @@ class Settings(BaseModel):
             return None if self.jwt_jwks_url else "RS/ES/PS algorithms need JWT_JWKS_URL"
         if self.jwt_jwks_url:
             return "HS* algorithms verify with JWT_SECRET: unset JWT_JWKS_URL, or use RS/ES/PS algorithms"
-        if not self.jwt_secret or self.jwt_secret == JWT_SECRET_NOT_SET:
+        secret = self.jwt_secret.get_secret_value()
+        if not secret or secret == JWT_SECRET_NOT_SET:
             return "JWT_SECRET is not set, and HS* algorithms need one"
-        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
             return f"JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes"
         return None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings this environment (default `os.environ`) gives, or a ConfigurationError naming
+        each variable at fault and why."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name, field in cls.model_fields.items():
-            raw = env.get(name.upper())
-            if raw is None or raw == "":
-                continue
-            if field.annotation == list[str] or name == "jwt_algorithms":
-                values[name] = [part.strip() for part in raw.split(",") if part.strip()]
-            elif name == "usage_plan_ids":
-                values[name] = dict(p.split("=", 1) for p in raw.split(",") if "=" in p)
-            else:
-                values[name] = raw
-        return cls.model_validate(values)
+        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper())}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise ConfigurationError(_configuration_problems(error)) from None
+
+
+def _configuration_problems(error: ValidationError) -> str:
+    """Each refused value as `VARIABLE='value': why (setting name)`; a secret's value is never shown."""
+    problems = []
+    for detail in error.errors(include_url=False):
+        why = detail["msg"].removeprefix("Value error, ")
+        field = str(detail["loc"][0]) if detail["loc"] else ""
+        if not field:  # a rule across settings: its message names the variables
+            problems.append(why)
+            continue
+        shown = "" if field in SECRET_SETTINGS else f"={detail['input']!r}"
+        problems.append(f"{field.upper()}{shown}: {why} (setting {field})")
+    return "Invalid configuration: " + "; ".join(problems)
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The process's settings, read and validated once (the first call: a cold start)."""
     return Settings.from_env()

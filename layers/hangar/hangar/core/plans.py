@@ -1,4 +1,4 @@
-"""License plans and the effective license of a tenant (DESIGN §4: free, team, enterprise)."""
+"""License plans (free, team, enterprise: docs/limits.md) and the effective license of a tenant."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Enrollment (seed 003): one-time `hge_` tokens a user creates, which a runner exchanges once for its own
+"""Enrollment: one-time `hge_` tokens a user creates, which a runner exchanges once for its own
 `hgr_` runner token (POST /v1/runners/register).
 
 An enrollment token lives `Settings.enrollment_token_ttl_seconds` (30 minutes) unless the user asks for

@@ -1,4 +1,4 @@
-"""Runner heartbeats (seed 000): the runner says it is alive and what it is; one DynamoDB write."""
+"""Runner heartbeats: the runner says it is alive and what it is; one DynamoDB write."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from hangar.core.config import get_settings
 from hangar.core.observability import metrics
 from hangar.fleet.liveness import runner_status
 from hangar.fleet.models.heartbeat import HeartbeatAck, HeartbeatRequest
-from hangar.identity.auth import RunnerPrincipal, require_current_runner_token, runner_token_refused
+from hangar.identity.auth import RunnerPrincipal, runner_token_refused
+from hangar.identity.credentials import current_runner
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import Item
 
@@ -44,7 +45,7 @@ def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> It
 def own_runner(principal: RunnerPrincipal) -> Item:
     """The calling runner, read and not written (GET /api/runners/me). As on a heartbeat, a regenerated or
     deleted runner's old token gets 401 even while the authorizer's cached Allow lives."""
-    return require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))
+    return current_runner(principal)
 
 
 def heartbeat_ack(runner: Item) -> HeartbeatAck:

@@ -1,4 +1,4 @@
-"""Readiness (seed 003): may a self-hosted scan start now — for a target, on a runner?
+"""Readiness: may a self-hosted scan start now — for a target, on a runner?
 
 ready = license active AND a free concurrent-job slot AND not over the runner limit
         AND the target's visibility is allowed (when a target is named)

@@ -2,7 +2,7 @@
 
 The plaintext of a new runner token is kept KMS-encrypted on the runner item (`setupToken`, encryption
 context = org + runner) only until the runner first authenticates (its first heartbeat erases it);
-setup-info shows it until then, and `null` with a hint to regenerate afterwards (DESIGN §4).
+setup-info shows it until then, and `null` with a hint to regenerate afterwards.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from hangar.fleet import runners
 from hangar.fleet.install_script import render_install_script
 from hangar.fleet.models.enrollment import RegeneratedToken, SetupInfo
 from hangar.identity import tokens
-from hangar.identity.auth import RunnerPrincipal, require_current_runner_token
+from hangar.identity.auth import RunnerPrincipal
+from hangar.identity.credentials import current_runner
 from hangar.identity.tokens import TokenType
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
@@ -127,7 +128,7 @@ def install_script(principal: RunnerPrincipal, path_runner_id: str, raw_token: s
     parsed = tokens.parse(raw_token, TokenType.RUNNER)
     if parsed is None or parsed.token_id != principal.token_id:
         raise Unauthorized("Invalid runner token")
-    runner = require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))
+    runner = current_runner(principal)
     return render_install_script(
         api_url=api_url,
         runner_id=principal.runner_id,

@@ -188,6 +188,8 @@ def get_runner(org_id: str, runner_id: str) -> Item:
 
 
 def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+    """A page of the tenant's runners. The handlers' way to the store, which handlers never import
+    (docs/conventions.md); domain code pages the store itself."""
     return runner_store.list_runners(org_id, limit, cursor)
 
 

@@ -1,7 +1,8 @@
-"""Who is calling: JWT verification, API keys and runner tokens, and the principals they yield.
+"""Who is calling: JWT verification, credential parsing, and the principals they yield.
 
-Authorizers call `authenticate_user` / `authenticate_runner`; handlers read the principal the
-authorizer put in the request context (`principal_from_context`) and check scopes themselves.
+The authorizers authenticate (`hangar.identity.credentials`) and put the principal in the request
+context (`to_context`); handlers read it back with `user_from_context` / `runner_from_context` (through
+`app.user()` / `app.runner()`, which also check the route's scopes).
 """
 
 from __future__ import annotations
@@ -42,10 +43,6 @@ class UserPrincipal:
     scopes: frozenset[str]
     kind: Literal["jwt", "apikey"]
     key_id: str | None = None
-
-    def require(self, scope: str) -> None:
-        if scope not in self.scopes:
-            raise MissingScope(scope)
 
     def require_any(self, scopes: frozenset[str]) -> None:
         if not self.scopes & scopes:
@@ -217,7 +214,7 @@ def _check_audience_claim(claims: Mapping[str, Any], settings: Settings) -> None
 
 def _signing_key(header: Mapping[str, Any], settings: Settings) -> Any:
     if not settings.jwt_jwks_url:
-        return settings.jwt_secret
+        return settings.jwt_secret.get_secret_value()
     from hangar.identity import jwks
 
     cache = jwks.jwks_cache(settings.jwt_jwks_url, settings.jwt_jwks_cache_seconds, settings.jwt_jwks_timeout_seconds)

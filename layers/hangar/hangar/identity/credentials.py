@@ -16,18 +16,21 @@ from hangar.identity.auth import (
     parse_api_key,
     parse_runner_token,
     principal_from_claims,
+    require_current_runner_token,
     verify_jwt,
 )
 from hangar.store import api_keys as api_key_store
+from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
+from hangar.store.dynamo import Item
 
 
 @lru_cache(maxsize=1)
 def pepper() -> str:
     """The HMAC pepper: TOKEN_PEPPER locally, Secrets Manager (cached by Powertools) in AWS."""
     settings = get_settings()
-    if settings.token_pepper:
-        return settings.token_pepper
+    if settings.token_pepper.get_secret_value():
+        return settings.token_pepper.get_secret_value()
     if settings.token_pepper_secret_id:
         from aws_lambda_powertools.utilities import parameters
 
@@ -81,3 +84,9 @@ def authenticate_runner(raw: str | None) -> tuple[RunnerPrincipal, str | None]:
         labels=tuple(item.get("labels") or ()),
     )
     return principal, item.get("usageKey")
+
+
+def current_runner(principal: RunnerPrincipal) -> Item:
+    """The calling runner, read strongly consistent, while the caller's token is still its token; 401
+    once the runner is deleted or its token regenerated, even while the authorizer's Allow is cached."""
+    return require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))

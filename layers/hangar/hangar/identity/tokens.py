@@ -1,4 +1,4 @@
-"""Hangar credentials: `<type>_<id>_<secret><checksum>` (DESIGN §2).
+"""Hangar credentials: `<type>_<id>_<secret><checksum>` (docs/architecture.md, "Credentials").
 
 The id is public (shown as `tokenPrefix`) and is the lookup key; the secret never leaves the caller
 except once at creation. The checksum lets us refuse typos and junk before any database read, and

@@ -28,6 +28,7 @@ from hangar.core.config import get_settings
 from hangar.core.errors import BadRequest, Conflict, NotFound
 from hangar.core.observability import metrics
 from hangar.identity.auth import RunnerPrincipal, require_current_runner_token, runner_token_refused
+from hangar.identity.credentials import current_runner
 from hangar.jobs.documents import bounded_json, work_fields
 from hangar.jobs.models.jobs import MAX_RESULT_BYTES, ApiJob, JobStatus, JobStatusResult, PollResult, ReportedStatus
 from hangar.jobs.outputs import log_fields
@@ -188,7 +189,7 @@ def poll_for_job(principal: RunnerPrincipal) -> Item | None:
     job, token_checked = _claim_first_runnable(principal, labels)
     if job is not None or token_checked:
         return job
-    runner = require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))
+    runner = current_runner(principal)
     live_labels = frozenset(runner.get("labels") or [])
     if live_labels != labels and live_labels - labels:
         job, _ = _claim_first_runnable(principal, live_labels)

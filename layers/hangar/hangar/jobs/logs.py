@@ -28,7 +28,8 @@ from hangar.core import clock
 from hangar.core.config import get_settings
 from hangar.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from hangar.core.observability import metrics
-from hangar.identity.auth import RunnerPrincipal, require_current_runner_token, runner_token_refused
+from hangar.identity.auth import RunnerPrincipal, require_current_runner_token
+from hangar.identity.credentials import current_runner
 from hangar.jobs.models.jobs import ACTIVE_STATUSES, TERMINAL_STATUSES
 from hangar.jobs.models.logs import MAX_LOG_CHUNK_BYTES, LogAppended, LogChunk, V1JobLog
 from hangar.jobs.outputs import expiry_epoch, log_expired
@@ -75,7 +76,7 @@ def held_job(principal: RunnerPrincipal, job_id: str) -> HeldJob:
 def runner_may_write(principal: RunnerPrincipal, job_id: str, cancelled: bool) -> bool:
     """For a refusal that writes nothing: 401 when the caller's token was regenerated (or its runner
     deleted); False when the job was cancelled and the runner has acknowledged it."""
-    runner = require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))
+    runner = current_runner(principal)
     return not cancelled or job_id in (runner.get("cancelledJobs") or [])
 
 
@@ -114,8 +115,7 @@ def transact_output(principal: RunnerPrincipal, operations: dict[str, dict[str, 
     except TransactionCancelled as cancelled:
         runner = cancelled["runner"]
         if runner.condition_failed:
-            if runner.item is None or int(runner.item.get("tokenVersion", -1)) != principal.token_version:
-                raise runner_token_refused(runner.item) from None
+            require_current_runner_token(principal, runner.item)  # else the cancel was acknowledged
             return WriteOutcome.ACKNOWLEDGED
         return WriteOutcome.CHANGED
     return WriteOutcome.WRITTEN

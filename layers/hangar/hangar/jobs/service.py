@@ -1,6 +1,6 @@
 """Jobs as users see them: create (optionally idempotent), list, get, cancel; and the `/v1` view.
 
-How a job moves (DESIGN §5): queued → assigned → running → completed | failed | cancelled;
+How a job moves (docs/architecture.md, "The lifecycle"): queued → assigned → running → completed | failed | cancelled;
 queued → cancelled | expired; assigned|running → queued (runner lost, attempts left) or failed.
 Claims and status reports are in `hangar.jobs.claims`; recovery and deadlines in `hangar.jobs.recovery`.
 """
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -16,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from hangar.audit import trail as audit
 from hangar.core import clock
@@ -134,6 +138,48 @@ def _create_job(org_id: str, request: CreateJobRequest) -> Item:
     return job
 
 
+@dataclass(frozen=True)
+class _Replayed:
+    """What the idempotent create returns for a retry: the first job, marked by the response hook."""
+
+    job: Item
+
+
+def _mark_replay(response: Any, idempotent_data: DataRecord) -> _Replayed:
+    """Powertools' response_hook: runs only when a completed record answers the call (a replay)."""
+    return _Replayed(response)
+
+
+# Built once per process, as the Powertools docs build them; the persistence layer on the first keyed
+# create (it needs the settings and the DynamoDB client), so a create without a key never builds it.
+IDEMPOTENCY_CONFIG = IdempotencyConfig(
+    event_key_jmespath="[orgId, idempotencyKey]",
+    payload_validation_jmespath="request",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+    response_hook=_mark_replay,
+)
+
+
+def _create_once(*, call: dict[str, Any], org_id: str, request: CreateJobRequest) -> Item:
+    """The create behind an Idempotency-Key; `call` (tenant, key and body) is what the record is keyed
+    and validated on."""
+    return _create_job(org_id, request)
+
+
+@cache
+def _idempotent_create() -> Callable[..., Item | _Replayed]:
+    """The create behind the Idempotency-Key records (tests forget it with the DynamoDB client)."""
+    created: Callable[..., Item | _Replayed] = idempotent_function(
+        _create_once,
+        data_keyword_argument="call",
+        persistence_store=job_store.idempotency_layer(),
+        config=IDEMPOTENCY_CONFIG,
+        key_prefix="hangar.create_job",
+    )
+    return created
+
+
 def create_job(
     org_id: str, request: CreateJobRequest, idempotency_key: str | None = None, lambda_context: Any = None
 ) -> tuple[Item, bool]:
@@ -143,32 +189,12 @@ def create_job(
     created a 409 `idempotency_in_progress`."""
     if idempotency_key is None:
         return _create_job(org_id, request), False
-    ran = False
-
-    def create_once(*, call: dict[str, Any]) -> Item:
-        nonlocal ran
-        ran = True
-        return _create_job(org_id, request)
-
-    config = IdempotencyConfig(
-        event_key_jmespath="[orgId, idempotencyKey]",
-        payload_validation_jmespath="request",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-    )
-    if lambda_context is not None:
-        # An invocation that dies mid-create frees the key when its time is up, not after 24 h.
-        config.register_lambda_context(lambda_context)
-    create = idempotent_function(
-        create_once,
-        data_keyword_argument="call",
-        persistence_store=job_store.idempotency_layer(),
-        config=config,
-        key_prefix="hangar.create_job",
-    )
+    # This invocation's context: one that dies mid-create frees the key when its time is up, not after
+    # 24 h (None, outside Lambda: no earlier expiry).
+    IDEMPOTENCY_CONFIG.lambda_context = lambda_context
     call = {"orgId": org_id, "idempotencyKey": idempotency_key, "request": request.model_dump(mode="json")}
     try:
-        job: Item = create(call=call)
+        result = _idempotent_create()(call=call, org_id=org_id, request=request)
     except IdempotencyValidationError:
         raise Conflict(
             "This Idempotency-Key was used with a different request body",
@@ -179,7 +205,9 @@ def create_job(
         raise Conflict(
             "A request with this Idempotency-Key is still in progress", code="idempotency_in_progress"
         ) from None
-    return job, not ran
+    if isinstance(result, _Replayed):
+        return result.job, True
+    return result, False
 
 
 # --- read ------------------------------------------------------------------------------------------
@@ -195,6 +223,8 @@ def get_job(org_id: str, job_id: str) -> Item:
 def list_jobs(
     org_id: str, limit: int, cursor: str | None, status: str | None = None, runner_id: str | None = None
 ) -> tuple[list[Item], str | None]:
+    """A page of the tenant's jobs, newest first. The handler's way to the store, which handlers never
+    import (docs/conventions.md); domain code pages the store itself."""
     return job_store.list_jobs(org_id, limit, cursor, status=status, runner_id=runner_id)
 
 

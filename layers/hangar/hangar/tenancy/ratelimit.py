@@ -1,4 +1,4 @@
-"""Per-tenant rate limits that API Gateway usage plans cannot express (DESIGN §3).
+"""Per-tenant rate limits that API Gateway usage plans cannot express (docs/limits.md).
 
     enforce_rate_limit(org_id, f"regenerate-token:{runner_id}", limit=5, window_seconds=3600)
 

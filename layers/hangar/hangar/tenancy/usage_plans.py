@@ -1,4 +1,5 @@
-"""API Gateway usage-plan keys: one per tenant, attached to its license plan's usage plan (DESIGN §3).
+"""API Gateway usage-plan keys: one per tenant, attached to its license plan's usage plan
+(docs/limits.md).
 
 Usage plans are found by name (`<USAGE_PLAN_NAME_PREFIX><plan>`, e.g. `hangar-prod-team`) unless
 USAGE_PLAN_IDS gives their ids; with neither, usage plans are off and tenants get no key.

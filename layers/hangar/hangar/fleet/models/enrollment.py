@@ -1,4 +1,4 @@
-"""Enrollment tokens (seed 003), registration, and the runner-token routes' answers (seed 000)."""
+"""Enrollment tokens and registration (`/v1`), and the runner-token routes' answers (`/api`)."""
 
 from __future__ import annotations
 

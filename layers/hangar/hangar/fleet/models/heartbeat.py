@@ -61,7 +61,7 @@ def _small_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-# capabilities / providerState (seed 003): small JSON objects the runner describes itself with.
+# capabilities / providerState (the `/v1` runner fields): small JSON objects the runner describes itself with.
 ReportedObject = Annotated[dict[str, Any], AfterValidator(_small_object)]
 
 

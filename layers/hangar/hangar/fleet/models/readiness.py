@@ -1,4 +1,4 @@
-"""The readiness check of seed 003 (GET /v1/runners/readiness, and the summary in GET /v1/runners)."""
+"""The readiness check (GET /v1/runners/readiness, and the summary in GET /v1/runners)."""
 
 from __future__ import annotations
 

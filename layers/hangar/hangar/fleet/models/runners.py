@@ -1,4 +1,4 @@
-"""Runner requests and the runner as each dialect shows it (seed 000 `/api`, seed 003 `/v1`)."""
+"""Runner requests and the runner as each dialect shows it (`/api` and `/v1`: docs/architecture.md)."""
 
 from __future__ import annotations
 
