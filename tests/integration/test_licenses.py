@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from hangar.store import orgs
-from hangar.store.dynamo import TransactionCancelled, transact
+from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy import usage_plans
 from support import AwsStack, invoke, load_event, unique_org, user_event
 

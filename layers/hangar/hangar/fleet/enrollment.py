@@ -25,7 +25,8 @@ from hangar.identity.tokens import TokenType
 from hangar.store import enrollment as enrollment_store
 from hangar.store import orgs
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, TransactionCancelled
+from hangar.store.dynamo import Item
+from hangar.store.transactions import TransactionCancelled
 from hangar.tenancy import limits
 from hangar.tenancy.ratelimit import enforce_rate_limit
 

@@ -24,7 +24,7 @@ from hangar.identity.tokens import TokenType
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import TransactionCancelled, transact
+from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy import limits
 from hangar.tenancy.ratelimit import counted_request
 

@@ -21,7 +21,8 @@ from hangar.jobs.recovery import Leaving, retire_runner
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item
+from hangar.store.transactions import TransactionCancelled, transact
 
 # list_all_runners: pages of this many runners, and at most this many in all (50 pages).
 FLEET_PAGE_SIZE = 200

@@ -33,7 +33,8 @@ from hangar.jobs.models.jobs import MAX_RESULT_BYTES, ApiJob, JobStatus, JobStat
 from hangar.jobs.outputs import log_fields
 from hangar.store import jobs as job_store
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item, OutcomeUnknown, TransactionCancelled, transact
+from hangar.store.dynamo import Item, apply
+from hangar.store.transactions import OutcomeUnknown, TransactionCancelled, transact
 
 # A poll reads the queue a page of this many jobs at a time (oldest first), reads a further page only
 # while it has found nothing it could run, at most this many pages, and tries at most this many claims.
@@ -65,7 +66,7 @@ def can_run(job: Item, runner_id: str, labels: frozenset[str]) -> bool:
 def _runner_claim_op(principal: RunnerPrincipal, job: Item, fresh_since: float) -> dict[str, Any]:
     job_labels = list(job.get("labels") or [])
     label_checks = "".join(f" AND contains(#labels, :l{index})" for index in range(len(job_labels)))
-    return job_store.runner_update(
+    return runner_store.runner_update(
         principal.org_id,
         principal.runner_id,
         add={"currentJobs": 1, "heldJobs": {job["jobId"]}},
@@ -250,7 +251,7 @@ def _report_operations(
             condition="#runnerId = :me AND #status IN (:assigned, :running)",
             values={"me": runner_id, "assigned": "assigned", "running": "running"},
         ).op(),
-        "runner": job_store.runner_update(
+        "runner": runner_store.runner_update(
             org_id,
             runner_id,
             add=runner_counts,
@@ -264,8 +265,8 @@ def _report_operations(
 
 def _acknowledge_cancel(principal: RunnerPrincipal, job_id: str) -> None:
     """The runner has heard that its job was cancelled: stop listing it in heartbeat responses."""
-    ok, runner = job_store.apply(
-        job_store.runner_update(
+    ok, runner = apply(
+        runner_store.runner_update(
             principal.org_id,
             principal.runner_id,
             delete={"cancelledJobs": {job_id}},

@@ -36,7 +36,8 @@ from hangar.store import artifact_objects
 from hangar.store import job_outputs as output_store
 from hangar.store import jobs as job_store
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item, apply, condition_check_op
+from hangar.store.transactions import TransactionCancelled, transact
 
 # A write is tried again (reading the job afresh) when the job changed between its read and its write.
 WRITE_ATTEMPTS = 3
@@ -96,7 +97,7 @@ def runner_guard_op(principal: RunnerPrincipal, job_id: str, cancelled: bool) ->
     values: dict[str, Any] = {"tokenVersion": principal.token_version}
     if cancelled:
         values["jobId"] = job_id
-    return job_store.condition_check_op(
+    return condition_check_op(
         runner_store.table(), runner_store.runner_key(principal.org_id, principal.runner_id), condition, values
     )
 
@@ -216,7 +217,7 @@ def _refuse_or_replay(
 
 def _mark_truncated(principal: RunnerPrincipal, held: HeldJob) -> None:
     condition, values = held_condition(principal, held)
-    job_store.apply(
+    apply(
         job_store.job_update(
             principal.org_id,
             held.job["jobId"],

@@ -34,9 +34,11 @@ from hangar.core import clock
 from hangar.core.observability import logger
 from hangar.jobs.models.jobs import ACTIVE_STATUSES
 from hangar.store import jobs as job_store
+from hangar.store import orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item, Raw, apply
+from hangar.store.transactions import TransactionCancelled, transact
 
 LossReason = Literal["runner_lost", "runner_deleted", "runner_marked_offline"]
 
@@ -142,7 +144,7 @@ class Retired:
 
 
 def _runner_op(
-    runner: Item, held: list[str], released: int, leaving: Leaving, seen_heartbeat: job_store.Raw | None, now: str
+    runner: Item, held: list[str], released: int, leaving: Leaving, seen_heartbeat: Raw | None, now: str
 ) -> dict[str, Any]:
     org_id, runner_id = str(runner["orgId"]), str(runner["runnerId"])
     # Pinned on the set as read (`held` may add jobs found by the index for a runner stored without one).
@@ -154,7 +156,7 @@ def _runner_op(
         values["seenHeartbeat"] = seen_heartbeat
     if leaving is Leaving.DELETE:
         return job_store.runner_delete_op(org_id, runner_id, condition, values)
-    return job_store.runner_update(
+    return runner_store.runner_update(
         org_id,
         runner_id,
         set={"status": "offline", "updatedAt": now},
@@ -174,11 +176,11 @@ def _org_op(org_id: str, released: int, leaving: Leaving) -> dict[str, Any] | No
         add["runnerCount"] = -1
     if not add:
         return None
-    return job_store.org_update(org_id, add=add, condition="attribute_exists(#orgId)").op()
+    return orgs.org_update(org_id, add=add, condition="attribute_exists(#orgId)").op()
 
 
 def _leave_cheaply(
-    org_id: str, runner_id: str, seen_heartbeat: job_store.Raw | None, return_new: bool
+    org_id: str, runner_id: str, seen_heartbeat: Raw | None, return_new: bool
 ) -> tuple[bool, Item | None]:
     """Offline in one UpdateItem when the runner holds nothing (the common case, and no read first).
     (True, the runner after if `return_new`) or (False, the runner as it is — None when there is none)."""
@@ -187,8 +189,8 @@ def _leave_cheaply(
     if seen_heartbeat is not None:
         condition += " AND attribute_exists(#liveShard) AND #lastHeartbeatEpoch = :seenHeartbeat"
         values["seenHeartbeat"] = seen_heartbeat
-    return job_store.apply(
-        job_store.runner_update(
+    return apply(
+        runner_store.runner_update(
             org_id,
             runner_id,
             set={"status": "offline", "updatedAt": clock.iso()},
@@ -200,7 +202,7 @@ def _leave_cheaply(
     )
 
 
-def _heartbeat_moved(runner: Item, seen_heartbeat: job_store.Raw) -> bool:
+def _heartbeat_moved(runner: Item, seen_heartbeat: Raw) -> bool:
     """The sweeper's read is out of date: the runner heartbeated since, or is no longer live."""
     last = runner.get("lastHeartbeatEpoch")
     return "liveShard" not in runner or last is None or Decimal(str(last)) != Decimal(seen_heartbeat.value["N"])
@@ -212,7 +214,7 @@ def retire_runner(
     leaving: Leaving,
     reason: LossReason,
     runner: Item | None = None,
-    seen_heartbeat: job_store.Raw | None = None,
+    seen_heartbeat: Raw | None = None,
     also: Mapping[str, dict[str, Any]] | None = None,
 ) -> Retired:
     """Takes the runner offline, or deletes it, in ONE transaction with the recovery of every job it holds.
@@ -293,7 +295,7 @@ class DeadlineOutcome:
 def release_ops(org_id: str, runner_id: str, job_id: str, now: str) -> dict[str, dict[str, Any]]:
     """The counters a held job gives back when it finishes: its runner's slot and the tenant's."""
     return {
-        "runner": job_store.runner_update(
+        "runner": runner_store.runner_update(
             org_id,
             runner_id,
             add={"currentJobs": -1},
@@ -308,7 +310,7 @@ def release_ops(org_id: str, runner_id: str, job_id: str, now: str) -> dict[str,
 def handle_due_job(due: job_store.DueJob) -> DeadlineOutcome:
     """A job whose deadline (the one read from the index) passed: queued → expired, held → failed timeout."""
     now = clock.iso()
-    expired, job = job_store.apply(
+    expired, job = apply(
         job_store.job_update(
             due.org_id,
             due.job_id,

@@ -28,7 +28,8 @@ from hangar.jobs.outputs import log_fields
 from hangar.store import jobs as job_store
 from hangar.store import orgs
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item
+from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy.targets import get_target, visibility_allowed
 
 # A retried create with the same Idempotency-Key returns the first job for this long.
@@ -244,7 +245,7 @@ def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, boo
         "audit": _cancelled_audit(job),
     }
     if release_runner:
-        operations["runner"] = job_store.runner_update(
+        operations["runner"] = runner_store.runner_update(
             org_id,
             runner_id,
             add={"currentJobs": -1, "cancelledJobs": {job_id}},

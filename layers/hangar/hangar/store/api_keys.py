@@ -7,16 +7,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hangar.store.dynamo import (
-    Item,
-    TransactionCancelled,
-    client,
-    put_new_with,
-    query_page,
-    transact,
-    values,
-)
+from hangar.store.dynamo import Item, Update, apply, delete_op, query_page, values
 from hangar.store.tokens import table
+from hangar.store.transactions import TransactionCancelled, put_new_with, transact
 
 API_KEYS_BY_ORG = "ApiKeysByOrg"
 # lastUsedAt is recorded at most once per key per this many seconds, so most requests cost no write.
@@ -50,14 +43,12 @@ def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Ite
 def delete_api_key(org_id: str, key_id: str, also: Mapping[str, dict[str, Any]]) -> bool:
     """Deletes the key if it is one of this tenant's API keys, in one transaction with `also` (its audit
     event); False when it is not (or no longer) there, and then nothing is written."""
-    delete = {
-        "Delete": {
-            "TableName": table(),
-            "Key": {"tokenId": {"S": key_id}},
-            "ConditionExpression": "apiKeyOrg = :org AND kind = :apikey",
-            "ExpressionAttributeValues": values(org=org_id, apikey="apikey"),
-        }
-    }
+    delete = delete_op(
+        table(),
+        {"tokenId": {"S": key_id}},
+        "#apiKeyOrg = :org AND #kind = :apikey",
+        {"org": org_id, "apikey": "apikey"},
+    )
     try:
         transact({"key": delete, **also})
     except TransactionCancelled as cancelled:
@@ -72,16 +63,15 @@ def record_api_key_use(key_id: str, now_epoch: int, now_iso: str) -> None:
     window, whatever the request rate. Best effort: a lost race, a deleted key or a missing
     permission never fails the request that used the key."""
     try:
-        client().update_item(
-            TableName=table(),
-            Key={"tokenId": {"S": key_id}},
-            UpdateExpression="SET lastUsedAt = :iso, lastUsedAtEpoch = :now",
-            ConditionExpression=(
-                "attribute_exists(tokenId) AND (attribute_not_exists(lastUsedAtEpoch) OR lastUsedAtEpoch < :cutoff)"
+        used = Update(
+            table=table(),
+            key={"tokenId": {"S": key_id}},
+            set={"lastUsedAt": now_iso, "lastUsedAtEpoch": now_epoch},
+            condition=(
+                "attribute_exists(#tokenId) AND (attribute_not_exists(#lastUsedAtEpoch) OR #lastUsedAtEpoch < :cutoff)"
             ),
-            ExpressionAttributeValues=values(
-                iso=now_iso, now=now_epoch, cutoff=now_epoch - LAST_USED_GRANULARITY_SECONDS
-            ),
+            values={"cutoff": now_epoch - LAST_USED_GRANULARITY_SECONDS},
         )
+        apply(used, return_new=False)
     except (ClientError, BotoCoreError):
         return

@@ -6,16 +6,7 @@ import zlib
 from typing import Any
 
 from hangar.core.config import get_settings
-from hangar.store.dynamo import (
-    Item,
-    client,
-    from_item,
-    query_page,
-    to_item,
-    update,
-    update_expression,
-    update_if,
-)
+from hangar.store.dynamo import Item, Update, apply, apply_if, client, delete_op, from_item, query_page, to_item
 
 RUNNER_KEY_NAMES = {"orgId", "runnerId"}
 
@@ -55,30 +46,21 @@ def put_runner_op(runner: Item) -> dict[str, Any]:
 
 
 def delete_runner_op(org_id: str, runner_id: str) -> dict[str, Any]:
-    return {
-        "Delete": {
-            "TableName": table(),
-            "Key": runner_key(org_id, runner_id),
-            "ConditionExpression": "attribute_exists(runnerId)",
-        }
-    }
+    return delete_op(table(), runner_key(org_id, runner_id), "attribute_exists(#runnerId)")
+
+
+def runner_update(org_id: str, runner_id: str, **kwargs: Any) -> Update:
+    """An UpdateItem of the runner (`hangar.store.dynamo.Update` fields: set, add, condition, ...)."""
+    return Update(table=table(), key=runner_key(org_id, runner_id), **kwargs)
 
 
 def update_runner(
     org_id: str, runner_id: str, set_fields: dict[str, Any], remove_fields: tuple[str, ...] = ()
 ) -> Item | None:
     """Applies the changes to an existing runner and returns it, or None when it does not exist."""
-    expression, names, vals = update_expression(set_fields, remove_fields)
-    params: dict[str, Any] = {
-        "TableName": table(),
-        "Key": runner_key(org_id, runner_id),
-        "UpdateExpression": expression,
-        "ConditionExpression": "attribute_exists(runnerId)",
-        "ExpressionAttributeNames": names,
-    }
-    if vals:
-        params["ExpressionAttributeValues"] = vals
-    return update_if(**params)
+    return apply_if(
+        runner_update(org_id, runner_id, set=set_fields, remove=remove_fields, condition="attribute_exists(#runnerId)")
+    )
 
 
 def update_runner_op(
@@ -86,21 +68,12 @@ def update_runner_op(
 ) -> dict[str, Any]:
     """A TransactWriteItems Update of an existing runner; with `seen_token_id`, only while that is still
     its token (a change that must reach the token item too is refused when the token was regenerated)."""
-    expression, names, vals = update_expression(set_fields)
-    condition = "attribute_exists(runnerId)"
+    condition = "attribute_exists(#runnerId)"
+    values: dict[str, Any] = {}
     if seen_token_id is not None:
-        condition += " AND tokenId = :seenTokenId"
-        vals[":seenTokenId"] = {"S": seen_token_id}
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": runner_key(org_id, runner_id),
-            "UpdateExpression": expression,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": vals,
-        }
-    }
+        condition += " AND #tokenId = :seenTokenId"
+        values["seenTokenId"] = seen_token_id
+    return runner_update(org_id, runner_id, set=set_fields, condition=condition, values=values).op()
 
 
 # The live-runner index is sharded so heartbeats from a large fleet spread over partitions (each index
@@ -118,13 +91,9 @@ def live_shards() -> list[str]:
     return [f"live#{index}" for index in range(get_settings().index_shards)]
 
 
-TOKEN_GUARD = "attribute_exists(runnerId) AND tokenVersion = :tokenVersion"
-
-
-def token_guard_values(token_version: int) -> dict[str, Any]:
-    """Values for TOKEN_GUARD: every runner-route write carries it, so a regenerated or deleted
-    runner's old token fails on its next call even while the authorizer's cached Allow lives."""
-    return {":tokenVersion": {"N": str(token_version)}}
+# Every runner-route write carries it (value `tokenVersion`: the caller's), so a regenerated or deleted
+# runner's old token fails on its next call even while the authorizer's cached Allow lives.
+TOKEN_GUARD = "attribute_exists(#runnerId) AND #tokenVersion = :tokenVersion"
 
 
 def update_runner_guarded(
@@ -132,16 +101,15 @@ def update_runner_guarded(
 ) -> tuple[bool, Item | None]:
     """A runner-route write under TOKEN_GUARD: (True, the runner as it is now), or (False, the runner as
     it is — None when deleted) when the caller's token was regenerated or the runner deleted (401)."""
-    expression, names, vals = update_expression(set_fields, remove_fields)
-    return update(
-        {
-            "TableName": table(),
-            "Key": runner_key(org_id, runner_id),
-            "UpdateExpression": expression,
-            "ConditionExpression": TOKEN_GUARD,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {**vals, **token_guard_values(token_version)},
-        }
+    return apply(
+        runner_update(
+            org_id,
+            runner_id,
+            set=set_fields,
+            remove=remove_fields,
+            condition=TOKEN_GUARD,
+            values={"tokenVersion": token_version},
+        )
     )
 
 
@@ -156,15 +124,11 @@ def rotate_token_op(
         set_fields["setupToken"] = setup_token
     else:
         remove_fields = ("setupToken",)
-    expression, names, vals = update_expression(set_fields, remove_fields)
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": runner_key(org_id, runner_id),
-            "UpdateExpression": expression,
-            "ConditionExpression": "attribute_exists(runnerId) AND tokenVersion = :seenVersion",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {**vals, ":seenVersion": {"N": str(seen_version)}},
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    }
+    return runner_update(
+        org_id,
+        runner_id,
+        set=set_fields,
+        remove=remove_fields,
+        condition="attribute_exists(#runnerId) AND #tokenVersion = :seenVersion",
+        values={"seenVersion": seen_version},
+    ).op()
