@@ -82,13 +82,13 @@ def _runner_claim_op(principal: RunnerPrincipal, job: Item, fresh_since: float) 
     ).op()
 
 
-def _runner_refusal(principal: RunnerPrincipal, runner: Item | None, job: Item, fresh_since: float) -> Claim:
+def _runner_refusal(principal: RunnerPrincipal, refused: Item | None, job: Item, fresh_since: float) -> Claim:
     """Why the runner's condition failed: a revoked token raises; otherwise what the poll should do."""
-    runner = require_current_runner_token(principal, runner)
-    live_labels = frozenset(runner.get("labels") or [])
-    if int(runner.get("currentJobs", 0)) >= int(runner.get("configuredConcurrency", 1)):
+    runner = require_current_runner_token(principal, runner_store.runner_from(refused))
+    live_labels = frozenset(runner.labels)
+    if runner.current_jobs >= runner.configured_concurrency:
         return Claim(ClaimOutcome.NO_CAPACITY, token_checked=True)
-    if "liveShard" not in runner or float(runner.get("lastHeartbeatEpoch", 0)) < math.floor(fresh_since):
+    if runner.live_shard is None or float(runner.last_heartbeat_epoch or 0) < math.floor(fresh_since):
         return Claim(ClaimOutcome.NO_CAPACITY, token_checked=True)
     if not set(job.get("labels") or []) <= live_labels:
         return Claim(ClaimOutcome.LABELS_CHANGED, live_labels, token_checked=True)
@@ -190,7 +190,7 @@ def poll_for_job(principal: RunnerPrincipal) -> Item | None:
     if job is not None or token_checked:
         return job
     runner = require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))
-    live_labels = frozenset(runner.get("labels") or [])
+    live_labels = frozenset(runner.labels)
     if live_labels != labels and live_labels - labels:
         job, _ = _claim_first_runnable(principal, live_labels)
     return job

@@ -77,7 +77,7 @@ def runner_may_write(principal: RunnerPrincipal, job_id: str, cancelled: bool) -
     """For a refusal that writes nothing: 401 when the caller's token was regenerated (or its runner
     deleted); False when the job was cancelled and the runner has acknowledged it."""
     runner = require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))
-    return not cancelled or job_id in (runner.get("cancelledJobs") or [])
+    return not cancelled or job_id in runner.cancelled_jobs
 
 
 def held_condition(principal: RunnerPrincipal, held: HeldJob) -> tuple[str, dict[str, Any]]:
@@ -279,7 +279,7 @@ def output_closed(job: Item) -> bool:
     if job["status"] != "cancelled" or not runner_id:
         return True
     runner = runner_store.get_runner(job["orgId"], runner_id)
-    return runner is None or job["jobId"] not in (runner.get("cancelledJobs") or [])
+    return runner is None or job["jobId"] not in runner.cancelled_jobs
 
 
 def _json_size(text: str) -> int:

@@ -82,7 +82,7 @@ def _check_pin(org_id: str, runner_id: str, labels: list[str]) -> None:
     runner = runner_store.get_runner(org_id, runner_id)
     if runner is None:
         raise NotFound(f"Runner {runner_id} not found", field="runnerId")
-    missing = sorted(set(labels) - set(runner.get("labels") or []))
+    missing = sorted(set(labels) - set(runner.labels))
     if missing:
         raise BadRequest(f"runnerId: runner {runner_id} lacks labels {', '.join(missing)}", field="runnerId")
 
