@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from hangar.store import dynamo
+from hangar.store.api_keys import ApiKey
 from hangar.store.records import Record
 from hangar.store.runners import Runner
 
@@ -44,10 +45,22 @@ RECORDS: list[Record] = [
         created_at="2026-11-30T00:00:00.000Z",
         updated_at="2026-12-01T00:00:00.000Z",
     ),
+    ApiKey(token_id="0123456789abcdef"),
+    ApiKey(
+        token_id="0123456789abcdef",
+        name="ci",
+        scopes=("jobs:read", "runners:read"),
+        created_at="2026-12-01T00:00:00.000Z",
+        created_by="user-1",
+        last_used_at="2026-12-01T01:00:00.000Z",
+        org_id="org_a",
+        api_key_org="org_a",
+        hash="hmac",
+    ),
 ]
 
 
-@pytest.mark.parametrize("record", RECORDS, ids=lambda record: f"{type(record).__name__}")
+@pytest.mark.parametrize("record", RECORDS, ids=lambda record: type(record).__name__)
 def test_a_record_round_trips_through_its_item(record: Record) -> None:
     assert type(record).from_item(through_dynamodb(record.to_item())) == record
 

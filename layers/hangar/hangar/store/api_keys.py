@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hangar.store.dynamo import Item, Update, apply, delete_op, query_page, values
+from hangar.store.dynamo import Update, apply, delete_op, query_page, values
+from hangar.store.records import Record
 from hangar.store.tokens import table
 from hangar.store.transactions import TransactionCancelled, put_new_with, transact
 
@@ -19,13 +21,29 @@ API_KEY_CURSOR_NAMES = {"tokenId", "apiKeyOrg", "createdAt"}
 LISTED_ATTRIBUTES = ("tokenId", "#name", "scopes", "createdAt", "lastUsedAt", "createdBy")
 
 
-def put_api_key(item: Item, also: Mapping[str, dict[str, Any]]) -> None:
+@dataclass(frozen=True, slots=True)
+class ApiKey(Record):
+    """An API key item (kind `apikey`); a listing reads only LISTED_ATTRIBUTES, so never its hash."""
+
+    token_id: str
+    name: str = ""
+    scopes: tuple[str, ...] = ()
+    created_at: str = ""
+    created_by: str | None = None
+    last_used_at: str | None = None
+    kind: str = "apikey"
+    org_id: str | None = None
+    api_key_org: str | None = None  # the sparse ApiKeysByOrg index's partition
+    hash: str | None = None  # the key's HMAC (hangar.identity.credentials.hash_token)
+
+
+def put_api_key(key: ApiKey, also: Mapping[str, dict[str, Any]]) -> None:
     """Stores a new key in one transaction with `also` (its audit event); never overwrites: ids are
     random, a collision fails rather than replaces."""
-    put_new_with(table(), item, "tokenId", also)
+    put_new_with(table(), key.to_item(), "tokenId", also)
 
 
-def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[ApiKey], str | None]:
     """The tenant's keys, newest first, without their hashes."""
     params: dict[str, Any] = {
         "TableName": table(),
@@ -37,7 +55,8 @@ def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Ite
         "ScanIndexForward": False,
         "Limit": limit,
     }
-    return query_page(params, cursor, API_KEY_CURSOR_NAMES, ("apiKeyOrg", org_id))
+    items, next_cursor = query_page(params, cursor, API_KEY_CURSOR_NAMES, ("apiKeyOrg", org_id))
+    return [ApiKey.from_item(item) for item in items], next_cursor
 
 
 def delete_api_key(org_id: str, key_id: str, also: Mapping[str, dict[str, Any]]) -> bool:
