@@ -14,15 +14,7 @@ def create_api_key(body: CreateApiKeyRequest) -> Response[str]:
     created = api_keys.create_api_key(
         principal.org_id, body.name, body.scopes, principal.subject or principal.org_id, principal.scopes
     )
-    view = CreatedApiKeyView(
-        id=created.id,
-        name=created.name,
-        scopes=created.scopes,
-        tokenPrefix=created.token_prefix,
-        token=created.token,
-        createdAt=created.created_at,
-    )
-    return app.ok(view, status=201)
+    return app.ok(api_keys.created_view(created), status=201)
 
 
 handler = lambda_handler(app)

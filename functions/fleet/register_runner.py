@@ -5,9 +5,8 @@ the request under the public usage-plan key)."""
 
 from aws_lambda_powertools.event_handler import Response
 from hangar.api.http import lambda_handler, v1_app
-from hangar.core.config import get_settings
 from hangar.core.observability import metrics
-from hangar.fleet import enrollment, runners
+from hangar.fleet import enrollment
 from hangar.fleet.models.enrollment import RegisteredRunner, RegisterRunnerRequest
 
 app = v1_app()
@@ -17,14 +16,7 @@ app = v1_app()
 def register_runner(body: RegisterRunnerRequest) -> Response[str]:
     runner, token = enrollment.register_runner(body)
     metrics.add_metric(name="RunnersRegistered", unit="Count", value=1)
-    settings = get_settings()
-    registered = RegisteredRunner(
-        runner=runners.v1_view(runner),
-        token=token,
-        heartbeatIntervalSeconds=settings.heartbeat_interval_seconds,
-        pollIntervalSeconds=settings.poll_interval_seconds,
-    )
-    return app.ok(registered, status=201)
+    return app.ok(enrollment.registered_view(runner, token), status=201)
 
 
 handler = lambda_handler(app)

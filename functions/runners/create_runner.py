@@ -15,15 +15,7 @@ def create_runner(body: CreateRunnerRequest) -> Response[str]:
     principal = app.user()
     runner, token = runners.create_runner(principal.org_id, body.name, body.labels, body.configuredConcurrency)
     metrics.add_metric(name="RunnersCreated", unit="Count", value=1)
-    created = ApiCreatedRunner(
-        _id=runner["runnerId"],
-        name=runner["name"],
-        token=token,
-        status="offline",
-        labels=runner["labels"],
-        tokenPrefix=runner["tokenId"],
-    )
-    return app.ok(created, status=201)
+    return app.ok(runners.created_view(runner, token), status=201)
 
 
 handler = lambda_handler(app)

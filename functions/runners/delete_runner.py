@@ -18,7 +18,7 @@ app = api_app()
 def delete_runner(runnerId: Annotated[PathId, Path()]) -> Response[str]:
     principal = app.user()
     runner = runners.delete_runner(principal.org_id, runnerId)
-    return app.ok(ApiDeletedRunner(_id=runner["runnerId"], deleted=True))
+    return app.ok(ApiDeletedRunner(_id=runner.runner_id, deleted=True))
 
 
 handler = lambda_handler(app)

@@ -13,8 +13,8 @@ from builders import create_job, heartbeat, live_runner, new_job
 from faults import WRITES, Conflict, Crash, DynamoFaults, FunctionCrashed, IndexLag, LostResponse, Throttled
 from hangar.core import clock
 from hangar.core.config import get_settings
-from hangar.store import dynamo
-from hangar.store.dynamo import Outcome, TransactionCancelled
+from hangar.store import dynamo, transactions
+from hangar.store.transactions import Outcome, TransactionCancelled
 from jobs_helpers import cancel, get_job, org_item, polled_job, report, runner_item, sweep
 from support import ROOT, AwsStack, invoke, unique_org, user_event
 
@@ -138,7 +138,7 @@ def test_throttling_is_absorbed(org: str) -> None:
 def test_cancellation_reasons_are_classified_once() -> None:
     cancelled = TransactionCancelled(
         {
-            name: dynamo._reason_outcome(reason)
+            name: transactions._reason_outcome(reason)
             for name, reason in {
                 "ok": {"Code": "None"},
                 "with item": {"Code": "ConditionalCheckFailed", "Item": {"id": {"S": "x"}}},

@@ -13,7 +13,7 @@ from hangar.core import clock
 from hangar.identity import tokens
 from hangar.identity.tokens import TokenType
 from hangar.store import dynamo
-from hangar.store.dynamo import CONFLICT_ATTEMPTS
+from hangar.store.transactions import CONFLICT_ATTEMPTS
 from support import AwsStack, invoke, load_event, unique_org, user_event
 
 TOKENS_TABLE = "TokensTable"

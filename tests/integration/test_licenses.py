@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from hangar.store import orgs
-from hangar.store.dynamo import TransactionCancelled, transact
+from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy import usage_plans
 from seed_shapes import SEED_LICENSE_KEYS
 from support import ALL_BUT_OPERATOR, AwsStack, invoke, load_event, unique_org, user_event

@@ -290,4 +290,4 @@ def test_reading_a_whole_fleet_is_bounded(aws: AwsStack) -> None:
 
     assert len(runners.list_all_runners(org)) == 450
     bounded = runners.list_all_runners(org, max_runners=300)
-    assert [item["runnerId"] for item in bounded] == [f"rnr_{index:016x}" for index in range(300)]
+    assert [runner.runner_id for runner in bounded] == [f"rnr_{index:016x}" for index in range(300)]

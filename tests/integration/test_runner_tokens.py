@@ -361,7 +361,7 @@ def test_concurrent_regeneration_or_deletion_is_a_clean_4xx(aws: AwsStack, monke
     stale = runner_tokens.runners.get_runner(org, rid)
     status, _, _ = regenerate(org, rid)
     assert status == 200
-    monkeypatch.setattr(runner_tokens.runners, "get_runner", lambda org_id, runner_id: dict(stale))
+    monkeypatch.setattr(runner_tokens.runners, "get_runner", lambda org_id, runner_id: stale)
     status, body, _ = regenerate(org, rid)
     assert status == 409 and body["error"]["code"] == "token_changed", body
     monkeypatch.undo()
@@ -369,7 +369,7 @@ def test_concurrent_regeneration_or_deletion_is_a_clean_4xx(aws: AwsStack, monke
     stale = runner_tokens.runners.get_runner(org, rid)
     status, _, _ = invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": rid}))
     assert status == 200
-    monkeypatch.setattr(runner_tokens.runners, "get_runner", lambda org_id, runner_id: dict(stale))
+    monkeypatch.setattr(runner_tokens.runners, "get_runner", lambda org_id, runner_id: stale)
     status, body, _ = regenerate(org, rid)
     assert status == 404, body
     # Nothing was left behind: no token item points at the deleted runner.
@@ -386,7 +386,7 @@ def test_a_regeneration_refused_with_409_or_404_uses_no_budget(aws: AwsStack, mo
     stale = runner_tokens.runners.get_runner(org, rid)
     assert regenerate(org, rid)[0] == 200  # 1 of 5 used
     with monkeypatch.context() as patched:
-        patched.setattr(runner_tokens.runners, "get_runner", lambda org_id, runner_id: dict(stale))
+        patched.setattr(runner_tokens.runners, "get_runner", lambda org_id, runner_id: stale)
         for _ in range(limits.REGENERATIONS_PER_HOUR):
             status, body, _ = regenerate(org, rid)
             assert status == 409 and body["error"]["code"] == "token_changed", body

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from faults import DynamoFaults, LostResponse
 from hangar.core.config import get_settings
 from hangar.store import orgs, usage_keys
-from hangar.store.dynamo import transact
+from hangar.store.transactions import transact
 from hangar.tenancy import tenants, usage_plans
 from support import (
     AwsStack,

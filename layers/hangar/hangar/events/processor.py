@@ -26,6 +26,7 @@ from hangar.jobs import service as jobs
 from hangar.store import event_bus
 from hangar.store import webhooks as webhook_store
 from hangar.store.dynamo import Item, from_item
+from hangar.store.runners import Runner
 
 TERMINAL_JOB_EVENTS = {"completed": "job.completed", "failed": "job.failed", "cancelled": "job.cancelled"}
 TERMINAL_JOB_EVENTS["expired"] = "job.expired"
@@ -71,7 +72,7 @@ def job_event_types(name: str, old: Item | None, new: Item | None) -> list[str]:
 
 
 def _runner_data(item: Item) -> dict[str, Any]:
-    data: dict[str, Any] = plain(runners.v1_view(item))
+    data: dict[str, Any] = plain(runners.v1_view(Runner.from_item(item)))
     return data
 
 

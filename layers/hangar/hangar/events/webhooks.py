@@ -29,7 +29,8 @@ from hangar.events.urls import WebhookUrlRefused, check_url
 from hangar.identity.tokens import BASE62
 from hangar.store import delivery_queue, kms
 from hangar.store import webhooks as webhook_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item
+from hangar.store.transactions import TransactionCancelled, transact
 
 WEBHOOKS_PER_TENANT = 20
 SECRET_PREFIX = "whsec_"

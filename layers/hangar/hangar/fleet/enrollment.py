@@ -18,14 +18,16 @@ from hangar.core.config import get_settings
 from hangar.core.errors import Conflict, Unauthorized
 from hangar.core.plans import effective_license
 from hangar.fleet import runners
-from hangar.fleet.models.enrollment import EnrollmentToken, RegisterRunnerRequest
+from hangar.fleet.models.enrollment import EnrollmentToken, RegisteredRunner, RegisterRunnerRequest
 from hangar.identity import tokens
 from hangar.identity.credentials import hash_token
 from hangar.identity.tokens import TokenType
 from hangar.store import enrollment as enrollment_store
 from hangar.store import orgs
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, TransactionCancelled
+from hangar.store.dynamo import Item
+from hangar.store.runners import Runner
+from hangar.store.transactions import TransactionCancelled
 from hangar.tenancy import limits
 from hangar.tenancy.ratelimit import enforce_rate_limit
 
@@ -98,7 +100,7 @@ def default_runner_name(runner_id: str) -> str:
     return "runner-" + runner_id.removeprefix("rnr_")[:8]
 
 
-def register_runner(request: RegisterRunnerRequest) -> tuple[Item, str]:
+def register_runner(request: RegisterRunnerRequest) -> tuple[Runner, str]:
     """Exchanges the enrollment token for a new runner and its runner token, in one transaction:
     mark the token used, reserve the org's runner slot, put the runner, put its token.
 
@@ -113,9 +115,9 @@ def register_runner(request: RegisterRunnerRequest) -> tuple[Item, str]:
     runner_id = runners.new_runner_id()
     reported: dict[str, Any] = {
         "version": request.version,
-        "containerEngine": request.containerEngine,
+        "container_engine": request.containerEngine,
         "capabilities": request.capabilities,
-        "providerState": request.providerState,
+        "provider_state": request.providerState,
     }
     new = runners.prepare_runner(
         org_id,
@@ -124,7 +126,7 @@ def register_runner(request: RegisterRunnerRequest) -> tuple[Item, str]:
         request.configuredConcurrency,
         usage_key=(orgs.get_org(org_id) or {}).get("usageKey") if item.get("usageKeyShared") else item.get("usageKey"),
         runner_id=runner_id,
-        attributes={key: value for key, value in reported.items() if value is not None},
+        reported=reported,
     )
     use_token = enrollment_store.use_enrollment_token_op(
         parsed.token_id, token_hash, clock.now(), clock.iso(), runner_id
@@ -144,3 +146,14 @@ def register_runner(request: RegisterRunnerRequest) -> tuple[Item, str]:
             "The enrollment token is being used by a concurrent registration; try again", code="token_busy"
         ) from None
     return new.runner, new.token
+
+
+def registered_view(runner: Runner, token: str) -> RegisteredRunner:
+    """POST /v1/runners/register: the new runner, its token (shown this once) and when to call."""
+    settings = get_settings()
+    return RegisteredRunner(
+        runner=runners.v1_view(runner),
+        token=token,
+        heartbeatIntervalSeconds=settings.heartbeat_interval_seconds,
+        pollIntervalSeconds=settings.poll_interval_seconds,
+    )

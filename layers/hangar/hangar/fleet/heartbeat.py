@@ -12,10 +12,10 @@ from hangar.fleet.models.heartbeat import HeartbeatAck, HeartbeatRequest
 from hangar.identity.auth import RunnerPrincipal, runner_token_refused
 from hangar.identity.credentials import current_runner
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item
+from hangar.store.runners import Runner
 
 
-def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> Item:
+def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> Runner:
     """Stores the report and the heartbeat time in ONE conditional UpdateItem and returns the runner.
 
     The write is conditional on the caller's token version (TOKEN_GUARD), so a regenerated or deleted
@@ -42,17 +42,17 @@ def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> It
     return runner
 
 
-def own_runner(principal: RunnerPrincipal) -> Item:
+def own_runner(principal: RunnerPrincipal) -> Runner:
     """The calling runner, read and not written (GET /api/runners/me). As on a heartbeat, a regenerated or
     deleted runner's old token gets 401 even while the authorizer's cached Allow lives."""
     return current_runner(principal)
 
 
-def heartbeat_ack(runner: Item) -> HeartbeatAck:
+def heartbeat_ack(runner: Runner) -> HeartbeatAck:
     """What the agent needs back: its effective status, when to call again and which jobs to stop."""
     return HeartbeatAck(
-        _id=runner["runnerId"],
+        _id=runner.runner_id,
         status=runner_status(runner),
         heartbeatIntervalSeconds=get_settings().heartbeat_interval_seconds,
-        cancelledJobs=sorted(runner.get("cancelledJobs") or []),
+        cancelledJobs=sorted(runner.cancelled_jobs),
     )

@@ -6,16 +6,15 @@ from __future__ import annotations
 from hangar.core import clock
 from hangar.core.config import get_settings
 from hangar.core.models import RunnerStatus
-from hangar.store.dynamo import Item
+from hangar.store.runners import Runner
 
 
-def runner_status(runner: Item, now: float | None = None) -> RunnerStatus:
+def runner_status(runner: Runner, now: float | None = None) -> RunnerStatus:
     """offline when created, marked or silent past STALE_AFTER_SECONDS; busy with jobs or when it says so."""
-    stored = runner.get("status", "offline")
-    last = runner.get("lastHeartbeatEpoch")
+    last = runner.last_heartbeat_epoch
     current = clock.now() if now is None else now
-    if stored == "offline" or last is None or current - float(last) > get_settings().stale_after_seconds:
+    if runner.status == "offline" or last is None or current - float(last) > get_settings().stale_after_seconds:
         return "offline"
-    if int(runner.get("currentJobs", 0)) > 0 or stored == "busy":
+    if runner.current_jobs > 0 or runner.status == "busy":
         return "busy"
     return "online"

@@ -18,6 +18,7 @@ from hangar.fleet.liveness import runner_status
 from hangar.fleet.models.readiness import Readiness, ReadinessRunner, RunnersWithReadiness
 from hangar.store import orgs
 from hangar.store.dynamo import Item
+from hangar.store.runners import Runner
 from hangar.tenancy import licensing
 from hangar.tenancy.targets import get_target, visibility_allowed
 
@@ -32,21 +33,21 @@ NO_ONLINE_RUNNER = "no_online_runner"
 ALL_RUNNERS_BUSY = "all_runners_busy"
 
 
-def free_slots(runner: Item) -> int:
-    return int(runner.get("configuredConcurrency", 1)) - int(runner.get("currentJobs", 0))
+def free_slots(runner: Runner) -> int:
+    return runner.configured_concurrency - runner.current_jobs
 
 
-def readiness_runner(runner: Item) -> ReadinessRunner:
+def readiness_runner(runner: Runner) -> ReadinessRunner:
     return ReadinessRunner(
-        id=runner["runnerId"],
-        name=runner["name"],
+        id=runner.runner_id,
+        name=runner.name,
         status=runner_status(runner),
-        configuredConcurrency=int(runner.get("configuredConcurrency", 1)),
-        currentJobs=int(runner.get("currentJobs", 0)),
+        configuredConcurrency=runner.configured_concurrency,
+        currentJobs=runner.current_jobs,
     )
 
 
-def evaluate(org: Item, fleet: list[Item], target: Item | None = None, runner_id: str | None = None) -> Readiness:
+def evaluate(org: Item, fleet: list[Runner], target: Item | None = None, runner_id: str | None = None) -> Readiness:
     """Readiness from what has been read: the org item, all its runners, the named target if any."""
     license_ = effective_license(org)
     reasons: list[str] = []
@@ -64,9 +65,9 @@ def evaluate(org: Item, fleet: list[Item], target: Item | None = None, runner_id
 
     online = [runner for runner in fleet if runner_status(runner) != "offline"]
     eligible = [runner for runner in online if free_slots(runner) > 0]
-    selected: Item | None
+    selected: Runner | None
     if runner_id is not None:
-        requested = next(runner for runner in fleet if runner["runnerId"] == runner_id)
+        requested = next(runner for runner in fleet if runner.runner_id == runner_id)
         selected = requested if requested in eligible else None
         if selected is None:
             reasons.append(RUNNER_BUSY if requested in online else RUNNER_OFFLINE)
@@ -82,7 +83,7 @@ def evaluate(org: Item, fleet: list[Item], target: Item | None = None, runner_id
         visibility=visibility,
         visibilityOk=visibility_ok,
         runnerOk=runner_ok,
-        selectedRunnerId=selected["runnerId"] if selected is not None else None,
+        selectedRunnerId=selected.runner_id if selected is not None else None,
         license=licensing.license_summary(org),
         runners=[readiness_runner(runner) for runner in eligible],
         reasons=reasons,
@@ -93,7 +94,7 @@ def get_readiness(org_id: str, target_id: str | None = None, runner_id: str | No
     """GET /v1/runners/readiness. A named target or runner that is not the tenant's is a 404 naming it."""
     target = get_target(org_id, target_id) if target_id is not None else None
     fleet = runners.list_all_runners(org_id)
-    if runner_id is not None and not any(runner["runnerId"] == runner_id for runner in fleet):
+    if runner_id is not None and not any(runner.runner_id == runner_id for runner in fleet):
         raise NotFound(f"Runner {runner_id} not found", field="runnerId")
     return evaluate(orgs.org_or_default(org_id), fleet, target, runner_id)
 

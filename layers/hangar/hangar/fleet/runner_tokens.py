@@ -25,7 +25,7 @@ from hangar.identity.tokens import TokenType
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import TransactionCancelled, transact
+from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy import limits
 from hangar.tenancy.ratelimit import counted_request
 
@@ -53,8 +53,8 @@ def regenerate_token(org_id: str, runner_id: str) -> RegeneratedToken:
     budget = counted_request(
         org_id, limits.regenerate_token_limit_name(runner_id), limits.REGENERATIONS_PER_HOUR, limits.HOUR
     )
-    old_token_id = str(runner["tokenId"])
-    seen_version = int(runner.get("tokenVersion", 1))
+    old_token_id = str(runner.token_id)
+    seen_version = runner.token_version
     old_token = token_store.get_token(old_token_id)
     usage_key = old_token.get("usageKey") if old_token else (orgs.get_org(org_id) or {}).get("usageKey")
     token = tokens.mint(TokenType.RUNNER)
@@ -65,9 +65,7 @@ def regenerate_token(org_id: str, runner_id: str) -> RegeneratedToken:
         ),
         "oldToken": token_store.delete_token_op(old_token_id),
         "newToken": token_store.put_token_op(
-            runners.runner_token_item(
-                org_id, runner_id, token, seen_version + 1, list(runner.get("labels") or []), usage_key
-            )
+            runners.runner_token_item(org_id, runner_id, token, seen_version + 1, list(runner.labels), usage_key)
         ),
         "budget": budget.operation,
         "audit": audit.operation("runner.regenerate_token", org_id, "runner", runner_id),
@@ -106,12 +104,12 @@ def install_command(api_url: str, runner_id: str, token: str | None) -> str:
 def setup_info(org_id: str, runner_id: str, api_url: str) -> SetupInfo:
     """What the CLI needs to set a runner up; the token only until the runner first authenticates."""
     runner = runners.get_runner(org_id, runner_id)
-    ciphertext = runner.get("setupToken")
+    ciphertext = runner.setup_token
     token = kms.decrypt(ciphertext, runners.setup_token_context(org_id, runner_id)) if ciphertext else None
     return SetupInfo(
         runnerId=runner_id,
         apiUrl=api_url,
-        tokenPrefix=str(runner["tokenId"]),
+        tokenPrefix=str(runner.token_id),
         token=token,
         installCommand=install_command(api_url, runner_id, token),
         hint=None if token is not None else REGENERATE_HINT.format(runner_id=runner_id),
@@ -134,8 +132,8 @@ def install_script(principal: RunnerPrincipal, path_runner_id: str, raw_token: s
         runner_id=principal.runner_id,
         token=parsed.raw,
         token_prefix=parsed.token_id,
-        name=str(runner["name"]),
-        labels=list(runner.get("labels") or []),
-        configured_concurrency=int(runner.get("configuredConcurrency", 1)),
+        name=runner.name,
+        labels=list(runner.labels),
+        configured_concurrency=runner.configured_concurrency,
         agent_package=get_settings().agent_package_spec,
     )

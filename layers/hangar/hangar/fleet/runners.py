@@ -13,7 +13,7 @@ from hangar.core.errors import Conflict, Forbidden, NotFound
 from hangar.core.models import unique
 from hangar.core.observability import logger
 from hangar.fleet.liveness import runner_status
-from hangar.fleet.models.runners import ApiRunner, UpdateRunnerRequest, V1Runner
+from hangar.fleet.models.runners import ApiCreatedRunner, ApiRunner, UpdateRunnerRequest, V1Runner
 from hangar.identity import tokens
 from hangar.identity.credentials import hash_token
 from hangar.identity.tokens import TokenType
@@ -21,7 +21,9 @@ from hangar.jobs.recovery import Leaving, retire_runner
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item
+from hangar.store.runners import Runner
+from hangar.store.transactions import TransactionCancelled, transact
 
 # list_all_runners: pages of this many runners, and at most this many in all (50 pages).
 FLEET_PAGE_SIZE = 200
@@ -32,39 +34,51 @@ def new_runner_id() -> str:
     return "rnr_" + secrets.token_hex(8)
 
 
-def api_view(runner: Item) -> ApiRunner:
+def _shown(runner: Runner) -> dict[str, Any]:
+    """What both dialects show of a runner under the same names."""
+    return {
+        "name": runner.name,
+        "status": runner_status(runner),
+        "labels": list(runner.labels),
+        "version": runner.version,
+        "jobsCompleted": runner.jobs_completed,
+        "configuredConcurrency": runner.configured_concurrency,
+        "currentJobs": runner.current_jobs,
+        "tokenPrefix": runner.token_id,
+    }
+
+
+def api_view(runner: Runner) -> ApiRunner:
     return ApiRunner(
-        _id=runner["runnerId"],
-        name=runner["name"],
-        status=runner_status(runner),
-        labels=runner.get("labels") or [],
-        version=runner.get("version"),
-        lastHeartbeat=runner.get("lastHeartbeatAt"),
-        jobsCompleted=int(runner.get("jobsCompleted", 0)),
-        configuredConcurrency=int(runner.get("configuredConcurrency", 1)),
-        currentJobs=int(runner.get("currentJobs", 0)),
-        tokenPrefix=runner.get("tokenId"),
-        systemInfo=runner.get("systemInfo"),
-        createdAt=runner.get("createdAt"),
-        updatedAt=runner.get("updatedAt"),
+        _id=runner.runner_id,
+        lastHeartbeat=runner.last_heartbeat_at,
+        systemInfo=runner.system_info,
+        createdAt=runner.created_at,
+        updatedAt=runner.updated_at,
+        **_shown(runner),
     )
 
 
-def v1_view(runner: Item) -> V1Runner:
+def created_view(runner: Runner, token: str) -> ApiCreatedRunner:
+    """POST /api/runners: the new runner with its token, shown this once."""
+    return ApiCreatedRunner(
+        _id=runner.runner_id,
+        name=runner.name,
+        token=token,
+        status="offline",
+        labels=list(runner.labels),
+        tokenPrefix=str(runner.token_id),
+    )
+
+
+def v1_view(runner: Runner) -> V1Runner:
     return V1Runner(
-        id=runner["runnerId"],
-        name=runner["name"],
-        tokenPrefix=runner.get("tokenId"),
-        status=runner_status(runner),
-        labels=runner.get("labels") or [],
-        version=runner.get("version"),
-        containerEngine=runner.get("containerEngine"),
-        configuredConcurrency=int(runner.get("configuredConcurrency", 1)),
-        currentJobs=int(runner.get("currentJobs", 0)),
-        providerState=runner.get("providerState"),
-        capabilities=runner.get("capabilities"),
-        lastHeartbeatAt=runner.get("lastHeartbeatAt"),
-        jobsCompleted=int(runner.get("jobsCompleted", 0)),
+        id=runner.runner_id,
+        containerEngine=runner.container_engine,
+        providerState=runner.provider_state,
+        capabilities=runner.capabilities,
+        lastHeartbeatAt=runner.last_heartbeat_at,
+        **_shown(runner),
     )
 
 
@@ -101,7 +115,7 @@ class NewRunner:
     """A runner about to be created: its item, its token (plaintext, for the caller to show once) and the
     named TransactWriteItems operations that create it: reserve the org's slot, put the runner and its token."""
 
-    runner: Item
+    runner: Runner
     token: str
     operations: dict[str, dict[str, Any]]
 
@@ -114,29 +128,30 @@ def prepare_runner(
     *,
     usage_key: str | None = None,
     runner_id: str | None = None,
-    attributes: dict[str, Any] | None = None,
+    reported: dict[str, Any] | None = None,
 ) -> NewRunner:
-    """Builds a new offline runner and the operations that create it (nothing is written yet)."""
+    """`reported`: what an enrolling runner said of itself (Runner fields: version, capabilities, ...)."""
+    # Builds a new offline runner and the operations that create it (nothing is written yet).
     runner_id = runner_id or new_runner_id()
     token = tokens.mint(TokenType.RUNNER)
     labels = unique(labels)
     now = clock.iso()
-    runner: Item = {
-        "orgId": org_id,
-        "runnerId": runner_id,
-        "name": name,
-        "labels": labels,
-        "status": "offline",
-        "configuredConcurrency": configured_concurrency,
-        "currentJobs": 0,
-        "jobsCompleted": 0,
-        "tokenId": token.token_id,
-        "tokenVersion": 1,
-        "createdAt": now,
-        "updatedAt": now,
-        "setupToken": kms.encrypt(token.raw, setup_token_context(org_id, runner_id)),
-        **(attributes or {}),
-    }
+    runner = Runner(
+        org_id=org_id,
+        runner_id=runner_id,
+        name=name,
+        labels=tuple(labels),
+        status="offline",
+        configured_concurrency=configured_concurrency,
+        current_jobs=0,
+        jobs_completed=0,
+        token_id=token.token_id,
+        token_version=1,
+        created_at=now,
+        updated_at=now,
+        setup_token=kms.encrypt(token.raw, setup_token_context(org_id, runner_id)),
+        **(reported or {}),
+    )
     operations = {
         "org": orgs.reserve_runner_op(org_id),
         "runner": runner_store.put_runner_op(runner),
@@ -167,38 +182,35 @@ def create_runner(
     name: str,
     labels: list[str],
     configured_concurrency: int = 1,
-    attributes: dict[str, Any] | None = None,
-) -> tuple[Item, str]:
+) -> tuple[Runner, str]:
     """A new offline runner and its runner token (plaintext returned once, stored only as a hash)."""
     org = orgs.ensure_org(org_id)
-    new = prepare_runner(
-        org_id, name, labels, configured_concurrency, usage_key=org.get("usageKey"), attributes=attributes
-    )
+    new = prepare_runner(org_id, name, labels, configured_concurrency, usage_key=org.get("usageKey"))
     commit_runner(
-        new, org, preceding={"audit": audit.operation("runner.create", org_id, "runner", new.runner["runnerId"])}
+        new, org, preceding={"audit": audit.operation("runner.create", org_id, "runner", new.runner.runner_id)}
     )
     return new.runner, new.token
 
 
-def get_runner(org_id: str, runner_id: str) -> Item:
+def get_runner(org_id: str, runner_id: str) -> Runner:
     runner = runner_store.get_runner(org_id, runner_id)
     if runner is None:
         raise NotFound(f"Runner {runner_id} not found")
     return runner
 
 
-def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Runner], str | None]:
     """A page of the tenant's runners. The handlers' way to the store, which handlers never import
     (docs/conventions.md); domain code pages the store itself."""
     return runner_store.list_runners(org_id, limit, cursor)
 
 
-def list_all_runners(org_id: str, max_runners: int = MAX_FLEET_READ) -> list[Item]:
+def list_all_runners(org_id: str, max_runners: int = MAX_FLEET_READ) -> list[Runner]:
     """Every runner of the tenant (bounded by the plan's runner limit, so at most a few pages), and never
     more than `max_runners`: an operator's license override can lift the runner limit, and one request
     must not hold an unbounded fleet in memory (the readiness of a larger fleet is that of its first
     `max_runners` runners by id, logged)."""
-    items: list[Item] = []
+    items: list[Runner] = []
     cursor: str | None = None
     while True:
         page, cursor = runner_store.list_runners(org_id, min(FLEET_PAGE_SIZE, max_runners - len(items)), cursor)
@@ -214,7 +226,7 @@ def list_all_runners(org_id: str, max_runners: int = MAX_FLEET_READ) -> list[Ite
 UPDATE_ATTEMPTS = 5
 
 
-def update_runner(org_id: str, runner_id: str, changes: UpdateRunnerRequest) -> Item:
+def update_runner(org_id: str, runner_id: str, changes: UpdateRunnerRequest) -> Runner:
     """Applies the changes, and new labels to the runner's token item too (the runner authorizer routes by
     them), in one transaction with the audit event: a GetItem and a TransactWriteItems."""
     fields: dict[str, Any] = {
@@ -225,7 +237,7 @@ def update_runner(org_id: str, runner_id: str, changes: UpdateRunnerRequest) -> 
     for _ in range(UPDATE_ATTEMPTS):
         runner = get_runner(org_id, runner_id)
         fields["updatedAt"] = clock.iso()
-        token_id = str(runner["tokenId"]) if "labels" in fields else None
+        token_id = str(runner.token_id) if "labels" in fields else None
         operations = {"runner": runner_store.update_runner_op(org_id, runner_id, fields, seen_token_id=token_id)}
         if token_id is not None:
             operations["token"] = token_store.set_token_labels_op(token_id, fields["labels"])
@@ -238,11 +250,11 @@ def update_runner(org_id: str, runner_id: str, changes: UpdateRunnerRequest) -> 
             if cancelled["runner"].condition_failed:
                 continue  # its token was regenerated meanwhile: the labels go to the new one
             raise
-        return {**runner, **fields}
+        return Runner.from_item({**runner.to_item(), **fields})
     raise Conflict(f"Runner {runner_id} kept changing; try again", code="concurrent_update")
 
 
-def delete_runner(org_id: str, runner_id: str) -> Item:
+def delete_runner(org_id: str, runner_id: str) -> Runner:
     """Deletes the runner and revokes its token at once; its slot in the plan frees up, and every job it
     held goes back to the queue (or fails runner_lost after maxAttempts) in the same transaction, so no
     job is ever left held by a runner that no longer exists."""
@@ -257,7 +269,7 @@ def delete_runner(org_id: str, runner_id: str) -> Item:
     return runner
 
 
-def mark_offline(org_id: str, runner_id: str) -> Item:
+def mark_offline(org_id: str, runner_id: str) -> Runner:
     """Marks the runner offline (out of the live index, so it claims nothing until it heartbeats again)
     together with the recovery of the jobs it held, as the sweeper does for a stale runner."""
     audited = {"audit": audit.operation("runner.mark_offline", org_id, "runner", runner_id)}

@@ -11,13 +11,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hangar.core import clock
 from hangar.core.config import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, Settings, get_settings
 from hangar.core.errors import MissingScope, Unauthorized
 from hangar.identity import tokens
 from hangar.identity.tokens import TokenType
+
+if TYPE_CHECKING:
+    from hangar.store.runners import Runner
 
 SCOPES = (
     "runners:read",
@@ -77,7 +80,7 @@ class RunnerPrincipal:
         }
 
 
-def runner_token_refused(runner: Mapping[str, Any] | None) -> Unauthorized:
+def runner_token_refused(runner: Runner | Mapping[str, Any] | None) -> Unauthorized:
     """Why a runner token the authorizer accepted (its Allow may be cached for minutes) no longer works:
     the runner was deleted, or its token regenerated (the runner's tokenVersion moved past the caller's)."""
     if runner is None:
@@ -88,9 +91,9 @@ def runner_token_refused(runner: Mapping[str, Any] | None) -> Unauthorized:
     )
 
 
-def require_current_runner_token(principal: RunnerPrincipal, runner: dict[str, Any] | None) -> dict[str, Any]:
+def require_current_runner_token(principal: RunnerPrincipal, runner: Runner | None) -> Runner:
     """The runner, as read strongly consistent, if the caller's token is still its token; else 401."""
-    if runner is None or int(runner.get("tokenVersion", 0)) != principal.token_version:
+    if runner is None or runner.token_version != principal.token_version:
         raise runner_token_refused(runner)
     return runner
 

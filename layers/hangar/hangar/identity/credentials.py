@@ -22,7 +22,7 @@ from hangar.identity.auth import (
 from hangar.store import api_keys as api_key_store
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item
+from hangar.store.runners import Runner
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +86,7 @@ def authenticate_runner(raw: str | None) -> tuple[RunnerPrincipal, str | None]:
     return principal, item.get("usageKey")
 
 
-def current_runner(principal: RunnerPrincipal) -> Item:
+def current_runner(principal: RunnerPrincipal) -> Runner:
     """The calling runner, read strongly consistent, while the caller's token is still its token; 401
     once the runner is deleted or its token regenerated, even while the authorizer's Allow is cached."""
     return require_current_runner_token(principal, runner_store.get_runner(principal.org_id, principal.runner_id))

@@ -33,7 +33,7 @@ from hangar.jobs.outputs import expired, expiry_epoch
 from hangar.store import artifact_objects
 from hangar.store import job_outputs as output_store
 from hangar.store import jobs as job_store
-from hangar.store.dynamo import Item
+from hangar.store.dynamo import Item, condition_check_op
 
 UPLOAD_URL_SECONDS = 900
 DOWNLOAD_URL_SECONDS = 900
@@ -102,7 +102,7 @@ def _declare_operations(
             values={**values, "most": get_settings().artifacts_per_job},
         ).op()
     else:
-        job_op = job_store.condition_check_op(job_store.table(), job_store.job_key(org_id, job_id), condition, values)
+        job_op = condition_check_op(job_store.table(), job_store.job_key(org_id, job_id), condition, values)
     record_op = output_store.put_artifact_op(artifact, replacing=existing is not None)
     return {"artifact": record_op, "job": job_op, "runner": runner_guard_op(principal, job_id, held.cancelled)}
 

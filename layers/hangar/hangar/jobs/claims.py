@@ -34,7 +34,8 @@ from hangar.jobs.models.jobs import MAX_RESULT_BYTES, ApiJob, JobStatus, JobStat
 from hangar.jobs.outputs import log_fields
 from hangar.store import jobs as job_store
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item, OutcomeUnknown, TransactionCancelled, transact
+from hangar.store.dynamo import Item, apply
+from hangar.store.transactions import OutcomeUnknown, TransactionCancelled, transact
 
 # A poll reads the queue a page of this many jobs at a time (oldest first), reads a further page only
 # while it has found nothing it could run, at most this many pages, and tries at most this many claims.
@@ -66,7 +67,7 @@ def can_run(job: Item, runner_id: str, labels: frozenset[str]) -> bool:
 def _runner_claim_op(principal: RunnerPrincipal, job: Item, fresh_since: float) -> dict[str, Any]:
     job_labels = list(job.get("labels") or [])
     label_checks = "".join(f" AND contains(#labels, :l{index})" for index in range(len(job_labels)))
-    return job_store.runner_update(
+    return runner_store.runner_update(
         principal.org_id,
         principal.runner_id,
         add={"currentJobs": 1, "heldJobs": {job["jobId"]}},
@@ -82,13 +83,13 @@ def _runner_claim_op(principal: RunnerPrincipal, job: Item, fresh_since: float) 
     ).op()
 
 
-def _runner_refusal(principal: RunnerPrincipal, runner: Item | None, job: Item, fresh_since: float) -> Claim:
+def _runner_refusal(principal: RunnerPrincipal, refused: Item | None, job: Item, fresh_since: float) -> Claim:
     """Why the runner's condition failed: a revoked token raises; otherwise what the poll should do."""
-    runner = require_current_runner_token(principal, runner)
-    live_labels = frozenset(runner.get("labels") or [])
-    if int(runner.get("currentJobs", 0)) >= int(runner.get("configuredConcurrency", 1)):
+    runner = require_current_runner_token(principal, runner_store.runner_from(refused))
+    live_labels = frozenset(runner.labels)
+    if runner.current_jobs >= runner.configured_concurrency:
         return Claim(ClaimOutcome.NO_CAPACITY, token_checked=True)
-    if "liveShard" not in runner or float(runner.get("lastHeartbeatEpoch", 0)) < math.floor(fresh_since):
+    if runner.live_shard is None or float(runner.last_heartbeat_epoch or 0) < math.floor(fresh_since):
         return Claim(ClaimOutcome.NO_CAPACITY, token_checked=True)
     if not set(job.get("labels") or []) <= live_labels:
         return Claim(ClaimOutcome.LABELS_CHANGED, live_labels, token_checked=True)
@@ -190,7 +191,7 @@ def poll_for_job(principal: RunnerPrincipal) -> Item | None:
     if job is not None or token_checked:
         return job
     runner = current_runner(principal)
-    live_labels = frozenset(runner.get("labels") or [])
+    live_labels = frozenset(runner.labels)
     if live_labels != labels and live_labels - labels:
         job, _ = _claim_first_runnable(principal, live_labels)
     return job
@@ -251,7 +252,7 @@ def _report_operations(
             condition="#runnerId = :me AND #status IN (:assigned, :running)",
             values={"me": runner_id, "assigned": "assigned", "running": "running"},
         ).op(),
-        "runner": job_store.runner_update(
+        "runner": runner_store.runner_update(
             org_id,
             runner_id,
             add=runner_counts,
@@ -265,8 +266,8 @@ def _report_operations(
 
 def _acknowledge_cancel(principal: RunnerPrincipal, job_id: str) -> None:
     """The runner has heard that its job was cancelled: stop listing it in heartbeat responses."""
-    ok, runner = job_store.apply(
-        job_store.runner_update(
+    ok, runner = apply(
+        runner_store.runner_update(
             principal.org_id,
             principal.runner_id,
             delete={"cancelledJobs": {job_id}},

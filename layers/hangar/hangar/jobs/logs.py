@@ -37,7 +37,8 @@ from hangar.store import artifact_objects
 from hangar.store import job_outputs as output_store
 from hangar.store import jobs as job_store
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item, apply, condition_check_op
+from hangar.store.transactions import TransactionCancelled, transact
 
 # A write is tried again (reading the job afresh) when the job changed between its read and its write.
 WRITE_ATTEMPTS = 3
@@ -77,7 +78,7 @@ def runner_may_write(principal: RunnerPrincipal, job_id: str, cancelled: bool) -
     """For a refusal that writes nothing: 401 when the caller's token was regenerated (or its runner
     deleted); False when the job was cancelled and the runner has acknowledged it."""
     runner = current_runner(principal)
-    return not cancelled or job_id in (runner.get("cancelledJobs") or [])
+    return not cancelled or job_id in runner.cancelled_jobs
 
 
 def held_condition(principal: RunnerPrincipal, held: HeldJob) -> tuple[str, dict[str, Any]]:
@@ -97,7 +98,7 @@ def runner_guard_op(principal: RunnerPrincipal, job_id: str, cancelled: bool) ->
     values: dict[str, Any] = {"tokenVersion": principal.token_version}
     if cancelled:
         values["jobId"] = job_id
-    return job_store.condition_check_op(
+    return condition_check_op(
         runner_store.table(), runner_store.runner_key(principal.org_id, principal.runner_id), condition, values
     )
 
@@ -115,7 +116,7 @@ def transact_output(principal: RunnerPrincipal, operations: dict[str, dict[str, 
     except TransactionCancelled as cancelled:
         runner = cancelled["runner"]
         if runner.condition_failed:
-            require_current_runner_token(principal, runner.item)  # else the cancel was acknowledged
+            require_current_runner_token(principal, runner_store.runner_from(runner.item))  # else: acknowledged
             return WriteOutcome.ACKNOWLEDGED
         return WriteOutcome.CHANGED
     return WriteOutcome.WRITTEN
@@ -216,7 +217,7 @@ def _refuse_or_replay(
 
 def _mark_truncated(principal: RunnerPrincipal, held: HeldJob) -> None:
     condition, values = held_condition(principal, held)
-    job_store.apply(
+    apply(
         job_store.job_update(
             principal.org_id,
             held.job["jobId"],
@@ -278,7 +279,7 @@ def output_closed(job: Item) -> bool:
     if job["status"] != "cancelled" or not runner_id:
         return True
     runner = runner_store.get_runner(job["orgId"], runner_id)
-    return runner is None or job["jobId"] not in (runner.get("cancelledJobs") or [])
+    return runner is None or job["jobId"] not in runner.cancelled_jobs
 
 
 def _json_size(text: str) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Literal
@@ -34,9 +34,12 @@ from hangar.core import clock
 from hangar.core.observability import logger
 from hangar.jobs.models.jobs import ACTIVE_STATUSES
 from hangar.store import jobs as job_store
+from hangar.store import orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item, Raw, apply
+from hangar.store.runners import Runner
+from hangar.store.transactions import TransactionCancelled, transact
 
 LossReason = Literal["runner_lost", "runner_deleted", "runner_marked_offline"]
 
@@ -73,12 +76,12 @@ def _still_held(job: Item, org_id: str, runner_id: str) -> bool:
     return job.get("status") in ACTIVE_STATUSES and job.get("runnerKey") == job_store.runner_key(org_id, runner_id)
 
 
-def held_job_ids(runner: Item) -> list[str]:
+def held_job_ids(runner: Runner) -> list[str]:
     """The jobs a runner holds, from its item (strongly consistent when the item was). A runner stored
     before `heldJobs` existed, whose count says it holds more, is completed from the ActiveByRunner index."""
-    held = set(runner.get("heldJobs") or [])
-    if int(runner.get("currentJobs", 0)) > len(held):
-        held |= set(job_store.active_job_ids(str(runner["orgId"]), str(runner["runnerId"])))
+    held = set(runner.held_jobs)
+    if runner.current_jobs > len(held):
+        held |= set(job_store.active_job_ids(runner.org_id, runner.runner_id))
     return sorted(held)
 
 
@@ -136,25 +139,25 @@ class Retired:
     the runner as it is afterwards when it is offline (None for the sweeper, which does not need it)."""
 
     done: bool
-    runner: Item | None
+    runner: Runner | None
     counts: RecoveryCounts
     heartbeat_won: bool = False
 
 
 def _runner_op(
-    runner: Item, held: list[str], released: int, leaving: Leaving, seen_heartbeat: job_store.Raw | None, now: str
+    runner: Runner, held: list[str], released: int, leaving: Leaving, seen_heartbeat: Raw | None, now: str
 ) -> dict[str, Any]:
-    org_id, runner_id = str(runner["orgId"]), str(runner["runnerId"])
+    org_id, runner_id = runner.org_id, runner.runner_id
     # Pinned on the set as read (`held` may add jobs found by the index for a runner stored without one).
-    condition, values = _held_set_condition(sorted(runner.get("heldJobs") or []))
+    condition, values = _held_set_condition(sorted(runner.held_jobs))
     condition = "attribute_exists(#runnerId) AND #tokenVersion = :tokenVersion AND " + condition
-    values["tokenVersion"] = int(runner.get("tokenVersion", 1))
+    values["tokenVersion"] = runner.token_version
     if seen_heartbeat is not None:
         condition += " AND attribute_exists(#liveShard) AND #lastHeartbeatEpoch = :seenHeartbeat"
         values["seenHeartbeat"] = seen_heartbeat
     if leaving is Leaving.DELETE:
         return job_store.runner_delete_op(org_id, runner_id, condition, values)
-    return job_store.runner_update(
+    return runner_store.runner_update(
         org_id,
         runner_id,
         set={"status": "offline", "updatedAt": now},
@@ -174,12 +177,12 @@ def _org_op(org_id: str, released: int, leaving: Leaving) -> dict[str, Any] | No
         add["runnerCount"] = -1
     if not add:
         return None
-    return job_store.org_update(org_id, add=add, condition="attribute_exists(#orgId)").op()
+    return orgs.org_update(org_id, add=add, condition="attribute_exists(#orgId)").op()
 
 
 def _leave_cheaply(
-    org_id: str, runner_id: str, seen_heartbeat: job_store.Raw | None, return_new: bool
-) -> tuple[bool, Item | None]:
+    org_id: str, runner_id: str, seen_heartbeat: Raw | None, return_new: bool
+) -> tuple[bool, Runner | None]:
     """Offline in one UpdateItem when the runner holds nothing (the common case, and no read first).
     (True, the runner after if `return_new`) or (False, the runner as it is — None when there is none)."""
     condition = "attribute_exists(#runnerId) AND #currentJobs = :zero AND attribute_not_exists(#heldJobs)"
@@ -187,8 +190,8 @@ def _leave_cheaply(
     if seen_heartbeat is not None:
         condition += " AND attribute_exists(#liveShard) AND #lastHeartbeatEpoch = :seenHeartbeat"
         values["seenHeartbeat"] = seen_heartbeat
-    return job_store.apply(
-        job_store.runner_update(
+    written, runner = apply(
+        runner_store.runner_update(
             org_id,
             runner_id,
             set={"status": "offline", "updatedAt": clock.iso()},
@@ -198,12 +201,13 @@ def _leave_cheaply(
         ),
         return_new=return_new,
     )
+    return written, runner_store.runner_from(runner)
 
 
-def _heartbeat_moved(runner: Item, seen_heartbeat: job_store.Raw) -> bool:
+def _heartbeat_moved(runner: Runner, seen_heartbeat: Raw) -> bool:
     """The sweeper's read is out of date: the runner heartbeated since, or is no longer live."""
-    last = runner.get("lastHeartbeatEpoch")
-    return "liveShard" not in runner or last is None or Decimal(str(last)) != Decimal(seen_heartbeat.value["N"])
+    last = runner.last_heartbeat_epoch
+    return runner.live_shard is None or last is None or Decimal(str(last)) != Decimal(seen_heartbeat.value["N"])
 
 
 def retire_runner(
@@ -211,8 +215,8 @@ def retire_runner(
     runner_id: str,
     leaving: Leaving,
     reason: LossReason,
-    runner: Item | None = None,
-    seen_heartbeat: job_store.Raw | None = None,
+    runner: Runner | None = None,
+    seen_heartbeat: Raw | None = None,
     also: Mapping[str, dict[str, Any]] | None = None,
 ) -> Retired:
     """Takes the runner offline, or deletes it, in ONE transaction with the recovery of every job it holds.
@@ -236,7 +240,7 @@ def retire_runner(
                 return Retired(False, None, counts)
         if seen_heartbeat is not None and _heartbeat_moved(runner, seen_heartbeat):
             # A heartbeat won the race, or this sweep's own write already landed (a replayed request).
-            return Retired(False, None, counts, heartbeat_won="liveShard" in runner)
+            return Retired(False, None, counts, heartbeat_won=runner.live_shard is not None)
         held = held_job_ids(runner)
         jobs = job_store.get_jobs(org_id, held) if held else []
         counts.items_read += len(jobs)
@@ -251,7 +255,7 @@ def retire_runner(
         if org_op is not None:
             operations["org"] = org_op
         if leaving is Leaving.DELETE:
-            operations["token"] = token_store.delete_token_op(str(runner["tokenId"]))
+            operations["token"] = token_store.delete_token_op(str(runner.token_id))
         operations.update(also or {})
         try:
             transact(operations)
@@ -260,7 +264,7 @@ def retire_runner(
                 return Retired(False, None, counts)
             # Something changed what was read (a claim, report, cancel or heartbeat): start over from the
             # runner as the refusal returned it, or from a fresh read.
-            runner = cancelled["runner"].item
+            runner = runner_store.runner_from(cancelled["runner"].item)
             continue
         for job in leaving_jobs:
             if int(job.get("attempts", 0)) < int(job.get("maxAttempts", 1)):
@@ -273,12 +277,18 @@ def retire_runner(
     return Retired(False, None, counts)
 
 
-def _after_leaving(runner: Item, released: int, leaving: Leaving, now: str) -> Item | None:
+def _after_leaving(runner: Runner, released: int, leaving: Leaving, now: str) -> Runner | None:
     if leaving is Leaving.DELETE:
         return None
-    after = {key: value for key, value in runner.items() if key not in ("liveShard", "cancelledJobs", "heldJobs")}
-    after.update(status="offline", updatedAt=now, currentJobs=int(runner.get("currentJobs", 0)) - released)
-    return after
+    return replace(
+        runner,
+        status="offline",
+        updated_at=now,
+        current_jobs=runner.current_jobs - released,
+        live_shard=None,
+        cancelled_jobs=frozenset(),
+        held_jobs=frozenset(),
+    )
 
 
 # --- deadlines ---------------------------------------------------------------------------------------
@@ -293,7 +303,7 @@ class DeadlineOutcome:
 def release_ops(org_id: str, runner_id: str, job_id: str, now: str) -> dict[str, dict[str, Any]]:
     """The counters a held job gives back when it finishes: its runner's slot and the tenant's."""
     return {
-        "runner": job_store.runner_update(
+        "runner": runner_store.runner_update(
             org_id,
             runner_id,
             add={"currentJobs": -1},
@@ -308,7 +318,7 @@ def release_ops(org_id: str, runner_id: str, job_id: str, now: str) -> dict[str,
 def handle_due_job(due: job_store.DueJob) -> DeadlineOutcome:
     """A job whose deadline (the one read from the index) passed: queued → expired, held → failed timeout."""
     now = clock.iso()
-    expired, job = job_store.apply(
+    expired, job = apply(
         job_store.job_update(
             due.org_id,
             due.job_id,

@@ -32,7 +32,8 @@ from hangar.jobs.outputs import log_fields
 from hangar.store import jobs as job_store
 from hangar.store import orgs
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item
+from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy.targets import get_target, visibility_allowed
 
 # A retried create with the same Idempotency-Key returns the first job for this long.
@@ -85,7 +86,7 @@ def _check_pin(org_id: str, runner_id: str, labels: list[str]) -> None:
     runner = runner_store.get_runner(org_id, runner_id)
     if runner is None:
         raise NotFound(f"Runner {runner_id} not found", field="runnerId")
-    missing = sorted(set(labels) - set(runner.get("labels") or []))
+    missing = sorted(set(labels) - set(runner.labels))
     if missing:
         raise BadRequest(f"runnerId: runner {runner_id} lacks labels {', '.join(missing)}", field="runnerId")
 
@@ -274,7 +275,7 @@ def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, boo
         "audit": _cancelled_audit(job),
     }
     if release_runner:
-        operations["runner"] = job_store.runner_update(
+        operations["runner"] = runner_store.runner_update(
             org_id,
             runner_id,
             add={"currentJobs": -1, "cancelledJobs": {job_id}},

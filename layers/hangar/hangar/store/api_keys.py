@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hangar.store.dynamo import (
-    Item,
-    TransactionCancelled,
-    client,
-    put_new_with,
-    query_page,
-    transact,
-    values,
-)
+from hangar.store.dynamo import Update, apply, delete_op, query_page, values
+from hangar.store.records import Record
 from hangar.store.tokens import table
+from hangar.store.transactions import TransactionCancelled, put_new_with, transact
 
 API_KEYS_BY_ORG = "ApiKeysByOrg"
 # lastUsedAt is recorded at most once per key per this many seconds, so most requests cost no write.
@@ -26,13 +21,29 @@ API_KEY_CURSOR_NAMES = {"tokenId", "apiKeyOrg", "createdAt"}
 LISTED_ATTRIBUTES = ("tokenId", "#name", "scopes", "createdAt", "lastUsedAt", "createdBy")
 
 
-def put_api_key(item: Item, also: Mapping[str, dict[str, Any]]) -> None:
+@dataclass(frozen=True, slots=True)
+class ApiKey(Record):
+    """An API key item (kind `apikey`); a listing reads only LISTED_ATTRIBUTES, so never its hash."""
+
+    token_id: str
+    name: str = ""
+    scopes: tuple[str, ...] = ()
+    created_at: str = ""
+    created_by: str | None = None
+    last_used_at: str | None = None
+    kind: str = "apikey"
+    org_id: str | None = None
+    api_key_org: str | None = None  # the sparse ApiKeysByOrg index's partition
+    hash: str | None = None  # the key's HMAC (hangar.identity.credentials.hash_token)
+
+
+def put_api_key(key: ApiKey, also: Mapping[str, dict[str, Any]]) -> None:
     """Stores a new key in one transaction with `also` (its audit event); never overwrites: ids are
     random, a collision fails rather than replaces."""
-    put_new_with(table(), item, "tokenId", also)
+    put_new_with(table(), key.to_item(), "tokenId", also)
 
 
-def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[ApiKey], str | None]:
     """The tenant's keys, newest first, without their hashes."""
     params: dict[str, Any] = {
         "TableName": table(),
@@ -44,20 +55,19 @@ def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Ite
         "ScanIndexForward": False,
         "Limit": limit,
     }
-    return query_page(params, cursor, API_KEY_CURSOR_NAMES, ("apiKeyOrg", org_id))
+    items, next_cursor = query_page(params, cursor, API_KEY_CURSOR_NAMES, ("apiKeyOrg", org_id))
+    return [ApiKey.from_item(item) for item in items], next_cursor
 
 
 def delete_api_key(org_id: str, key_id: str, also: Mapping[str, dict[str, Any]]) -> bool:
     """Deletes the key if it is one of this tenant's API keys, in one transaction with `also` (its audit
     event); False when it is not (or no longer) there, and then nothing is written."""
-    delete = {
-        "Delete": {
-            "TableName": table(),
-            "Key": {"tokenId": {"S": key_id}},
-            "ConditionExpression": "apiKeyOrg = :org AND kind = :apikey",
-            "ExpressionAttributeValues": values(org=org_id, apikey="apikey"),
-        }
-    }
+    delete = delete_op(
+        table(),
+        {"tokenId": {"S": key_id}},
+        "#apiKeyOrg = :org AND #kind = :apikey",
+        {"org": org_id, "apikey": "apikey"},
+    )
     try:
         transact({"key": delete, **also})
     except TransactionCancelled as cancelled:
@@ -72,16 +82,15 @@ def record_api_key_use(key_id: str, now_epoch: int, now_iso: str) -> None:
     window, whatever the request rate. Best effort: a lost race, a deleted key or a missing
     permission never fails the request that used the key."""
     try:
-        client().update_item(
-            TableName=table(),
-            Key={"tokenId": {"S": key_id}},
-            UpdateExpression="SET lastUsedAt = :iso, lastUsedAtEpoch = :now",
-            ConditionExpression=(
-                "attribute_exists(tokenId) AND (attribute_not_exists(lastUsedAtEpoch) OR lastUsedAtEpoch < :cutoff)"
+        used = Update(
+            table=table(),
+            key={"tokenId": {"S": key_id}},
+            set={"lastUsedAt": now_iso, "lastUsedAtEpoch": now_epoch},
+            condition=(
+                "attribute_exists(#tokenId) AND (attribute_not_exists(#lastUsedAtEpoch) OR #lastUsedAtEpoch < :cutoff)"
             ),
-            ExpressionAttributeValues=values(
-                iso=now_iso, now=now_epoch, cutoff=now_epoch - LAST_USED_GRANULARITY_SECONDS
-            ),
+            values={"cutoff": now_epoch - LAST_USED_GRANULARITY_SECONDS},
         )
+        apply(used, return_new=False)
     except (ClientError, BotoCoreError):
         return

@@ -1,5 +1,6 @@
-"""DynamoDB plumbing shared by the stores: one client, item (de)serialisation, cursors, and the outcomes
-of conditional writes and transactions (what real, concurrent DynamoDB answers, classified once)."""
+"""The DynamoDB toolkit of the stores: one client, item (de)serialisation, the one expression builder
+(`Update`, `condition_check_op`, `delete_op`), paging (boto3 paginators, and cursors for pages handed to
+clients) and single conditional writes. Transactions and their outcomes: `hangar.store.transactions`."""
 
 from __future__ import annotations
 
@@ -7,20 +8,18 @@ import base64
 import binascii
 import json
 import random
+import re
 import time
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import Enum
 from functools import lru_cache
 from typing import Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
 from hangar.core.errors import BadRequest
 
@@ -86,27 +85,98 @@ def values(**kwargs: Any) -> dict[str, Any]:
     return {f":{key}": serialize(value) for key, value in kwargs.items()}
 
 
-def update_expression(
-    set_fields: dict[str, Any], remove_fields: tuple[str, ...] = ()
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """An UpdateExpression (SET/REMOVE) with placeholder names, so any attribute name is safe."""
-    names: dict[str, str] = {}
-    vals: dict[str, Any] = {}
-    sets = []
-    for index, (name, value) in enumerate(set_fields.items()):
-        names[f"#s{index}"] = name
-        vals[f":s{index}"] = serialize(value)
-        sets.append(f"#s{index} = :s{index}")
-    removes = []
-    for index, name in enumerate(remove_fields):
-        names[f"#r{index}"] = name
-        removes.append(f"#r{index}")
-    expression = ""
-    if sets:
-        expression += "SET " + ", ".join(sets)
-    if removes:
-        expression += " REMOVE " + ", ".join(removes)
-    return expression.strip(), names, vals
+# --- the expression builder: every UpdateItem, ConditionCheck and conditional Delete -------------------
+#
+# Expressions write every attribute name as `#name`; the builder maps the placeholders itself, so reserved
+# words (status, error, result) need no care at the call sites. Values are plain Python (`Raw` for one
+# already in DynamoDB's wire format) under `:name`.
+
+_PLACEHOLDER = re.compile(r"#([A-Za-z0-9_]+)")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A value already in DynamoDB's wire format (e.g. a number read from an index, compared as read)."""
+
+    value: dict[str, Any]
+
+
+def _wire(value: Any) -> dict[str, Any]:
+    return value.value if isinstance(value, Raw) else serialize(value)
+
+
+def _names(expressions: list[str], names: dict[str, str]) -> dict[str, str]:
+    """ExpressionAttributeNames: every `#name` standing for itself, unless `names` maps it (a map key)."""
+    found = {name for expression in expressions for name in _PLACEHOLDER.findall(expression)}
+    return {f"#{name}": names.get(name, name) for name in sorted(found)}
+
+
+@dataclass
+class Update:
+    """One UpdateItem (alone, `apply`, or inside a transaction, `op`), built from plain Python values."""
+
+    table: str
+    key: dict[str, Any]
+    set: dict[str, Any] = field(default_factory=dict)
+    set_expressions: list[str] = field(default_factory=list)  # e.g. "#queuedAt = #queueSortKey"
+    add: dict[str, Any] = field(default_factory=dict)
+    delete: dict[str, Any] = field(default_factory=dict)  # set members to remove
+    remove: tuple[str, ...] = ()
+    condition: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)  # for condition and set_expressions
+    names: dict[str, str] = field(default_factory=dict)  # placeholders that do not stand for themselves
+
+    def params(self) -> dict[str, Any]:
+        clauses: list[str] = []
+        vals: dict[str, Any] = {}
+        sets = [f"#{name} = :set_{name}" for name in self.set] + list(self.set_expressions)
+        vals.update({f":set_{name}": value for name, value in self.set.items()})
+        if sets:
+            clauses.append("SET " + ", ".join(sets))
+        if self.add:
+            clauses.append("ADD " + ", ".join(f"#{name} :add_{name}" for name in self.add))
+            vals.update({f":add_{name}": value for name, value in self.add.items()})
+        if self.delete:
+            clauses.append("DELETE " + ", ".join(f"#{name} :del_{name}" for name in self.delete))
+            vals.update({f":del_{name}": value for name, value in self.delete.items()})
+        if self.remove:
+            clauses.append("REMOVE " + ", ".join(f"#{name}" for name in self.remove))
+        vals.update({f":{name}": value for name, value in self.values.items()})
+        expression = " ".join(clauses)
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": self.key,
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": _names([expression, self.condition or ""], self.names),
+        }
+        if vals:
+            params["ExpressionAttributeValues"] = {name: _wire(value) for name, value in vals.items()}
+        if self.condition:
+            params["ConditionExpression"] = self.condition
+        return params
+
+    def op(self) -> dict[str, Any]:
+        return {"Update": self.params()}
+
+
+def _keyed_op(kind: str, table: str, key: dict[str, Any], condition: str, vals: Mapping[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {"TableName": table, "Key": key, "ConditionExpression": condition}
+    names = _names([condition], {})
+    if names:
+        params["ExpressionAttributeNames"] = names
+    if vals:
+        params["ExpressionAttributeValues"] = {f":{name}": _wire(value) for name, value in vals.items()}
+    return {kind: params}
+
+
+def condition_check_op(table: str, key: dict[str, Any], condition: str, vals: Mapping[str, Any]) -> dict[str, Any]:
+    """A TransactWriteItems ConditionCheck of one item under `condition` (`#name`, `:name` placeholders)."""
+    return _keyed_op("ConditionCheck", table, key, condition, vals)
+
+
+def delete_op(table: str, key: dict[str, Any], condition: str, vals: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A TransactWriteItems Delete of one item under `condition` (`#name`, `:name` placeholders)."""
+    return _keyed_op("Delete", table, key, condition, vals or {})
 
 
 def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
@@ -157,100 +227,54 @@ def decode_cursor(
 
 
 def query_page(
-    params: dict[str, Any], cursor: str | None, key_names: set[str], partition: tuple[str, str], sk_prefix: str = ""
+    params: dict[str, Any],
+    cursor: str | None,
+    key_names: set[str],
+    partition: tuple[str, str],
+    sk_prefix: str = "",
+    max_reads: int = 1,
 ) -> tuple[list[Item], str | None]:
-    """One page of a Query (params carry Limit) from `cursor`, and the cursor of the next page."""
+    """One page for a client (at most `Limit` items, params carry it) from `cursor`, and the cursor of the
+    next page. With a FilterExpression, up to `max_reads` Queries fill the page while the filter drops
+    items; a read that finds more than the page needs ends the page at its last item."""
+    limit = int(params["Limit"])
     start = decode_cursor(cursor, key_names, partition, sk_prefix)
     if start is not None:
         params = {**params, "ExclusiveStartKey": start}
-    response = client().query(**params)
-    items = [item for item in (from_item(raw) for raw in response.get("Items", [])) if item is not None]
-    return items, encode_cursor(response.get("LastEvaluatedKey"))
+    raws: list[dict[str, Any]] = []
+    last_key: dict[str, Any] | None = None
+    for _ in range(max_reads):
+        response = client().query(**params)
+        page = response.get("Items", [])
+        wanted = limit - len(raws)
+        if len(page) > wanted:
+            raws.extend(page[:wanted])
+            last_key = {name: raws[-1][name] for name in key_names}
+            break
+        raws.extend(page)
+        last_key = response.get("LastEvaluatedKey")
+        if last_key is None or len(raws) == limit:
+            break
+        params = {**params, "ExclusiveStartKey": last_key}
+    return [item for item in map(from_item, raws) if item is not None], encode_cursor(last_key)
 
 
-# --- outcomes of conditional writes and transactions -------------------------------------------------
-#
-# Real DynamoDB runs requests concurrently, so a write can fail for reasons moto never produces: a
-# transaction is cancelled by a concurrent one (TransactionConflict, which returns no item, like a
-# condition failing on an item that does not exist), a single write conflicts with a transaction in
-# flight (TransactionConflictException), and a response can be lost after the write committed. This is
-# the one place that tells those apart; the domain reads outcomes, never botocore errors.
+# --- paging ------------------------------------------------------------------------------------------
 
 
-class Outcome(Enum):
-    OK = "ok"
-    CONDITION_FAILED = "condition_failed"  # the condition was false on the item, which comes back (ALL_OLD)
-    ITEM_MISSING = "item_missing"  # the condition was false because the item does not exist
-    CONFLICT = "conflict"  # a concurrent transaction or write touched the item: nothing was decided
-    THROTTLED = "throttled"
-    OTHER = "other"  # validation, size limits, ...: a defect, never retried
+def query_pages(params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """The pages of a Query (`Limit` in params sets their size) as DynamoDB sends them, read lazily to the
+    end by boto3's paginator: the caller stops reading when it has what it needs."""
+    for page in client().get_paginator("query").paginate(**params):
+        yield page.get("Items", [])
 
 
-_REASON_OUTCOMES = {
-    "None": Outcome.OK,
-    "ConditionalCheckFailed": Outcome.CONDITION_FAILED,
-    "TransactionConflict": Outcome.CONFLICT,
-    "ThrottlingError": Outcome.THROTTLED,
-    "ProvisionedThroughputExceeded": Outcome.THROTTLED,
-    "RequestLimitExceeded": Outcome.THROTTLED,
-}
-# What a retry can cure: the same conditions evaluated again, a moment later.
-RETRYABLE = frozenset({Outcome.CONFLICT, Outcome.THROTTLED})
+def query_all(params: dict[str, Any]) -> list[Item]:
+    """Every item a Query finds, every page."""
+    return [item for page in query_pages(params) for item in map(from_item, page) if item is not None]
 
 
-@dataclass(frozen=True)
-class ItemOutcome:
-    """What happened to one operation of a transaction (or to a single conditional write)."""
-
-    outcome: Outcome
-    item: Item | None = None  # the item as it was, when its condition failed on it
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is Outcome.OK
-
-    @property
-    def condition_failed(self) -> bool:
-        """The condition was false: on `item`, or because there is no item (`missing`)."""
-        return self.outcome in (Outcome.CONDITION_FAILED, Outcome.ITEM_MISSING)
-
-    @property
-    def missing(self) -> bool:
-        return self.outcome is Outcome.ITEM_MISSING
-
-    @property
-    def conflict(self) -> bool:
-        return self.outcome in RETRYABLE
-
-
-def _reason_outcome(reason: Mapping[str, Any]) -> ItemOutcome:
-    outcome = _REASON_OUTCOMES.get(str(reason.get("Code")), Outcome.OTHER)
-    item = from_item(reason.get("Item"))
-    if outcome is Outcome.CONDITION_FAILED and item is None:
-        # Every conditional operation asks for the item (see `_asking_for_the_item`), so no item means none.
-        outcome = Outcome.ITEM_MISSING
-    return ItemOutcome(outcome, item)
-
-
-class TransactionCancelled(Exception):
-    """A TransactWriteItems that wrote nothing, with the outcome of each operation by its name."""
-
-    def __init__(self, outcomes: dict[str, ItemOutcome]) -> None:
-        super().__init__(", ".join(f"{name}: {o.outcome.value}" for name, o in outcomes.items() if not o.ok))
-        self.outcomes = outcomes
-
-    def __getitem__(self, name: str) -> ItemOutcome:
-        return self.outcomes[name]
-
-    @property
-    def conflict(self) -> bool:
-        """Cancelled only because of concurrent requests or throttling (no condition said no)."""
-        failed = [o for o in self.outcomes.values() if not o.ok]
-        return bool(failed) and all(o.conflict for o in failed)
-
-
-class OutcomeUnknown(Exception):
-    """A write whose response never arrived, even after replaying it: it may or may not have happened."""
+# --- single conditional writes ----------------------------------------------------------------------------
 
 
 def error_code(error: ClientError) -> str:
@@ -261,96 +285,14 @@ def is_condition_failure(error: ClientError) -> bool:
     return error_code(error) == "ConditionalCheckFailedException"
 
 
-# Backoff between attempts: full jitter over an exponentially growing window (AWS's advice for
-# conflicts), small because the competing request usually finishes within milliseconds.
-CONFLICT_ATTEMPTS = 6
-BACKOFF_BASE_SECONDS = 0.01
-BACKOFF_CAP_SECONDS = 0.2
-
-
-def backoff(attempt: int) -> None:
-    window = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
-    time.sleep(random.uniform(0, window))  # noqa: S311 - jitter, not cryptography
-
-
-def _asking_for_the_item(operation: Mapping[str, Any]) -> dict[str, Any]:
-    """The operation, asking for the item whenever its condition fails: then "no item" reliably means
-    that the item does not exist, and the domain learns why a condition failed without a read."""
-    (kind, params), *_ = operation.items()
-    if "ConditionExpression" in params and kind in ("Put", "Update", "Delete", "ConditionCheck"):
-        params = {**params, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
-    return {kind: params}
-
-
-# A write whose response is lost is replayed with the same ClientRequestToken this many times (each with
-# botocore's own retries inside): DynamoDB answers a replay of a committed transaction with success and
-# changes nothing, and runs a cancelled one anew, so a replay can only learn the outcome, never repeat it.
-REPLAYS = 3
-_AMBIGUOUS_CODES = frozenset(
-    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException", "RequestTimeout"}
-)
-
-
-def _ambiguous(error: Exception) -> bool:
-    """An error after which the write may have happened: its response was lost or the service failed."""
-    if isinstance(error, ClientError):
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        return error_code(error) in _AMBIGUOUS_CODES or status >= 500
-    return isinstance(error, BotoConnectionError | HTTPClientError)
-
-
-def _commit(items: list[dict[str, Any]], names: list[str]) -> None:
-    """One transaction under one ClientRequestToken, replayed while its outcome is unknown."""
-    token = str(uuid.uuid4())
-    for replay in range(REPLAYS + 1):
-        try:
-            client().transact_write_items(TransactItems=items, ClientRequestToken=token)
-            return
-        except ClientError as error:
-            if error_code(error) == "TransactionCanceledException":
-                reasons: Any = error.response.get("CancellationReasons") or [{}] * len(names)
-                raise TransactionCancelled(
-                    {name: _reason_outcome(reason) for name, reason in zip(names, reasons, strict=True)}
-                ) from None
-            if not _ambiguous(error):
-                raise
-            if replay == REPLAYS:
-                raise OutcomeUnknown(f"transaction {token}: {error_code(error)}") from error
-        except (BotoConnectionError, HTTPClientError) as error:
-            if replay == REPLAYS:
-                raise OutcomeUnknown(f"transaction {token}: {error}") from error
-        backoff(replay)
-
-
-def transact(operations: Mapping[str, dict[str, Any]]) -> None:
-    """One TransactWriteItems: all of the named operations happen, or none and TransactionCancelled says
-    what each operation's condition found (`cancelled["runner"].missing`, ...).
-
-    A cancellation caused only by concurrent requests or throttling is retried with jittered backoff, so
-    that the conditions decide; when it keeps happening the last TransactionCancelled is raised. Every
-    attempt carries a ClientRequestToken, replayed when a response is lost (see `_commit`)."""
-    names = list(operations)
-    items = [_asking_for_the_item(operation) for operation in operations.values()]
-    for attempt in range(CONFLICT_ATTEMPTS):
-        try:
-            _commit(items, names)
-            return
-        except TransactionCancelled as cancelled:
-            if not cancelled.conflict or attempt + 1 == CONFLICT_ATTEMPTS:
-                raise
-        backoff(attempt)
-
-
-def update(params: dict[str, Any], return_new: bool = True) -> tuple[bool, Item | None]:
-    """One conditional UpdateItem: (True, the item after it — None unless `return_new`), or (False, the
-    item as it was when the condition failed — None when there is no item)."""
+def apply(update: Update, return_new: bool = True) -> tuple[bool, Item | None]:
+    """Runs one UpdateItem: (True, the item after it — None unless `return_new`), or, when its condition
+    fails, (False, the item as it was — None when there is no item)."""
     try:
         response = client().update_item(
-            **{
-                **params,
-                "ReturnValues": "ALL_NEW" if return_new else "NONE",
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }
+            **update.params(),
+            ReturnValues="ALL_NEW" if return_new else "NONE",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as error:
         if not is_condition_failure(error):
@@ -359,9 +301,9 @@ def update(params: dict[str, Any], return_new: bool = True) -> tuple[bool, Item 
     return True, from_item(response.get("Attributes"))
 
 
-def update_if(**params: Any) -> Item | None:
-    """A conditional UpdateItem: the item as it is after the update, or None when the condition refused it."""
-    written, item = update(params)
+def apply_if(update: Update) -> Item | None:
+    """Runs one UpdateItem: the item as it is after it, or None when its condition refused it."""
+    written, item = apply(update)
     return item if written else None
 
 
@@ -400,19 +342,21 @@ def put_new_op(table: str, item: Item, key_name: str) -> dict[str, Any]:
     }
 
 
-def put_new_with(table: str, item: Item, key_name: str, also: Mapping[str, dict[str, Any]]) -> None:
-    """put_new in ONE transaction with the `also` operations (a user's change and its audit event): both
-    are written or neither. A lost response is replayed under the same ClientRequestToken (`transact`),
-    so a retry never finds its own first attempt as a collision."""
-    try:
-        transact({"item": put_new_op(table, item, key_name), **also})
-    except TransactionCancelled as cancelled:
-        if cancelled["item"].condition_failed:
-            raise ItemExists(key_name) from None
-        raise
+# --- retries: backoff, and single writes that meet a transaction in flight --------------------------------
+
+# Backoff between attempts: full jitter over an exponentially growing window (AWS's advice for
+# conflicts), small because the competing request usually finishes within milliseconds.
+BACKOFF_BASE_SECONDS = 0.01
+BACKOFF_CAP_SECONDS = 0.2
 
 
-# --- single writes that meet a transaction in flight ---------------------------------------------------
+def backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, _backoff_window(attempt)))  # noqa: S311 - jitter, not cryptography
+
+
+def _backoff_window(attempt: int) -> float:
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0**attempt)
+
 
 # botocore retries throttling and transient errors, but not TransactionConflictException: a PutItem,
 # UpdateItem or DeleteItem of an item a transaction is writing at that moment. It is retried here, on
@@ -426,4 +370,4 @@ def _retry_write_conflicts(attempts: int, response: Any = None, **_: Any) -> flo
     code = (response[1] or {}).get("Error", {}).get("Code")
     if code != "TransactionConflictException":
         return None
-    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempts))  # noqa: S311
+    return random.uniform(0, _backoff_window(attempts))  # noqa: S311

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hangar.store.dynamo import Item, put_new_with, values
+from hangar.store.dynamo import Item, values
 from hangar.store.tokens import table
+from hangar.store.transactions import put_new_with
 
 
 def token_key(token_id: str) -> dict[str, Any]:

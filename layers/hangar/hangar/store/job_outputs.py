@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hangar.core.config import get_settings
-from hangar.store.dynamo import Item, client, decode_cursor, encode_cursor, from_item, to_item
+from hangar.store.dynamo import Item, client, encode_cursor, from_item, query_all, query_page, to_item
 
 LOG_PREFIX = "log#"
 ARTIFACT_PREFIX = "artifact#"
@@ -121,13 +121,9 @@ def read_chunks(org_id: str, job_id: str, cursor: str | None, limit: int) -> tup
         "ConsistentRead": True,
         "Limit": limit + 1,
     }
-    start = decode_cursor(cursor, KEY_NAMES, ("jobKey", job_key(org_id, job_id)), LOG_PREFIX)
-    if start is not None:
-        params["ExclusiveStartKey"] = start
-    response = client().query(**params)
-    chunks = [_decoded(item) for item in (from_item(raw) for raw in response.get("Items", [])) if item is not None]
-    more = len(chunks) > limit or "LastEvaluatedKey" in response
-    return chunks[:limit], more
+    items, next_cursor = query_page(params, cursor, KEY_NAMES, ("jobKey", job_key(org_id, job_id)), LOG_PREFIX)
+    chunks = [_decoded(item) for item in items]
+    return chunks[:limit], len(chunks) > limit or next_cursor is not None
 
 
 # --- artifact records ----------------------------------------------------------------------------------
@@ -158,10 +154,4 @@ def list_artifacts(org_id: str, job_id: str) -> list[Item]:
         "KeyConditionExpression": "jobKey = :job AND begins_with(sk, :artifact)",
         "ExpressionAttributeValues": {":job": {"S": job_key(org_id, job_id)}, ":artifact": {"S": ARTIFACT_PREFIX}},
     }
-    items: list[Item] = []
-    while True:
-        response = client().query(**params)
-        items.extend(item for item in (from_item(raw) for raw in response.get("Items", [])) if item is not None)
-        if "LastEvaluatedKey" not in response:
-            return items
-        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return query_all(params)

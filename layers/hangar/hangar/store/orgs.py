@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from hangar.core import clock
 from hangar.core.config import get_settings
 from hangar.core.plans import effective_license
-from hangar.store.dynamo import Item, client, from_item, is_condition_failure, to_item, values
+from hangar.store.dynamo import Item, Update, client, from_item, is_condition_failure, to_item
 
 ORG_SK = "ORG"
 
@@ -20,6 +20,11 @@ def table() -> str:
 
 def org_key(org_id: str, sk: str = ORG_SK) -> dict[str, Any]:
     return {"orgId": {"S": org_id}, "sk": {"S": sk}}
+
+
+def org_update(org_id: str, **kwargs: Any) -> Update:
+    """An UpdateItem of the org item (`hangar.store.dynamo.Update` fields: set, add, condition, ...)."""
+    return Update(table=table(), key=org_key(org_id), **kwargs)
 
 
 def get_org(org_id: str) -> Item | None:
@@ -67,28 +72,21 @@ def ensure_org(org_id: str) -> Item:
 
 def reserve_runner_op(org_id: str) -> dict[str, Any]:
     """Counts one more runner, only while the license is active and below its runner limit."""
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": org_key(org_id),
-            "UpdateExpression": "ADD runnerCount :one",
-            "ConditionExpression": "licenseState = :active AND runnerCount < runnerLimit",
-            "ExpressionAttributeValues": values(one=1, active="active"),
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    }
+    return org_update(
+        org_id,
+        add={"runnerCount": 1},
+        condition="#licenseState = :active AND #runnerCount < #runnerLimit",
+        values={"active": "active"},
+    ).op()
 
 
 def release_runner_op(org_id: str) -> dict[str, Any]:
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": org_key(org_id),
-            "UpdateExpression": "ADD runnerCount :minus",
-            "ConditionExpression": "runnerCount > :zero",
-            "ExpressionAttributeValues": values(minus=-1, zero=0),
-        }
-    }
+    return _release_op(org_id, "runnerCount")
+
+
+def _release_op(org_id: str, counter: str) -> dict[str, Any]:
+    """One less of a counted thing (runners, targets), never below zero."""
+    return org_update(org_id, add={counter: -1}, condition=f"#{counter} > :zero", values={"zero": 0}).op()
 
 
 def org_or_default(org_id: str) -> Item:
@@ -101,54 +99,30 @@ def put_license_op(org_id: str, license_fields: Item, expected_version: int | No
     """A TransactWriteItems Update writing plan, licenseState, overrides and the materialized limits,
     creating the org if it was never seen. Optimistic: only if the license is still at `expected_version`
     (None: never set), so two operators' concurrent overrides never silently merge."""
-    sets = [f"#{name} = :{name}" for name in license_fields]
-    sets += [
-        "licenseVersion = :nextVersion",
-        "updatedAt = :now",
-        "runnerCount = if_not_exists(runnerCount, :zero)",
-        "activeJobs = if_not_exists(activeJobs, :zero)",
-        "targetCount = if_not_exists(targetCount, :zero)",
-        "createdAt = if_not_exists(createdAt, :now)",
-    ]
-    condition = "attribute_not_exists(licenseVersion)" if expected_version is None else "licenseVersion = :expected"
-    extra: dict[str, Any] = {"nextVersion": (expected_version or 0) + 1, "now": now, "zero": 0}
+    counters = ("runnerCount", "activeJobs", "targetCount")
+    condition = "attribute_not_exists(#licenseVersion)" if expected_version is None else "#licenseVersion = :expected"
+    extra: dict[str, Any] = {"now": now, "zero": 0}
     if expected_version is not None:
         extra["expected"] = expected_version
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": org_key(org_id),
-            "UpdateExpression": "SET " + ", ".join(sets),
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": {f"#{name}": name for name in license_fields},
-            "ExpressionAttributeValues": values(**license_fields, **extra),
-        }
-    }
+    return org_update(
+        org_id,
+        set={**license_fields, "licenseVersion": (expected_version or 0) + 1, "updatedAt": now},
+        set_expressions=[f"#{name} = if_not_exists(#{name}, :zero)" for name in counters]
+        + ["#createdAt = if_not_exists(#createdAt, :now)"],
+        condition=condition,
+        values=extra,
+    ).op()
 
 
 def reserve_target_op(org_id: str, target_limit: int) -> dict[str, Any]:
     """Counts one more target, only while the license is active and the count is below `target_limit`."""
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": org_key(org_id),
-            "UpdateExpression": "ADD targetCount :one",
-            "ConditionExpression": (
-                "licenseState = :active AND (attribute_not_exists(targetCount) OR targetCount < :limit)"
-            ),
-            "ExpressionAttributeValues": values(one=1, active="active", limit=target_limit),
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    }
+    return org_update(
+        org_id,
+        add={"targetCount": 1},
+        condition="#licenseState = :active AND (attribute_not_exists(#targetCount) OR #targetCount < :limit)",
+        values={"active": "active", "limit": target_limit},
+    ).op()
 
 
 def release_target_op(org_id: str) -> dict[str, Any]:
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": org_key(org_id),
-            "UpdateExpression": "ADD targetCount :minus",
-            "ConditionExpression": "targetCount > :zero",
-            "ExpressionAttributeValues": values(minus=-1, zero=0),
-        }
-    }
+    return _release_op(org_id, "targetCount")

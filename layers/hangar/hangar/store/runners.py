@@ -3,21 +3,47 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from hangar.core.config import get_settings
-from hangar.store.dynamo import (
-    Item,
-    client,
-    from_item,
-    query_page,
-    to_item,
-    update,
-    update_expression,
-    update_if,
-)
+from hangar.store.dynamo import Item, Update, apply, apply_if, client, delete_op, from_item, query_page, to_item
+from hangar.store.records import Record
 
 RUNNER_KEY_NAMES = {"orgId", "runnerId"}
+
+
+@dataclass(frozen=True, slots=True)
+class Runner(Record):
+    """A runner item, with the defaults of the attributes an item may lack."""
+
+    org_id: str
+    runner_id: str
+    name: str = ""
+    labels: tuple[str, ...] = ()
+    status: str = "offline"
+    configured_concurrency: int = 1
+    current_jobs: int = 0
+    jobs_completed: int = 0
+    token_id: str | None = None
+    token_version: int = 0  # none stored: no token is the runner's
+    setup_token: str | None = None  # the runner token's KMS ciphertext, until the runner authenticates
+    version: str | None = None
+    container_engine: str | None = None
+    system_info: dict[str, Any] | None = None
+    capabilities: dict[str, Any] | None = None
+    provider_state: dict[str, Any] | None = None
+    last_heartbeat_at: str | None = None
+    last_heartbeat_epoch: float | None = None  # as stored (int or float): the sweeper compares it exactly
+    live_shard: str | None = None  # in the live index while not offline
+    held_jobs: frozenset[str] = frozenset()
+    cancelled_jobs: frozenset[str] = frozenset()
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+def runner_from(item: Item | None) -> Runner | None:
+    return None if item is None else Runner.from_item(item)
 
 
 def table() -> str:
@@ -28,12 +54,12 @@ def runner_key(org_id: str, runner_id: str) -> dict[str, Any]:
     return {"orgId": {"S": org_id}, "runnerId": {"S": runner_id}}
 
 
-def get_runner(org_id: str, runner_id: str) -> Item | None:
+def get_runner(org_id: str, runner_id: str) -> Runner | None:
     response = client().get_item(TableName=table(), Key=runner_key(org_id, runner_id), ConsistentRead=True)
-    return from_item(response.get("Item"))
+    return runner_from(from_item(response.get("Item")))
 
 
-def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Runner], str | None]:
     params: dict[str, Any] = {
         "TableName": table(),
         "KeyConditionExpression": "orgId = :org",
@@ -41,44 +67,40 @@ def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
         "Limit": limit,
         "ConsistentRead": True,  # a runner just created, changed or deleted is listed as it is
     }
-    return query_page(params, cursor, RUNNER_KEY_NAMES, ("orgId", org_id))
+    items, next_cursor = query_page(params, cursor, RUNNER_KEY_NAMES, ("orgId", org_id))
+    return [Runner.from_item(item) for item in items], next_cursor
 
 
-def put_runner_op(runner: Item) -> dict[str, Any]:
+def put_runner_op(runner: Runner) -> dict[str, Any]:
     return {
         "Put": {
             "TableName": table(),
-            "Item": to_item(runner),
+            "Item": to_item(runner.to_item()),
             "ConditionExpression": "attribute_not_exists(runnerId)",
         }
     }
 
 
 def delete_runner_op(org_id: str, runner_id: str) -> dict[str, Any]:
-    return {
-        "Delete": {
-            "TableName": table(),
-            "Key": runner_key(org_id, runner_id),
-            "ConditionExpression": "attribute_exists(runnerId)",
-        }
-    }
+    return delete_op(table(), runner_key(org_id, runner_id), "attribute_exists(#runnerId)")
+
+
+def runner_update(org_id: str, runner_id: str, **kwargs: Any) -> Update:
+    """An UpdateItem of the runner (`hangar.store.dynamo.Update` fields: set, add, condition, ...)."""
+    return Update(table=table(), key=runner_key(org_id, runner_id), **kwargs)
 
 
 def update_runner(
     org_id: str, runner_id: str, set_fields: dict[str, Any], remove_fields: tuple[str, ...] = ()
-) -> Item | None:
+) -> Runner | None:
     """Applies the changes to an existing runner and returns it, or None when it does not exist."""
-    expression, names, vals = update_expression(set_fields, remove_fields)
-    params: dict[str, Any] = {
-        "TableName": table(),
-        "Key": runner_key(org_id, runner_id),
-        "UpdateExpression": expression,
-        "ConditionExpression": "attribute_exists(runnerId)",
-        "ExpressionAttributeNames": names,
-    }
-    if vals:
-        params["ExpressionAttributeValues"] = vals
-    return update_if(**params)
+    return runner_from(
+        apply_if(
+            runner_update(
+                org_id, runner_id, set=set_fields, remove=remove_fields, condition="attribute_exists(#runnerId)"
+            )
+        )
+    )
 
 
 def update_runner_op(
@@ -86,21 +108,12 @@ def update_runner_op(
 ) -> dict[str, Any]:
     """A TransactWriteItems Update of an existing runner; with `seen_token_id`, only while that is still
     its token (a change that must reach the token item too is refused when the token was regenerated)."""
-    expression, names, vals = update_expression(set_fields)
-    condition = "attribute_exists(runnerId)"
+    condition = "attribute_exists(#runnerId)"
+    values: dict[str, Any] = {}
     if seen_token_id is not None:
-        condition += " AND tokenId = :seenTokenId"
-        vals[":seenTokenId"] = {"S": seen_token_id}
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": runner_key(org_id, runner_id),
-            "UpdateExpression": expression,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": vals,
-        }
-    }
+        condition += " AND #tokenId = :seenTokenId"
+        values["seenTokenId"] = seen_token_id
+    return runner_update(org_id, runner_id, set=set_fields, condition=condition, values=values).op()
 
 
 # The live-runner index is sharded so heartbeats from a large fleet spread over partitions (each index
@@ -118,31 +131,27 @@ def live_shards() -> list[str]:
     return [f"live#{index}" for index in range(get_settings().index_shards)]
 
 
-TOKEN_GUARD = "attribute_exists(runnerId) AND tokenVersion = :tokenVersion"
-
-
-def token_guard_values(token_version: int) -> dict[str, Any]:
-    """Values for TOKEN_GUARD: every runner-route write carries it, so a regenerated or deleted
-    runner's old token fails on its next call even while the authorizer's cached Allow lives."""
-    return {":tokenVersion": {"N": str(token_version)}}
+# Every runner-route write carries it (value `tokenVersion`: the caller's), so a regenerated or deleted
+# runner's old token fails on its next call even while the authorizer's cached Allow lives.
+TOKEN_GUARD = "attribute_exists(#runnerId) AND #tokenVersion = :tokenVersion"
 
 
 def update_runner_guarded(
     org_id: str, runner_id: str, token_version: int, set_fields: dict[str, Any], remove_fields: tuple[str, ...] = ()
-) -> tuple[bool, Item | None]:
+) -> tuple[bool, Runner | None]:
     """A runner-route write under TOKEN_GUARD: (True, the runner as it is now), or (False, the runner as
     it is — None when deleted) when the caller's token was regenerated or the runner deleted (401)."""
-    expression, names, vals = update_expression(set_fields, remove_fields)
-    return update(
-        {
-            "TableName": table(),
-            "Key": runner_key(org_id, runner_id),
-            "UpdateExpression": expression,
-            "ConditionExpression": TOKEN_GUARD,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {**vals, **token_guard_values(token_version)},
-        }
+    written, item = apply(
+        runner_update(
+            org_id,
+            runner_id,
+            set=set_fields,
+            remove=remove_fields,
+            condition=TOKEN_GUARD,
+            values={"tokenVersion": token_version},
+        )
     )
+    return written, runner_from(item)
 
 
 def rotate_token_op(
@@ -156,15 +165,11 @@ def rotate_token_op(
         set_fields["setupToken"] = setup_token
     else:
         remove_fields = ("setupToken",)
-    expression, names, vals = update_expression(set_fields, remove_fields)
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": runner_key(org_id, runner_id),
-            "UpdateExpression": expression,
-            "ConditionExpression": "attribute_exists(runnerId) AND tokenVersion = :seenVersion",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {**vals, ":seenVersion": {"N": str(seen_version)}},
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    }
+    return runner_update(
+        org_id,
+        runner_id,
+        set=set_fields,
+        remove=remove_fields,
+        condition="attribute_exists(#runnerId) AND #tokenVersion = :seenVersion",
+        values={"seenVersion": seen_version},
+    ).op()

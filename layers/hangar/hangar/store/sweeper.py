@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import client
-from hangar.store.jobs import Raw
+from hangar.store.dynamo import Raw, query_pages
 
 LIVE_INDEX = "LiveByHeartbeat"
 
@@ -31,14 +30,10 @@ def stale_runners(shard: str, heartbeat_before: float, page_size: int) -> Iterat
         "KeyConditionExpression": "liveShard = :shard AND lastHeartbeatEpoch < :before",
         "ExpressionAttributeValues": {":shard": {"S": shard}, ":before": {"N": str(heartbeat_before)}},
     }
-    while True:
-        response = client().query(**params)
+    for page in query_pages(params):
         yield [
             StaleRunner(
                 org_id=raw["orgId"]["S"], runner_id=raw["runnerId"]["S"], last_heartbeat=Raw(raw["lastHeartbeatEpoch"])
             )
-            for raw in response.get("Items", [])
+            for raw in page
         ]
-        if "LastEvaluatedKey" not in response:
-            return
-        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hangar.store.dynamo import Item, client, from_item, query_page, to_item, values
+from hangar.store.dynamo import Item, client, delete_op, from_item, query_page, to_item, values
 from hangar.store.orgs import org_key, table
 
 TARGET_PREFIX = "TARGET#"
@@ -42,10 +42,4 @@ def put_target_op(target: Item) -> dict[str, Any]:
 
 
 def delete_target_op(org_id: str, target_id: str) -> dict[str, Any]:
-    return {
-        "Delete": {
-            "TableName": table(),
-            "Key": org_key(org_id, target_sk(target_id)),
-            "ConditionExpression": "attribute_exists(sk)",
-        }
-    }
+    return delete_op(table(), org_key(org_id, target_sk(target_id)), "attribute_exists(#sk)")

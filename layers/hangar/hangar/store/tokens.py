@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hangar.core.config import get_settings
-from hangar.store.dynamo import Item, client, from_item, serialize, to_item, update_if
+from hangar.store.dynamo import Item, Update, apply, client, from_item, to_item
 
 
 def table() -> str:
@@ -32,25 +32,16 @@ def delete_token_op(token_id: str) -> dict[str, Any]:
     return {"Delete": {"TableName": table(), "Key": {"tokenId": {"S": token_id}}}}
 
 
+def _existing_token_update(token_id: str, fields: Item) -> Update:
+    return Update(table=table(), key={"tokenId": {"S": token_id}}, set=fields, condition="attribute_exists(#tokenId)")
+
+
 def set_token_labels_op(token_id: str, labels: list[str]) -> dict[str, Any]:
     """A TransactWriteItems Update of the labels the runner authorizer routes by, on an existing token."""
-    return {
-        "Update": {
-            "TableName": table(),
-            "Key": {"tokenId": {"S": token_id}},
-            "UpdateExpression": "SET labels = :labels",
-            "ConditionExpression": "attribute_exists(tokenId)",
-            "ExpressionAttributeValues": {":labels": serialize(labels)},
-        }
-    }
+    return _existing_token_update(token_id, {"labels": labels}).op()
 
 
 def set_token_usage_key(token_id: str, usage_key: str) -> None:
-    """The usage-plan key a runner token is counted under (a tenant moved from a shared key to its own)."""
-    update_if(  # a token deleted meanwhile (regenerated, runner deleted) needs nothing
-        TableName=table(),
-        Key={"tokenId": {"S": token_id}},
-        UpdateExpression="SET usageKey = :key",
-        ConditionExpression="attribute_exists(tokenId)",
-        ExpressionAttributeValues={":key": serialize(usage_key)},
-    )
+    """The usage-plan key a runner token is counted under (a tenant moved from a shared key to its own).
+    A token deleted meanwhile (regenerated, runner deleted) needs nothing."""
+    apply(_existing_token_update(token_id, {"usageKey": usage_key}), return_new=False)

@@ -16,9 +16,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from hangar.core import clock
-from hangar.store.dynamo import Item, from_item, update_if, values
+from hangar.store.dynamo import Item, Update, apply_if, from_item
 from hangar.store.dynamo import client as dynamo_client
-from hangar.store.orgs import org_key, table
+from hangar.store.orgs import org_key, org_update, table
 
 
 @lru_cache(maxsize=1)
@@ -106,25 +106,27 @@ def store_org_key(org_id: str, key_id: str, value: str, shared: bool = False) ->
     """Records the tenant's key on its org item, only if it has none yet (two first requests may race);
     the org item as it is now, or None when a key was recorded first (another request's, or this one's
     own first attempt, whose response was lost: the caller reads the org to tell which)."""
-    return update_if(
-        TableName=table(),
-        Key=org_key(org_id),
-        UpdateExpression="SET usageKeyId = :keyId, usageKey = :value, usageKeyShared = :shared, updatedAt = :now",
-        ConditionExpression="attribute_exists(orgId) AND attribute_not_exists(usageKeyId)",
-        ExpressionAttributeValues=values(keyId=key_id, value=value, shared=shared, now=clock.iso()),
+    return apply_if(
+        org_update(
+            org_id,
+            set=_key_fields(key_id, value, shared),
+            condition="attribute_exists(#orgId) AND attribute_not_exists(#usageKeyId)",
+        )
     )
 
 
 def replace_org_key(org_id: str, old_key_id: str, key_id: str, value: str) -> Item | None:
     """Gives a tenant on a shared key its own key, only if its key is still `old_key_id`; the org item as
     it is now, or None when it changed meanwhile."""
-    return update_if(
-        TableName=table(),
-        Key=org_key(org_id),
-        UpdateExpression="SET usageKeyId = :keyId, usageKey = :value, usageKeyShared = :shared, updatedAt = :now",
-        ConditionExpression="usageKeyId = :old",
-        ExpressionAttributeValues=values(keyId=key_id, value=value, shared=False, now=clock.iso(), old=old_key_id),
+    return apply_if(
+        org_update(
+            org_id, set=_key_fields(key_id, value, False), condition="#usageKeyId = :old", values={"old": old_key_id}
+        )
     )
+
+
+def _key_fields(key_id: str, value: str, shared: bool) -> Item:
+    return {"usageKeyId": key_id, "usageKey": value, "usageKeyShared": shared, "updatedAt": clock.iso()}
 
 
 # -- the deployment's own record: keys made by auto-provisioning, and the shared keys ------------------
@@ -138,29 +140,27 @@ def _deployment_key() -> dict[str, Any]:
     return org_key(DEPLOYMENT_ORG, TENANT_KEYS_SK)
 
 
+def _deployment_update(**kwargs: Any) -> Update:
+    return Update(table=table(), key=_deployment_key(), **kwargs)
+
+
 def reserve_tenant_key(limit: int) -> bool:
     """Counts one more key made by auto-provisioning, only while fewer than `limit` were made."""
     if limit <= 0:
         return False
-    counted = update_if(
-        TableName=table(),
-        Key=_deployment_key(),
-        UpdateExpression="ADD autoKeys :one",
-        ConditionExpression="attribute_not_exists(autoKeys) OR autoKeys < :limit",
-        ExpressionAttributeValues=values(one=1, limit=limit),
+    counted = apply_if(
+        _deployment_update(
+            add={"autoKeys": 1},
+            condition="attribute_not_exists(#autoKeys) OR #autoKeys < :limit",
+            values={"limit": limit},
+        )
     )
     return counted is not None
 
 
 def release_tenant_key() -> None:
     """Gives back a reserved key that was not made after all (or not kept)."""
-    update_if(
-        TableName=table(),
-        Key=_deployment_key(),
-        UpdateExpression="ADD autoKeys :minus",
-        ConditionExpression="autoKeys > :zero",
-        ExpressionAttributeValues=values(minus=-1, zero=0),
-    )
+    apply_if(_deployment_update(add={"autoKeys": -1}, condition="#autoKeys > :zero", values={"zero": 0}))
 
 
 def shared_key(plan: str) -> tuple[str, str] | None:
@@ -173,20 +173,17 @@ def shared_key(plan: str) -> tuple[str, str] | None:
 
 def store_shared_key(plan: str, key_id: str, value: str) -> tuple[str, str]:
     """Records the plan's shared key unless one was recorded first; the plan's shared key either way."""
-    recorded = update_if(
-        TableName=table(),
-        Key=_deployment_key(),
-        UpdateExpression="SET sharedKeys = if_not_exists(sharedKeys, :empty)",
-        ExpressionAttributeValues=values(empty={}),
+    recorded = apply_if(
+        _deployment_update(set_expressions=["#sharedKeys = if_not_exists(#sharedKeys, :empty)"], values={"empty": {}})
     )
     assert recorded is not None
-    update_if(
-        TableName=table(),
-        Key=_deployment_key(),
-        UpdateExpression="SET sharedKeys.#plan = :key",
-        ConditionExpression="attribute_not_exists(sharedKeys.#plan)",
-        ExpressionAttributeNames={"#plan": plan},
-        ExpressionAttributeValues=values(key={"id": key_id, "value": value}),
+    apply_if(
+        _deployment_update(
+            set_expressions=["#sharedKeys.#plan = :key"],
+            condition="attribute_not_exists(#sharedKeys.#plan)",
+            values={"key": {"id": key_id, "value": value}},
+            names={"plan": plan},
+        )
     )
     found = shared_key(plan)
     assert found is not None

@@ -13,13 +13,15 @@ from botocore.exceptions import ClientError
 from hangar.core.config import get_settings
 from hangar.store.dynamo import (
     Item,
+    Update,
+    apply,
     client,
+    delete_op,
     from_item,
     is_condition_failure,
+    query_all,
     query_page,
     to_item,
-    update,
-    update_expression,
     values,
 )
 
@@ -54,48 +56,45 @@ def get_webhook(org_id: str, webhook_id: str) -> Item | None:
     return _get(org_id, webhook_sk(webhook_id))
 
 
-def _query(org_id: str, prefix: str, limit: int, cursor: str | None, newest_first: bool = False) -> Any:
-    params: dict[str, Any] = {
+def _prefix_query(org_id: str, prefix: str, newest_first: bool = False) -> dict[str, Any]:
+    return {
         "TableName": table(),
         "KeyConditionExpression": "orgId = :org AND begins_with(sk, :prefix)",
         "ExpressionAttributeValues": values(org=org_id, prefix=prefix),
-        "Limit": limit,
         "ConsistentRead": True,
         "ScanIndexForward": not newest_first,
     }
+
+
+def _page(org_id: str, prefix: str, limit: int, cursor: str | None, newest_first: bool = False) -> Any:
+    params = {**_prefix_query(org_id, prefix, newest_first), "Limit": limit}
     return query_page(params, cursor, KEY_NAMES, ("orgId", org_id), sk_prefix=prefix)
 
 
 def list_webhooks(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
-    items, next_cursor = _query(org_id, WEBHOOK_PREFIX, limit, cursor)
+    items, next_cursor = _page(org_id, WEBHOOK_PREFIX, limit, cursor)
     return items, next_cursor
 
 
 def all_webhooks(org_id: str) -> list[Item]:
     """Every webhook of the tenant (at most the per-tenant limit: one page)."""
-    items: list[Item] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = list_webhooks(org_id, 100, cursor)
-        items.extend(page)
-        if cursor is None:
-            return items
+    return query_all(_prefix_query(org_id, WEBHOOK_PREFIX))
+
+
+def _count_update(org_id: str, **kwargs: Any) -> Update:
+    return Update(table=table(), key=_key(org_id, COUNT_SK), **kwargs)
 
 
 def put_webhook_ops(webhook: Item, limit: int) -> dict[str, dict[str, Any]]:
     """The create transaction: the count goes up only while under `limit`, and the webhook is new."""
     org_id = webhook["orgId"]
     return {
-        "count": {
-            "Update": {
-                "TableName": table(),
-                "Key": _key(org_id, COUNT_SK),
-                "UpdateExpression": "ADD #count :one",
-                "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
-                "ExpressionAttributeNames": {"#count": "webhookCount"},
-                "ExpressionAttributeValues": values(one=1, limit=limit),
-            }
-        },
+        "count": _count_update(
+            org_id,
+            add={"webhookCount": 1},
+            condition="attribute_not_exists(#webhookCount) OR #webhookCount < :limit",
+            values={"limit": limit},
+        ).op(),
         "webhook": {
             "Put": {
                 "TableName": table(),
@@ -108,23 +107,10 @@ def put_webhook_ops(webhook: Item, limit: int) -> dict[str, dict[str, Any]]:
 
 def delete_webhook_ops(org_id: str, webhook_id: str) -> dict[str, dict[str, Any]]:
     return {
-        "webhook": {
-            "Delete": {
-                "TableName": table(),
-                "Key": _key(org_id, webhook_sk(webhook_id)),
-                "ConditionExpression": "attribute_exists(sk)",
-            }
-        },
-        "count": {
-            "Update": {
-                "TableName": table(),
-                "Key": _key(org_id, COUNT_SK),
-                "UpdateExpression": "ADD #count :minus",
-                "ConditionExpression": "#count > :zero",
-                "ExpressionAttributeNames": {"#count": "webhookCount"},
-                "ExpressionAttributeValues": values(minus=-1, zero=0),
-            }
-        },
+        "webhook": delete_op(table(), _key(org_id, webhook_sk(webhook_id)), "attribute_exists(#sk)"),
+        "count": _count_update(
+            org_id, add={"webhookCount": -1}, condition="#webhookCount > :zero", values={"zero": 0}
+        ).op(),
     }
 
 
@@ -154,23 +140,20 @@ def get_delivery(org_id: str, webhook_id: str, delivery_id: str) -> Item | None:
 
 
 def list_deliveries(org_id: str, webhook_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
-    items, next_cursor = _query(org_id, f"{DELIVERY_PREFIX}{webhook_id}#", limit, cursor, newest_first=True)
+    items, next_cursor = _page(org_id, f"{DELIVERY_PREFIX}{webhook_id}#", limit, cursor, newest_first=True)
     return items, next_cursor
 
 
 def record_attempt(delivery: Item, fields: dict[str, Any], attempt: Item) -> tuple[bool, Item | None]:
     """Records one attempt of a pending delivery, only if no other attempt was recorded meanwhile (a
     duplicate queue message): (True, the delivery now) or (False, the delivery as it is)."""
-    expression, names, vals = update_expression(fields)
-    names["#history"], names["#status"], names["#attempts"] = "attemptHistory", "status", "attempts"
-    vals.update(values(attempt=[attempt], empty=[], pending="pending", seen=int(delivery.get("attempts", 0))))
-    return update(
-        {
-            "TableName": table(),
-            "Key": _key(delivery["orgId"], delivery["sk"]),
-            "UpdateExpression": f"{expression}, #history = list_append(if_not_exists(#history, :empty), :attempt)",
-            "ConditionExpression": "#status = :pending AND #attempts = :seen",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": vals,
-        }
+    return apply(
+        Update(
+            table=table(),
+            key=_key(delivery["orgId"], delivery["sk"]),
+            set=fields,
+            set_expressions=["#attemptHistory = list_append(if_not_exists(#attemptHistory, :empty), :attempt)"],
+            condition="#status = :pending AND #attempts = :seen",
+            values={"attempt": [attempt], "empty": [], "pending": "pending", "seen": int(delivery.get("attempts", 0))},
+        )
     )

@@ -17,9 +17,9 @@ from hangar.identity.auth import OPERATOR_SCOPES, SCOPES
 from hangar.identity.credentials import hash_token
 from hangar.identity.tokens import TokenType
 from hangar.store import api_keys as api_key_store
-from hangar.store.dynamo import Item
+from hangar.store.api_keys import ApiKey
 from hangar.tenancy import limits
-from hangar.tenancy.models.api_keys import ApiKeyView
+from hangar.tenancy.models.api_keys import ApiKeyView, CreatedApiKeyView
 from hangar.tenancy.ratelimit import enforce_rate_limit
 
 _TOKEN_ID = re.compile(rf"^[0-9a-f]{{{tokens.ID_LENGTH}}}$")
@@ -72,34 +72,46 @@ def create_api_key(
     token = tokens.mint(TokenType.API_KEY)
     created_at = clock.iso()
     api_key_store.put_api_key(
-        {
-            "tokenId": token.token_id,
-            "kind": "apikey",
-            "hash": hash_token(token.raw),
-            "orgId": org_id,
-            "apiKeyOrg": org_id,
-            "name": name,
-            "scopes": granted,
-            "createdBy": created_by,
-            "createdAt": created_at,
-        },
+        ApiKey(
+            token_id=token.token_id,
+            kind="apikey",
+            hash=hash_token(token.raw),
+            org_id=org_id,
+            api_key_org=org_id,
+            name=name,
+            scopes=tuple(granted),
+            created_by=created_by,
+            created_at=created_at,
+        ),
         also={"audit": audit.operation("api_key.create", org_id, "api_key", token.token_id)},
     )
     return CreatedApiKey(id=token.token_id, name=name, scopes=granted, token=token.raw, created_at=created_at)
 
 
-def view(item: Item) -> ApiKeyView:
+def view(key: ApiKey) -> ApiKeyView:
     return ApiKeyView(
-        id=item["tokenId"],
-        name=item.get("name", ""),
-        scopes=list(item.get("scopes") or []),
-        tokenPrefix=item["tokenId"],
-        createdAt=item["createdAt"],
-        lastUsedAt=item.get("lastUsedAt"),
+        id=key.token_id,
+        name=key.name,
+        scopes=list(key.scopes),
+        tokenPrefix=key.token_id,
+        createdAt=key.created_at,
+        lastUsedAt=key.last_used_at,
     )
 
 
-def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def created_view(created: CreatedApiKey) -> CreatedApiKeyView:
+    """POST /v1/api-keys: the new key with its token, shown this once."""
+    return CreatedApiKeyView(
+        id=created.id,
+        name=created.name,
+        scopes=created.scopes,
+        tokenPrefix=created.token_prefix,
+        token=created.token,
+        createdAt=created.created_at,
+    )
+
+
+def list_api_keys(org_id: str, limit: int, cursor: str | None) -> tuple[list[ApiKey], str | None]:
     return api_key_store.list_api_keys(org_id, limit, cursor)
 
 

@@ -14,7 +14,8 @@ from hangar.core.errors import BadRequest, Conflict
 from hangar.core.plans import OVERRIDE_FIELDS, License, effective_license
 from hangar.identity.auth import ORG_ID_RE
 from hangar.store import orgs
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item
+from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy import tenants
 from hangar.tenancy.models.licenses import LicenseSummary, LicenseUsage, LicenseView, PutLicenseRequest
 

@@ -10,7 +10,8 @@ from hangar.core.errors import Forbidden, NotFound
 from hangar.core.plans import License, Visibility, effective_license
 from hangar.store import orgs
 from hangar.store import targets as target_store
-from hangar.store.dynamo import Item, TransactionCancelled, transact
+from hangar.store.dynamo import Item
+from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy.models.targets import TargetView
 
 

@@ -123,7 +123,7 @@ def follow_license(org: Item) -> Item:
         while True:  # its runners' tokens (bounded by the plan's runner limit: a page or two)
             page, cursor = runner_store.list_runners(str(org["orgId"]), 200, cursor)
             for runner in page:
-                token_store.set_token_usage_key(str(runner["tokenId"]), value)
+                token_store.set_token_usage_key(str(runner.token_id), value)
             if cursor is None:
                 return replaced
     usage_plans.move_tenant_to_plan(org, plan)
