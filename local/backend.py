@@ -13,15 +13,18 @@ so each call is atomic, as it is in DynamoDB.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from local.http import serve_wsgi, wsgi_server
 from local.s3_signatures import verify_s3_requests
+from local.transaction_tokens import MISMATCH_MESSAGE, Replay, TransactionTokens
 
 # The credentials every local client signs with (local.server.aws_environment).
 LOCAL_CREDENTIALS = {"testing": "testing"}
@@ -91,6 +94,43 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
     lock = threading.Lock()
     follow_local_clock()
     keep_stream_iterators_current()
+    tokens = TransactionTokens(now=lambda: time.time() + _sqs_offset_seconds)
+
+    def moto_answer(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with lock:  # the whole answer is produced under the lock
+            result = moto(environ, start_response)
+            try:
+                return list(result)
+            finally:
+                getattr(result, "close", lambda: None)()
+
+    def transact_write(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        body = json.loads(raw or b"{}")
+        replay = tokens.replay(body)
+        if replay is not Replay.NEW:
+            answer = (
+                {}
+                if replay is Replay.SUCCEEDED
+                else {
+                    "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                    "message": MISMATCH_MESSAGE,
+                }
+            )
+            status = "200 OK" if replay is Replay.SUCCEEDED else "400 Bad Request"
+            start_response(status, [("Content-Type", "application/x-amz-json-1.0")])
+            return [json.dumps(answer).encode()]
+        environ["wsgi.input"] = io.BytesIO(raw)
+        statuses: list[str] = []
+
+        def record_status(status: str, headers: Any, *rest: Any) -> Any:
+            statuses.append(status)
+            return start_response(status, headers, *rest)
+
+        answer_body = moto_answer(environ, record_status)
+        if statuses and statuses[0].startswith("200"):
+            tokens.committed(body)
+        return answer_body
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         global _sqs_offset_seconds
@@ -105,12 +145,9 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
             moto_id_manager.set_custom_id(identifier, str(wanted["id"]))
             start_response("204 No Content", [])
             return []
-        with lock:  # the whole answer is produced under the lock
-            result = moto(environ, start_response)
-            try:
-                return list(result)
-            finally:
-                getattr(result, "close", lambda: None)()
+        if environ.get("HTTP_X_AMZ_TARGET") == "DynamoDB_20120810.TransactWriteItems":
+            return transact_write(environ, start_response)
+        return moto_answer(environ, start_response)
 
     return app
 

@@ -20,11 +20,10 @@ client's retries — and makes chosen calls answer as DynamoDB would under load 
 - `IndexLag()`: a Query of a global secondary index answers without the newest entries (here: none),
   as an index that has not caught up with its table does.
 
-ClientRequestToken is emulated as DynamoDB documents it, since moto ignores it: a TransactWriteItems
-that committed is remembered for 10 minutes (by `hangar.core.clock`); a call with the same token and the same
-request within that window succeeds without writing anything, one with the same token and a different
-request is refused with `IdempotentParameterMismatchException`; a cancelled transaction is not
-remembered (its replay runs anew), and after 10 minutes the token is new again.
+ClientRequestToken is emulated as DynamoDB documents it, since moto ignores it, by the same memory the
+embedded backend of `local/` keeps (`local.transaction_tokens`, on `hangar.core.clock` here): a replay
+of a committed transaction within 10 minutes succeeds without writing, a token reused for another
+request is refused, a cancelled transaction is not remembered.
 
     with DynamoFaults.installed() as faults:
         faults.inject("TransactWriteItems", LostResponse(), times=5)
@@ -49,7 +48,10 @@ from unittest.mock import patch
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
-TOKEN_WINDOW_SECONDS = 600
+from local.transaction_tokens import MISMATCH_MESSAGE, TOKEN_WINDOW_SECONDS, Replay, TransactionTokens
+
+__all__ = ["TOKEN_WINDOW_SECONDS"]  # the tests move the clock past it
+
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
 
 
@@ -131,19 +133,13 @@ class _Rule:
 
 
 @dataclass
-class _Remembered:
-    fingerprint: str
-    finished_at: float
-
-
-@dataclass
 class DynamoFaults:
     client: Any
     rules: list[_Rule] = field(default_factory=list)
     injected: list[tuple[str, str]] = field(default_factory=list)  # (operation, fault kind), in order
     replayed: int = 0  # calls answered from the ClientRequestToken memory
     random_faults: Callable[[Call], Fault | None] | None = None
-    _tokens: dict[str, _Remembered] = field(default_factory=dict)
+    _tokens: TransactionTokens = field(default_factory=lambda: TransactionTokens(now=_clock_now))
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _paused: int = 0
     _forward: Callable[[AWSPreparedRequest, str], AWSResponse] | None = None
@@ -276,33 +272,18 @@ class DynamoFaults:
         assert self._forward is not None
         response = self._forward(request, event_name)
         if call.operation == "TransactWriteItems" and response.status_code == 200:
-            from hangar.core import clock
-
-            token = call.body.get("ClientRequestToken")
-            if token:
-                with self._lock:
-                    self._tokens[token] = _Remembered(_fingerprint(call.body), clock.now())
+            self._tokens.committed(call.body)
         return response
 
     def _replay(self, call: Call) -> AWSResponse | None:
         """DynamoDB's answer to a token it remembers: success without a write (counted in `replayed`),
         or a mismatch; None for a token it does not remember."""
-        from hangar.core import clock
-
-        token = call.body.get("ClientRequestToken")
+        replay = self._tokens.replay(call.body)
+        if replay is Replay.NEW:
+            return None
+        if replay is Replay.MISMATCH:
+            return _error("IdempotentParameterMismatchException", MISMATCH_MESSAGE)
         with self._lock:
-            remembered = self._tokens.get(token) if token else None
-            if remembered is None:
-                return None
-            if clock.now() - remembered.finished_at > TOKEN_WINDOW_SECONDS:
-                del self._tokens[token]
-                return None
-            if remembered.fingerprint != _fingerprint(call.body):
-                return _error(
-                    "IdempotentParameterMismatchException",
-                    "DynamoDB rejected the request because you retried a request with a different payload "
-                    "but with an idempotent token that was already used.",
-                )
             self.replayed += 1
         return _ok({})
 
@@ -335,6 +316,12 @@ class DynamoFaults:
         return _cancelled(reasons)
 
 
+def _clock_now() -> float:
+    from hangar.core import clock
+
+    return clock.now()
+
+
 class _NoSleep:
     """The `time` module, except that sleeping returns at once."""
 
@@ -343,10 +330,6 @@ class _NoSleep:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
-
-
-def _fingerprint(body: dict[str, Any]) -> str:
-    return json.dumps({key: value for key, value in body.items() if key != "ClientRequestToken"}, sort_keys=True)
 
 
 class _Body(BytesIO):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from unittest.mock import patch
 
 import pytest
+from builders import create_job
 from hangar.jobs import service
 from hangar.jobs.models.jobs import CreateJobRequest
 from hangar.store import jobs as job_store
-from jobs_helpers import create_job
 from support import AwsStack, FakeLambdaContext, unique_org
 
 
