@@ -33,7 +33,7 @@ DYNAMODB_LOCAL_PORT ?= 8100
 
 .PHONY: help lambda-python install install-run install-dynamodb-local run dynamodb-local test lint typecheck validate cfn-lint \
 	checkov template-checks build pytest e2e-dynamodb-local fuzz oidc-install oidc-e2e bench openapi clean agent-wheel systemd-analyze \
-	install-browser browser-test console-upload
+	install-browser browser-test screenshots console-upload
 .PHONY: sam-local sam-local-packages sam-local-x86-build test-sam-local
 
 help:
@@ -59,6 +59,7 @@ help:
 	@echo "make oidc-e2e   - sign-in against a real OIDC issuer (npm oidc-provider) through local/ (part of make test)"
 	@echo "make oidc-install - oidc-provider (npm) into tests/oidc/node_modules"
 	@echo "make browser-test - the console in headless Chromium against local/ (part of make test)"
+	@echo "make screenshots - the same, writing the README's console screenshots (docs/console/)"
 	@echo "make install-browser - Debian's chromium and the pinned Playwright (the browser tests' needs)"
 	@echo "make console-upload STACK=<name> - upload console/ to a deployed stack's console bucket"
 	@echo "make dynamodb-local - run DynamoDB Local on port $(DYNAMODB_LOCAL_PORT), data kept in $(DYNAMODB_LOCAL)/data"
@@ -230,6 +231,10 @@ oidc-e2e: $(VENV)/.installed $(OIDC_DIR)/node_modules/.installed
 browser-test: install-browser agent-wheel
 	@start=$$(date +%s); $(PY) -m pytest tests/browser -q -p no:cacheprovider; status=$$?; \
 		echo "browser tests took $$(( $$(date +%s) - start )) s"; exit $$status
+
+# The browser tests write their screenshots to .tools/screenshots/; this run refreshes the tracked ones.
+screenshots:
+	HANGAR_SCREENSHOTS_DIR=$(CURDIR)/docs/console $(MAKE) browser-test
 
 # After `sam deploy` (needs the AWS CLI): console/ into the stack's console bucket, config.json naming the
 # stack's API; Cache-Control no-cache, so CloudFront and browsers revalidate and a new upload shows at once.
