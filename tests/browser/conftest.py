@@ -3,7 +3,8 @@ one headless Chromium (Debian's, /usr/bin/chromium, driven by Playwright) for th
 test gets a fresh browser context (its own sessionStorage, cookies, permissions).
 
 `page` fails its test on any console error, uncaught page error, failed request or HTTP error response,
-unless the test said it expects it (`guard.expect(...)`). Screenshots go to .tools/screenshots/ (`make screenshots`: docs/console/).
+unless the test said it expects it (`guard.expect(...)`). Screenshots go to .tools/screenshots/
+(`make screenshots`: docs/console/).
 """
 
 from __future__ import annotations
