@@ -35,7 +35,7 @@ CLOCK_PATH = "/_local/clock-offset"
 """POST {"offsetSeconds"}: SQS's clock (message delays, visibility timeouts) runs that far ahead, as the
 local clock of `POST /_local/clock` does (hangar.core.clock), so queued retries come due when time is moved."""
 
-_sqs_offset_seconds = 0.0
+_clock_offset_seconds = 0.0
 
 
 def follow_local_clock() -> None:
@@ -43,8 +43,8 @@ def follow_local_clock() -> None:
     import moto.sqs.models as sqs_models
     from moto.core.utils import unix_time, unix_time_millis
 
-    setattr(sqs_models, "unix_time", lambda *args: unix_time(*args) + _sqs_offset_seconds)  # noqa: B010
-    setattr(sqs_models, "unix_time_millis", lambda *args: unix_time_millis(*args) + _sqs_offset_seconds * 1000)  # noqa: B010
+    setattr(sqs_models, "unix_time", lambda *args: unix_time(*args) + _clock_offset_seconds)  # noqa: B010
+    setattr(sqs_models, "unix_time_millis", lambda *args: unix_time_millis(*args) + _clock_offset_seconds * 1000)  # noqa: B010
 
 
 def keep_stream_iterators_current() -> None:
@@ -94,32 +94,26 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
     lock = threading.Lock()
     follow_local_clock()
     keep_stream_iterators_current()
-    tokens = TransactionTokens(now=lambda: time.time() + _sqs_offset_seconds)
+    tokens = TransactionTokens(now=lambda: time.time() + _clock_offset_seconds)
 
     def moto_answer(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        with lock:  # the whole answer is produced under the lock
-            result = moto(environ, start_response)
-            try:
-                return list(result)
-            finally:
-                getattr(result, "close", lambda: None)()
+        result = moto(environ, start_response)
+        try:
+            return list(result)
+        finally:
+            getattr(result, "close", lambda: None)()
 
     def transact_write(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """Runs under the lock, so a retry that queued behind its own first attempt (the case a read
+        timeout under load produces) finds that attempt's token remembered."""
         raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         body = json.loads(raw or b"{}")
         replay = tokens.replay(body)
-        if replay is not Replay.NEW:
-            answer = (
-                {}
-                if replay is Replay.SUCCEEDED
-                else {
-                    "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
-                    "message": MISMATCH_MESSAGE,
-                }
-            )
-            status = "200 OK" if replay is Replay.SUCCEEDED else "400 Bad Request"
-            start_response(status, [("Content-Type", "application/x-amz-json-1.0")])
-            return [json.dumps(answer).encode()]
+        if replay is Replay.SUCCEEDED:
+            return _json_answer(start_response, "200 OK", {})
+        if replay is Replay.MISMATCH:
+            mismatch = "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException"
+            return _json_answer(start_response, "400 Bad Request", {"__type": mismatch, "message": MISMATCH_MESSAGE})
         environ["wsgi.input"] = io.BytesIO(raw)
         statuses: list[str] = []
 
@@ -127,16 +121,16 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
             statuses.append(status)
             return start_response(status, headers, *rest)
 
-        answer_body = moto_answer(environ, record_status)
+        answer = moto_answer(environ, record_status)
         if statuses and statuses[0].startswith("200"):
             tokens.committed(body)
-        return answer_body
+        return answer
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        global _sqs_offset_seconds
+        global _clock_offset_seconds
         if environ.get("PATH_INFO") == CLOCK_PATH:
             wanted = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
-            _sqs_offset_seconds = float(wanted["offsetSeconds"])
+            _clock_offset_seconds = float(wanted["offsetSeconds"])
             start_response("204 No Content", [])
             return []
         if environ.get("PATH_INFO") == ADMIN_PATH:
@@ -145,11 +139,17 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
             moto_id_manager.set_custom_id(identifier, str(wanted["id"]))
             start_response("204 No Content", [])
             return []
-        if environ.get("HTTP_X_AMZ_TARGET") == "DynamoDB_20120810.TransactWriteItems":
-            return transact_write(environ, start_response)
-        return moto_answer(environ, start_response)
+        with lock:  # the whole answer is produced under the lock
+            if environ.get("HTTP_X_AMZ_TARGET") == "DynamoDB_20120810.TransactWriteItems":
+                return transact_write(environ, start_response)
+            return moto_answer(environ, start_response)
 
     return app
+
+
+def _json_answer(start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:
+    start_response(status, [("Content-Type", "application/x-amz-json-1.0")])
+    return [json.dumps(body).encode()]
 
 
 def run_child(fd: int) -> int:

@@ -48,9 +48,7 @@ from unittest.mock import patch
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
-from local.transaction_tokens import MISMATCH_MESSAGE, TOKEN_WINDOW_SECONDS, Replay, TransactionTokens
-
-__all__ = ["TOKEN_WINDOW_SECONDS"]  # the tests move the clock past it
+from local.transaction_tokens import MISMATCH_MESSAGE, Replay, TransactionTokens
 
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
 

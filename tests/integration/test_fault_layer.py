@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from faults import TOKEN_WINDOW_SECONDS, ConditionFailed, Conflict, DynamoFaults, LostResponse, Throttled
+from faults import ConditionFailed, Conflict, DynamoFaults, LostResponse, Throttled
 from hangar.core import clock
 from hangar.store import dynamo
 from support import AwsStack
+
+from local.transaction_tokens import TOKEN_WINDOW_SECONDS
 
 TABLE = "OrgsTable"
 

@@ -3,8 +3,10 @@ transaction whose response was lost and is sent again succeeds instead of meetin
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -54,6 +56,16 @@ def test_a_committed_transaction_sent_again_with_its_token_succeeds_without_writ
     dynamodb.transact_write_items(TransactItems=_put_new(item_id, "first"), ClientRequestToken=token)
     stored = dynamodb.get_item(TableName="Items", Key={"id": {"S": item_id}})["Item"]
     assert stored["value"] == {"S": "first"}
+
+
+def test_retries_queued_behind_their_first_attempt_all_succeed(dynamodb: Any) -> None:
+    """A read timeout under load: the retry arrives while its first attempt still waits for moto. The
+    token is looked up in the same critical section that runs the transaction, so every copy succeeds."""
+    item_id, token = uuid.uuid4().hex, uuid.uuid4().hex
+    send = functools.partial(dynamodb.transact_write_items, TransactItems=_put_new(item_id, "first"))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: send(ClientRequestToken=token), range(8)))
+    assert len(answers) == 8
 
 
 def test_the_same_write_with_a_new_token_meets_its_condition(dynamodb: Any) -> None:
