@@ -82,6 +82,130 @@ def keep_stream_iterators_current() -> None:
     StreamShard.__deepcopy__ = copy_shard  # type: ignore[attr-defined]
 
 
+def snapshot_only_what_a_transaction_writes() -> None:
+    """moto keeps a deep copy of every table a TransactWriteItems names, to restore if it is cancelled:
+    each transaction costs as much as the table holds, and a test server's tables only grow. The copy
+    taken here shares every item the transaction does not write (it never changes them) and copies the
+    ones it does, so a cancelled transaction restores the same state at the cost of what it touches."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import StreamShard, Table
+
+    if getattr(Table, "_hangar_snapshots", False):
+        return
+    running = threading.local()  # .written: table name -> hash keys the transaction of this thread writes
+
+    def deepcopy_table(self: Any, memo: dict[int, Any]) -> Any:
+        copied: Any = Table.__new__(Table)
+        memo[id(self)] = copied
+        hashes = getattr(running, "written", {}).get(self.name)
+        if hashes is None:  # any other copy (backups, restores): all of it, as copy.deepcopy does
+            copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+            return copied
+        copied.__dict__.update(self.__dict__)
+        items = type(self.items)(self.items.default_factory)  # the outer dict: writes may add a hash key
+        items.update(self.items)
+        for hash_value in hashes & items.keys():
+            items[hash_value] = copy.deepcopy(self.items[hash_value], memo)
+        copied.items = items
+        if self.stream_shard is not None:
+            shard: Any = StreamShard.__new__(StreamShard)
+            shard.__dict__.update(self.stream_shard.__dict__)
+            shard.items = list(self.stream_shard.items)  # records never change once written
+            shard.table = copied
+            copied.stream_shard = shard
+        return copied
+
+    transact = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        written: dict[str, set[Any]] = {}
+        try:
+            for item in transact_items:
+                _, operation = next(iter(item.items()))
+                table = self.tables.get(operation.get("TableName"))
+                if table is None:
+                    continue
+                key = operation.get("Key") or operation.get("Item") or {}
+                written.setdefault(table.name, set()).add(DynamoType(key[table.hash_key_attr]))
+        except (KeyError, TypeError, AttributeError, StopIteration):
+            written = {}  # moto refuses the request: let it copy everything as it would
+        running.written = written
+        try:
+            transact(self, transact_items)
+        finally:
+            running.written = {}
+
+    Table.__deepcopy__ = deepcopy_table  # type: ignore[attr-defined]
+    Table._hangar_snapshots = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+_ATTRIBUTE_STRINGS = ("S", "N")
+_ATTRIBUTE_BOOLEANS = ("BOOL", "NULL")
+_ATTRIBUTE_STRING_SETS = ("SS", "NS")
+
+
+def _plain_attribute_value(value: Any) -> dict[str, Any] | None:
+    """A DynamoDB attribute value as moto's JSON serializer writes it, for the common types only (None:
+    let the serializer do it). That serializer walks the AttributeValue shape member by member, with
+    several name look-ups each, for every attribute of every item it returns."""
+    if type(value) is not dict or len(value) != 1:
+        return None
+    ((kind, inner),) = value.items()
+    if kind in _ATTRIBUTE_STRINGS and type(inner) is str:
+        return {kind: inner}
+    if kind in _ATTRIBUTE_BOOLEANS and type(inner) is bool:
+        return {kind: inner}
+    if kind in _ATTRIBUTE_STRING_SETS and type(inner) is list and all(type(part) is str for part in inner):
+        return {kind: list(inner)}
+    if kind == "M" and type(inner) is dict:
+        members = {}
+        for name, member in inner.items():
+            plain = _plain_attribute_value(member)
+            if plain is None or type(name) is not str:
+                return None
+            members[name] = plain
+        return {"M": members}
+    if kind == "L" and type(inner) is list:
+        elements = []
+        for element in inner:
+            plain = _plain_attribute_value(element)
+            if plain is None:
+                return None
+            elements.append(plain)
+        return {"L": elements}
+    return None
+
+
+def serialize_attribute_values_directly() -> None:
+    """moto's JSON serializer, with `_plain_attribute_value` first for DynamoDB's AttributeValue."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    serialize_structure = BaseJSONSerializer._serialize_type_structure
+    if getattr(serialize_structure, "_hangar_direct", False):
+        return
+
+    def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if key and shape.name == "AttributeValue":
+            plain = _plain_attribute_value(value)
+            if plain is not None:
+                serialized[key] = plain
+                return
+        serialize_structure(self, serialized, value, shape, key)
+
+    _serialize_type_structure._hangar_direct = True  # type: ignore[attr-defined]
+    _serialize_type_structure.__wrapped__ = serialize_structure  # type: ignore[attr-defined]
+    BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+
+
+def speed_up_dynamodb() -> None:
+    """What makes moto's DynamoDB cost what the request does rather than what the tables hold (idempotent;
+    the embedded backend and the tests' in-process moto use it)."""
+    snapshot_only_what_a_transaction_writes()
+    serialize_attribute_values_directly()
+
+
 def backend_app() -> Callable[..., Iterable[bytes]]:
     from moto.apigateway.utils import ApigwApiKeyIdentifier
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -94,6 +218,7 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
     lock = threading.Lock()
     follow_local_clock()
     keep_stream_iterators_current()
+    speed_up_dynamodb()
     tokens = TransactionTokens(now=lambda: time.time() + _clock_offset_seconds)
 
     def moto_answer(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
