@@ -93,20 +93,28 @@ def snapshot_only_what_a_transaction_writes() -> None:
 
     if getattr(Table, "_hangar_snapshots", False):
         return
-    running = threading.local()  # .written: table name -> hash keys the transaction of this thread writes
+    running = threading.local()  # .written: table name -> the keys the transaction of this thread writes
 
     def deepcopy_table(self: Any, memo: dict[int, Any]) -> Any:
         copied: Any = Table.__new__(Table)
         memo[id(self)] = copied
-        hashes = getattr(running, "written", {}).get(self.name)
-        if hashes is None:  # any other copy (backups, restores): all of it, as copy.deepcopy does
+        keys = getattr(running, "written", {}).get(self.name)
+        if keys is None:  # any other copy (backups, restores): all of it, as copy.deepcopy does
             copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
             return copied
         copied.__dict__.update(self.__dict__)
         items = type(self.items)(self.items.default_factory)  # the outer dict: writes may add a hash key
         items.update(self.items)
-        for hash_value in hashes & items.keys():
-            items[hash_value] = copy.deepcopy(self.items[hash_value], memo)
+        for hash_value, range_value in keys:
+            if hash_value not in items:
+                continue
+            if range_value is None:  # a table without a sort key: hash -> item
+                items[hash_value] = copy.deepcopy(self.items[hash_value], memo)
+                continue
+            if items[hash_value] is self.items[hash_value]:  # a partition: sort key -> item, copied once
+                items[hash_value] = dict(self.items[hash_value])
+            if range_value in items[hash_value]:
+                items[hash_value][range_value] = copy.deepcopy(self.items[hash_value][range_value], memo)
         copied.items = items
         if self.stream_shard is not None:
             shard: Any = StreamShard.__new__(StreamShard)
@@ -119,7 +127,7 @@ def snapshot_only_what_a_transaction_writes() -> None:
     transact = DynamoDBBackend.transact_write_items
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        written: dict[str, set[Any]] = {}
+        written: dict[str, set[tuple[Any, Any]]] = {}
         try:
             for item in transact_items:
                 _, operation = next(iter(item.items()))
@@ -127,7 +135,8 @@ def snapshot_only_what_a_transaction_writes() -> None:
                 if table is None:
                     continue
                 key = operation.get("Key") or operation.get("Item") or {}
-                written.setdefault(table.name, set()).add(DynamoType(key[table.hash_key_attr]))
+                range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                written.setdefault(table.name, set()).add((DynamoType(key[table.hash_key_attr]), range_value))
         except (KeyError, TypeError, AttributeError, StopIteration):
             written = {}  # moto refuses the request: let it copy everything as it would
         running.written = written
@@ -199,11 +208,27 @@ def serialize_attribute_values_directly() -> None:
     BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
 
 
-def speed_up_dynamodb() -> None:
-    """What makes moto's DynamoDB cost what the request does rather than what the tables hold (idempotent;
-    the embedded backend and the tests' in-process moto use it)."""
+def check_retention_directly() -> None:
+    """moto's SQS checks each message it receives against the queue's retention period by computing all
+    the queue's attributes, its message counts included (a pass over the queue each): a receive cost what
+    the queue holds, times ten. Here it reads the one attribute it needs."""
+    import moto.sqs.models as sqs_models
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention_period = int(self.get_queue(queue_name).message_retention_period)
+        now = getattr(sqs_models, "unix_time")()  # noqa: B009 - follow_local_clock may have replaced it
+        return bool(retention_period + message.sent_timestamp / 1000 > now)
+
+    backend = sqs_models.SQSBackend
+    backend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+
+
+def speed_up_moto() -> None:
+    """What makes moto's DynamoDB and SQS cost what the request does rather than what the tables and
+    queues hold (idempotent; the embedded backend and the tests' in-process moto use it)."""
     snapshot_only_what_a_transaction_writes()
     serialize_attribute_values_directly()
+    check_retention_directly()
 
 
 def backend_app() -> Callable[..., Iterable[bytes]]:
@@ -218,7 +243,7 @@ def backend_app() -> Callable[..., Iterable[bytes]]:
     lock = threading.Lock()
     follow_local_clock()
     keep_stream_iterators_current()
-    speed_up_dynamodb()
+    speed_up_moto()
     tokens = TransactionTokens(now=lambda: time.time() + _clock_offset_seconds)
 
     def moto_answer(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

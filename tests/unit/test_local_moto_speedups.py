@@ -1,4 +1,4 @@
-"""`local.backend.speed_up_dynamodb`: moto's DynamoDB answers the same, at the cost of what a request
+"""`local.backend.speed_up_moto`: moto's DynamoDB answers the same, at the cost of what a request
 touches rather than of what the tables hold (a transaction's rollback copy, the response serializer)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.serialize import BaseJSONSerializer
 
-from local.backend import speed_up_dynamodb
+from local.backend import speed_up_moto
 
 ITEMS = [
     {"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "12.5"}, "flag": {"BOOL": False}, "nothing": {"NULL": True}},
@@ -33,7 +33,7 @@ ITEMS = [
 @pytest.fixture
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
-        speed_up_dynamodb()
+        speed_up_moto()
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(
             TableName="Things",
@@ -150,3 +150,18 @@ def test_any_other_copy_of_a_table_is_a_whole_one(dynamodb: Any) -> None:
         for range_value, item in items.items():
             assert copied.items[hash_value][range_value] is not item
             assert copied.items[hash_value][range_value].to_json() == item.to_json()
+
+
+def test_a_message_past_the_queue_s_retention_period_is_not_received(monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto.sqs.models as sqs_models
+    from moto.core.utils import unix_time
+
+    with mock_aws():
+        speed_up_moto()
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="kept-a-minute", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="kept")
+        sqs.send_message(QueueUrl=url, MessageBody="also kept")
+        assert len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]) == 2
+        monkeypatch.setattr(sqs_models, "unix_time", lambda *args: unix_time(*args) + 61)
+        assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
