@@ -38,6 +38,7 @@ def clear_client_caches() -> None:
     dynamo.client.cache_clear()
     artifact_objects.client.cache_clear()
     kms._client.cache_clear()
+    kms.REUSED.clear()
     delivery_queue._client.cache_clear()
     event_bus._client.cache_clear()
     credentials.pepper.cache_clear()
