@@ -223,11 +223,49 @@ def check_retention_directly() -> None:
     backend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 
 
+def query_only_the_partition() -> None:
+    """moto answers a query on a table's key by sorting every item of the table and keeping those of the
+    partition asked for: each query cost what the whole table holds. Here it reads that partition alone
+    (index queries are left as they are)."""
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table, "_hangar_partition_queries", False):
+        return
+    running = threading.local()  # .partition: (table, hash key) of this thread's query on a table's key
+    all_items, query = Table.all_items, Table.query
+
+    def partition_items(self: Any) -> Any:
+        partition = getattr(running, "partition", None)
+        if partition is None or partition[0] is not self:
+            return all_items(self)
+        found = self.items.get(partition[1])
+        if found is None:
+            return []
+        items = list(found.values()) if self.range_key_attr else [found]
+        return sorted(items, key=lambda item: (item.hash_key, item.range_key) if item.range_key else item.hash_key)
+
+    def query_partition(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None:
+            return query(self, hash_key, *args, **kwargs)
+        running.partition = (self, hash_key)
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            running.partition = None
+
+    query_partition.__wrapped__ = query  # type: ignore[attr-defined]
+    Table.all_items = partition_items  # type: ignore[method-assign]
+    Table.query = query_partition  # type: ignore[method-assign]
+    Table._hangar_partition_queries = True  # type: ignore[attr-defined]
+
+
 def speed_up_moto() -> None:
     """What makes moto's DynamoDB and SQS cost what the request does rather than what the tables and
     queues hold (idempotent; the embedded backend and the tests' in-process moto use it)."""
     snapshot_only_what_a_transaction_writes()
     serialize_attribute_values_directly()
+    query_only_the_partition()
     check_retention_directly()
 
 

@@ -165,3 +165,40 @@ def test_a_message_past_the_queue_s_retention_period_is_not_received(monkeypatch
         assert len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]) == 2
         monkeypatch.setattr(sqs_models, "unix_time", lambda *args: unix_time(*args) + 61)
         assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+
+
+def test_a_query_on_the_table_s_key_reads_what_moto_s_own_reads(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models.table import Table
+
+    for partition in ("p1", "p2", "p3"):
+        for index in range(7):
+            dynamodb.put_item(
+                TableName="Things",
+                Item={"pk": {"S": partition}, "sk": {"S": f"{index:02d}"}, "n": {"N": str(index)}},
+            )
+
+    def pages(**query: Any) -> list[list[dict[str, Any]]]:
+        found, start = [], None
+        while True:
+            page = dynamodb.query(
+                TableName="Things", Limit=3, **query, **({"ExclusiveStartKey": start} if start else {})
+            )
+            found.append(page["Items"])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found
+
+    queries = [
+        {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "p2"}}},
+        {
+            "KeyConditionExpression": "pk = :p AND sk > :s",
+            "ExpressionAttributeValues": {":p": {"S": "p1"}, ":s": {"S": "02"}, ":n": {"N": "4"}},
+            "FilterExpression": "n < :n",
+            "ScanIndexForward": False,
+        },
+        {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "nowhere"}}},
+    ]
+    partitioned = [pages(**query) for query in queries]
+    assert [sum(len(page) for page in found) for found in partitioned] == [7, 1, 0]
+    monkeypatch.setattr(Table, "query", Table.query.__wrapped__)  # type: ignore[attr-defined]
+    assert [pages(**query) for query in queries] == partitioned
