@@ -343,7 +343,11 @@ def dynamodb_local() -> Iterator[tuple[str, int, str]]:
     if not (DYNAMODB_LOCAL_DIR / "DynamoDBLocal.jar").is_file() or shutil.which("java") is None:
         yield "", 0, "not installed (make install-dynamodb-local, and java)"
         return
-    server = start_dynamodb_local()
+    try:
+        server = start_dynamodb_local()
+    except RuntimeError as error:  # the section's main figures stand without it
+        yield "", 0, f"it did not start ({str(error).splitlines()[0]})"
+        return
     try:
         yield server.endpoint, server.process.pid, ""
     finally:

@@ -115,3 +115,24 @@ def test_notes_carry_the_dynamodb_local_run_and_its_verdicts() -> None:
     assert "210/s with 8 clients, p50 38.0 ms, p99 49.0 ms, one client alone p50 9.0 ms" in notes[-2]
     assert notes[-2].endswith("Targets: >= 200/s with 8 clients: met; p99 <= 50 ms: met; one client p50 <= 15 ms: met.")
     assert notes[-1].startswith("With DynamoDB Local: CPU per heartbeat: gateway process 4.0 ms")
+
+
+def test_without_dynamodb_local_the_section_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import local.testing
+    from bench import gateway_throughput
+
+    monkeypatch.setattr(local.testing, "DYNAMODB_LOCAL_DIR", tmp_path)  # no jar there
+    with gateway_throughput.dynamodb_local() as (endpoint, pid, missing):
+        assert (endpoint, pid) == ("", 0)
+        assert missing.startswith("not installed")
+
+    (tmp_path / "DynamoDBLocal.jar").write_bytes(b"")
+    monkeypatch.setattr("bench.gateway_throughput.shutil.which", lambda name: f"/usr/bin/{name}")
+
+    def fails() -> None:
+        raise RuntimeError("DynamoDB Local did not start on http://127.0.0.1:1; its output:\nno java")
+
+    monkeypatch.setattr(local.testing, "start_dynamodb_local", fails)
+    with gateway_throughput.dynamodb_local() as (endpoint, pid, missing):
+        assert endpoint == ""
+        assert missing == "it did not start (DynamoDB Local did not start on http://127.0.0.1:1; its output:)"
