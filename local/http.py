@@ -1,5 +1,5 @@
-"""HTTP for the local stack: waitress serves the WSGI apps (HTTP/1.1 keep-alive, TCP_NODELAY, one send
-per response head and first body chunk, chunked bodies), sockets are bound up front so a taken port is
+"""HTTP for the local stack: waitress serves the WSGI apps (HTTP/1.1 keep-alive, TCP_NODELAY, a response's
+head and first body chunk in one send, chunked bodies), sockets are bound up front so a taken port is
 reported at once, and requests and responses convert between WSGI and the gateway's `HttpRequest` /
 `HttpResponse`.
 
