@@ -26,6 +26,7 @@ from hangar.jobs import service as jobs
 from hangar.store import event_bus
 from hangar.store import webhooks as webhook_store
 from hangar.store.dynamo import Item, from_item
+from hangar.store.jobs import Job
 from hangar.store.runners import Runner
 
 TERMINAL_JOB_EVENTS = {"completed": "job.completed", "failed": "job.failed", "cancelled": "job.cancelled"}
@@ -77,7 +78,7 @@ def _runner_data(item: Item) -> dict[str, Any]:
 
 
 def _job_data(item: Item) -> dict[str, Any]:
-    data: dict[str, Any] = plain(jobs.v1_view(item))
+    data: dict[str, Any] = plain(jobs.v1_view(Job.from_item(item)))
     return data
 
 
