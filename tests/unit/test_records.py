@@ -8,8 +8,10 @@ import pytest
 from hangar.store import dynamo
 from hangar.store.api_keys import ApiKey
 from hangar.store.jobs import Job
+from hangar.store.orgs import Org
 from hangar.store.records import Record
 from hangar.store.runners import Runner
+from hangar.store.targets import Target
 
 
 def through_dynamodb(item: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +108,33 @@ RECORDS: list[Record] = [
         log_expires_at_epoch=1767139200,
         artifact_count=2,
     ),
+    Org(org_id="org_a"),
+    Org(
+        org_id="org_a",
+        plan="team",
+        license_state="suspended",
+        overrides={"runnerLimit": 3, "allowedTargetVisibilities": ["public"]},
+        license_version=2,
+        runner_limit=3,
+        concurrent_job_limit=10,
+        runner_count=2,
+        active_jobs=1,
+        target_count=4,
+        usage_key_id="k1",
+        usage_key="value",
+        usage_key_shared=False,
+        created_at="2026-11-30T00:00:00.000Z",
+        updated_at="2026-12-01T00:00:00.000Z",
+    ),
+    Target(
+        org_id="org_a",
+        target_id="tgt_1",
+        name="prod",
+        url="https://example.com",
+        visibility="public",
+        created_at="2026-12-01T00:00:00.000Z",
+        sk="TARGET#tgt_1",
+    ),
 ]
 
 # Items as the store has always written them: a record built from one gives exactly it back.
@@ -142,7 +171,46 @@ RUNNING_JOB_ITEM: dict[str, Any] = {
     "logExpiresAtEpoch": 1767139200,
     "artifactCount": 1,
 }
-ITEMS: list[tuple[type[Record], dict[str, Any]]] = [(Job, QUEUED_JOB_ITEM), (Job, RUNNING_JOB_ITEM)]
+NEW_ORG_ITEM: dict[str, Any] = {
+    "orgId": "org_a",
+    "sk": "ORG",
+    "plan": "free",
+    "licenseState": "active",
+    "runnerCount": 0,
+    "activeJobs": 0,
+    "targetCount": 0,
+    "createdAt": "2026-12-01T00:00:00.000Z",
+    "runnerLimit": 2,
+    "concurrentJobLimit": 1,
+}
+LICENSED_ORG_ITEM: dict[str, Any] = {
+    **NEW_ORG_ITEM,
+    "plan": "team",
+    "overrides": {},
+    "licenseVersion": 1,
+    "runnerLimit": 10,
+    "concurrentJobLimit": 10,
+    "usageKeyId": "k1",
+    "usageKey": "value",
+    "usageKeyShared": True,
+    "updatedAt": "2026-12-01T01:00:00.000Z",
+}
+TARGET_ITEM: dict[str, Any] = {
+    "orgId": "org_a",
+    "sk": "TARGET#tgt_1",
+    "targetId": "tgt_1",
+    "name": "prod",
+    "url": "https://example.com",
+    "visibility": "private_internal",
+    "createdAt": "2026-12-01T00:00:00.000Z",
+}
+ITEMS: list[tuple[type[Record], dict[str, Any]]] = [
+    (Job, QUEUED_JOB_ITEM),
+    (Job, RUNNING_JOB_ITEM),
+    (Org, NEW_ORG_ITEM),
+    (Org, LICENSED_ORG_ITEM),
+    (Target, TARGET_ITEM),
+]
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda record: type(record).__name__)
@@ -197,3 +265,9 @@ def test_a_job_reads_the_counters_it_lacks_as_their_defaults_and_writes_none_of_
     for unwritten in ("logBytes", "logNextSeq", "logTruncated", "artifactCount", "cancelRequested"):
         assert unwritten not in item
     assert item["attempts"] == 0
+
+
+def test_an_org_reads_its_license_with_the_overrides_applied() -> None:
+    org = Org.from_item({**LICENSED_ORG_ITEM, "overrides": {"runnerLimit": 3}})
+    assert (org.license().plan, org.license().runnerLimit) == ("team", 3)
+    assert Org(org_id="org_a").license().plan == "free"  # no plan stored: the free plan's limits

@@ -22,6 +22,7 @@ from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
 from hangar.store.dynamo import Item
+from hangar.store.orgs import Org
 from hangar.store.runners import Runner
 from hangar.store.transactions import TransactionCancelled, transact
 
@@ -103,10 +104,10 @@ def runner_token_item(
     }
 
 
-def raise_for_org_refusal(org: Item | None) -> None:
+def raise_for_org_refusal(org: Org | None) -> None:
     """Why the org's condition refused a new runner: inactive license or the plan's runner limit."""
-    if org is not None and org.get("licenseState", "active") != "active":
-        raise Forbidden(f"The license is {org.get('licenseState')}", code="license_inactive")
+    if org is not None and org.license_state != "active":
+        raise Forbidden(f"The license is {org.license_state}", code="license_inactive")
     raise Forbidden("The plan's runner limit is reached", code="runner_limit_reached")
 
 
@@ -160,7 +161,7 @@ def prepare_runner(
     return NewRunner(runner=runner, token=token.raw, operations=operations)
 
 
-def commit_runner(new: NewRunner, org: Item | None, preceding: Mapping[str, dict[str, Any]] | None = None) -> None:
+def commit_runner(new: NewRunner, org: Org | None, preceding: Mapping[str, dict[str, Any]] | None = None) -> None:
     """Runs `preceding` and the new runner's operations in ONE transaction (concurrent transactions are
     retried by `transact`, so that the conditions decide).
 
@@ -173,7 +174,7 @@ def commit_runner(new: NewRunner, org: Item | None, preceding: Mapping[str, dict
         if any(not cancelled[name].ok for name in preceding or {}):
             raise
         if cancelled["org"].condition_failed:
-            raise_for_org_refusal(cancelled["org"].item or org)
+            raise_for_org_refusal(orgs.org_from(cancelled["org"].item) or org)
         raise
 
 
@@ -185,7 +186,7 @@ def create_runner(
 ) -> tuple[Runner, str]:
     """A new offline runner and its runner token (plaintext returned once, stored only as a hash)."""
     org = orgs.ensure_org(org_id)
-    new = prepare_runner(org_id, name, labels, configured_concurrency, usage_key=org.get("usageKey"))
+    new = prepare_runner(org_id, name, labels, configured_concurrency, usage_key=org.usage_key)
     commit_runner(
         new, org, preceding={"audit": audit.operation("runner.create", org_id, "runner", new.runner.runner_id)}
     )

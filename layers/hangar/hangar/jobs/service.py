@@ -25,7 +25,7 @@ from hangar.audit import trail as audit
 from hangar.core import clock
 from hangar.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from hangar.core.models import unique
-from hangar.core.plans import License, effective_license
+from hangar.core.plans import License
 from hangar.jobs.documents import bounded_json, parse_json, work_fields
 from hangar.jobs.models.jobs import ACTIVE_STATUSES, MAX_PAYLOAD_BYTES, CreateJobRequest, JobError, JobStatus, V1Job
 from hangar.jobs.outputs import log_fields
@@ -77,7 +77,7 @@ def _check_target(org_id: str, target_id: str, license_: License) -> None:
         target = get_target(org_id, target_id)
     except NotFound:
         raise NotFound(f"Target {target_id} not found", field="targetId") from None
-    visibility = target.get("visibility")
+    visibility = target.visibility
     if not visibility_allowed(license_, visibility):
         raise Forbidden(f"The {license_.plan} plan does not allow {visibility} targets", code="visibility_not_allowed")
 
@@ -127,8 +127,7 @@ def new_job(org_id: str, request: CreateJobRequest) -> Job:
 def _create_job(org_id: str, request: CreateJobRequest) -> Job:
     job = new_job(org_id, request)  # validates the payload before any read
     # Read-only: a tenant never seen gets the default plan's license without an org write here.
-    org = orgs.get_org(org_id) or orgs.new_org(org_id)
-    license_ = effective_license(org)
+    license_ = orgs.org_or_default(org_id).license()
     if not license_.active:
         raise Forbidden(f"The license is {license_.licenseState}", code="license_inactive")
     if request.targetId is not None:
