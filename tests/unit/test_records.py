@@ -12,6 +12,7 @@ from hangar.store.orgs import Org
 from hangar.store.records import Record
 from hangar.store.runners import Runner
 from hangar.store.targets import Target
+from hangar.store.webhooks import Delivery, Webhook
 
 
 def through_dynamodb(item: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +136,35 @@ RECORDS: list[Record] = [
         created_at="2026-12-01T00:00:00.000Z",
         sk="TARGET#tgt_1",
     ),
+    Webhook(
+        org_id="org_a",
+        webhook_id="whk_1",
+        url="https://hooks.example.com/h",
+        secret_ciphertext="ciphertext",
+        created_at="2026-12-01T00:00:00.000Z",
+        events=("job.completed", "runner.offline"),
+        description="ops",
+        sk="WEBHOOK#whk_1",
+    ),
+    Delivery(
+        org_id="org_a",
+        delivery_id="dlv_1",
+        webhook_id="whk_1",
+        event_id="evt_1",
+        event_type="ping",
+        payload='{"id":"evt_1"}',
+        status="failed",
+        created_at="2026-12-01T00:00:00.000Z",
+        attempts=2,
+        next_attempt_at="2026-12-01T00:02:00.000Z",
+        next_attempt_epoch=1764547320.5,
+        last_attempt_at="2026-12-01T00:01:00.000Z",
+        last_status_code=500,
+        last_error="HTTP 500",
+        attempt_history=({"at": "2026-12-01T00:00:30.000Z", "statusCode": None, "error": "timeout"},),
+        expires_at_epoch=1767139200,
+        sk="DELIVERY#whk_1#dlv_1",
+    ),
 ]
 
 # Items as the store has always written them: a record built from one gives exactly it back.
@@ -204,7 +234,42 @@ TARGET_ITEM: dict[str, Any] = {
     "visibility": "private_internal",
     "createdAt": "2026-12-01T00:00:00.000Z",
 }
+NEW_DELIVERY_ITEM: dict[str, Any] = {
+    "orgId": "org_a",
+    "deliveryId": "dlv_0190000000001234abcdef",
+    "webhookId": "whk_1",
+    "eventId": "evt_1",
+    "eventType": "job.completed",
+    "payload": '{"id":"evt_1","type":"job.completed"}',
+    "status": "pending",
+    "attempts": 0,
+    "createdAt": "2026-12-01T00:00:00.000Z",
+    "nextAttemptAt": "2026-12-01T00:00:00.000Z",
+    "nextAttemptEpoch": 1764547200.123,
+    "expiresAtEpoch": 1767139200,
+    "sk": "DELIVERY#whk_1#dlv_0190000000001234abcdef",
+}
+ATTEMPTED_DELIVERY_ITEM: dict[str, Any] = {
+    **NEW_DELIVERY_ITEM,
+    "status": "succeeded",
+    "attempts": 1,
+    "lastAttemptAt": "2026-12-01T00:00:01.000Z",
+    "lastStatusCode": 204,
+    "attemptHistory": [{"at": "2026-12-01T00:00:01.000Z", "statusCode": 204, "error": None}],
+}
+WEBHOOK_ITEM: dict[str, Any] = {
+    "orgId": "org_a",
+    "webhookId": "whk_1",
+    "url": "https://hooks.example.com/h",
+    "events": ["*"],
+    "secretCiphertext": "ciphertext",
+    "createdAt": "2026-12-01T00:00:00.000Z",
+    "sk": "WEBHOOK#whk_1",
+}
 ITEMS: list[tuple[type[Record], dict[str, Any]]] = [
+    (Webhook, WEBHOOK_ITEM),
+    (Delivery, NEW_DELIVERY_ITEM),
+    (Delivery, ATTEMPTED_DELIVERY_ITEM),
     (Job, QUEUED_JOB_ITEM),
     (Job, RUNNING_JOB_ITEM),
     (Org, NEW_ORG_ITEM),
@@ -271,3 +336,10 @@ def test_an_org_reads_its_license_with_the_overrides_applied() -> None:
     org = Org.from_item({**LICENSED_ORG_ITEM, "overrides": {"runnerLimit": 3}})
     assert (org.license().plan, org.license().runnerLimit) == ("team", 3)
     assert Org(org_id="org_a").license().plan == "free"  # no plan stored: the free plan's limits
+
+
+def test_a_new_delivery_has_no_attempt_history_until_an_attempt_appends_one() -> None:
+    """Each attempt appends with list_append(if_not_exists(#attemptHistory, :empty), ...)."""
+    delivery = Delivery.from_item(NEW_DELIVERY_ITEM)
+    assert delivery.attempt_history == ()
+    assert "attemptHistory" not in delivery.to_item()
