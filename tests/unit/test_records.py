@@ -12,6 +12,7 @@ from hangar.store.orgs import Org
 from hangar.store.records import Record
 from hangar.store.runners import Runner
 from hangar.store.targets import Target
+from hangar.store.tokens import RunnerToken
 from hangar.store.webhooks import Delivery, Webhook
 
 
@@ -266,7 +267,20 @@ WEBHOOK_ITEM: dict[str, Any] = {
     "createdAt": "2026-12-01T00:00:00.000Z",
     "sk": "WEBHOOK#whk_1",
 }
+RUNNER_TOKEN_ITEM: dict[str, Any] = {
+    "tokenId": "0123456789ab",
+    "kind": "runner",
+    "hash": "hmac",
+    "orgId": "org_a",
+    "runnerId": "rnr_1",
+    "tokenVersion": 2,
+    "labels": ["linux"],
+    "usageKey": "value",
+    "createdAt": "2026-12-01T00:00:00.000Z",
+}
 ITEMS: list[tuple[type[Record], dict[str, Any]]] = [
+    (RunnerToken, RUNNER_TOKEN_ITEM),
+    (RunnerToken, {key: value for key, value in RUNNER_TOKEN_ITEM.items() if key != "usageKey"}),
     (Webhook, WEBHOOK_ITEM),
     (Delivery, NEW_DELIVERY_ITEM),
     (Delivery, ATTEMPTED_DELIVERY_ITEM),

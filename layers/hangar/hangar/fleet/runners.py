@@ -21,9 +21,9 @@ from hangar.jobs.recovery import Leaving, retire_runner
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item
 from hangar.store.orgs import Org
 from hangar.store.runners import Runner
+from hangar.store.tokens import RunnerToken
 from hangar.store.transactions import TransactionCancelled, transact
 
 # list_all_runners: pages of this many runners, and at most this many in all (50 pages).
@@ -90,18 +90,18 @@ def setup_token_context(org_id: str, runner_id: str) -> dict[str, str]:
 
 def runner_token_item(
     org_id: str, runner_id: str, token: tokens.ParsedToken, version: int, labels: list[str], usage_key: str | None
-) -> Item:
-    return {
-        "tokenId": token.token_id,
-        "kind": "runner",
-        "hash": hash_token(token.raw),
-        "orgId": org_id,
-        "runnerId": runner_id,
-        "tokenVersion": version,
-        "labels": labels,
-        "usageKey": usage_key,
-        "createdAt": clock.iso(),
-    }
+) -> RunnerToken:
+    return RunnerToken(
+        token_id=token.token_id,
+        kind="runner",
+        hash=hash_token(token.raw),
+        org_id=org_id,
+        runner_id=runner_id,
+        token_version=version,
+        labels=tuple(labels),
+        usage_key=usage_key,
+        created_at=clock.iso(),
+    )
 
 
 def raise_for_org_refusal(org: Org | None) -> None:
