@@ -211,16 +211,13 @@ def list_all_runners(org_id: str, max_runners: int = MAX_FLEET_READ) -> list[Run
     more than `max_runners`: an operator's license override can lift the runner limit, and one request
     must not hold an unbounded fleet in memory (the readiness of a larger fleet is that of its first
     `max_runners` runners by id, logged)."""
-    items: list[Runner] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = runner_store.list_runners(org_id, min(FLEET_PAGE_SIZE, max_runners - len(items)), cursor)
-        items.extend(page)
-        if cursor is None:
-            return items
-        if len(items) >= max_runners:
-            logger.warning("fleet read stopped at its bound", extra={"orgId": org_id, "runnersRead": len(items)})
-            return items
+    fleet: list[Runner] = []
+    for page in runner_store.runner_pages(org_id, min(FLEET_PAGE_SIZE, max_runners)):
+        fleet.extend(page)
+        if len(fleet) >= max_runners:
+            logger.warning("fleet read stopped at its bound", extra={"orgId": org_id, "runnersRead": len(fleet)})
+            return fleet[:max_runners]
+    return fleet
 
 
 # Optimistic retries of a runner update whose token was regenerated between its read and its write.

@@ -27,6 +27,9 @@ from hangar.store import tokens as token_store
 from hangar.store.orgs import Org
 from hangar.tenancy import usage_plans
 
+# Runners read per page when a tenant's runner tokens move to its own usage key.
+RUNNER_PAGE_SIZE = 200
+
 
 def _own_key(org_id: str, plan_id: str) -> tuple[str, str]:
     """A new key for the tenant, attached to the usage plan (raises ApiKeyQuotaReached)."""
@@ -119,12 +122,10 @@ def follow_license(org: Org) -> Org:
         if replaced is None:  # changed meanwhile (a concurrent license write gave it a key first)
             _drop_key(plan_id, key_id)
             return orgs.get_org(org.org_id) or org
-        cursor: str | None = None
-        while True:  # its runners' tokens (bounded by the plan's runner limit: a page or two)
-            page, cursor = runner_store.list_runners(org.org_id, 200, cursor)
+        # Its runners' tokens (bounded by the plan's runner limit: a page or two).
+        for page in runner_store.runner_pages(org.org_id, RUNNER_PAGE_SIZE):
             for runner in page:
                 token_store.set_token_usage_key(str(runner.token_id), value)
-            if cursor is None:
-                return replaced
+        return replaced
     usage_plans.move_tenant_to_plan(org, plan)
     return org
