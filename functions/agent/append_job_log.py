@@ -3,7 +3,8 @@ size limits: docs/limits.md, "Job logs and artifacts"). Idempotent per `seq`; ev
 the log expects; `cancelRequested` tells the runner its job was cancelled."""
 
 from aws_lambda_powertools.event_handler import Response
-from hangar.api.http import JSON, api_app, lambda_handler
+from hangar.api.errors import JSON
+from hangar.api.http import api_app, lambda_handler
 from hangar.jobs import logs as job_logs
 from hangar.jobs.models.logs import MAX_LOG_BODY_BYTES, ApiLogConflictBody, AppendLogRequest, LogAppended
 

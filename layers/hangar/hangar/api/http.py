@@ -1,4 +1,5 @@
-"""HTTP glue: the two response dialects, the one mapping of errors to HTTP, and the Lambda entry point.
+"""HTTP glue: the resolver every API handler uses, CORS, and the Lambda entry point (error bodies are
+in `api/errors.py`, what a request body must be in `api/request_bodies.py`).
 
 Every API handler module does the same three things: `app = api_app()` or `v1_app()`, one route on it,
 and `handler = lambda_handler(app)`. Everything else here is shared so handlers stay thin.
@@ -6,11 +7,8 @@ and `handler = lambda_handler(app)`. Everything else here is shared so handlers 
 
 from __future__ import annotations
 
-import json
-import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from enum import StrEnum
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -21,161 +19,34 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, create_model
+from pydantic import create_model
 
+from hangar.api.errors import (
+    CONFLICT,
+    ERROR_STATUSES,
+    JSON,
+    ApiErrorBody,
+    Dialect,
+    V1ErrorBody,
+    compact_json,
+    error_response,
+    field_of,
+    validation_message,
+)
+from hangar.api.request_bodies import MAX_BODY_BYTES, body_too_large, media_type_refusal, parse_json_body
 from hangar.audit import trail as audit
 from hangar.core.config import get_settings
-from hangar.core.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, RateLimited, UnsupportedMediaType
+from hangar.core.errors import BadRequest, HangarError, NotFound, PayloadTooLarge, UnsupportedMediaType
 from hangar.core.models import plain
 from hangar.core.observability import logger, metrics
 from hangar.identity.auth import RunnerPrincipal, UserPrincipal, runner_from_context, user_from_context
 
-MAX_BODY_BYTES = 64 * 1024
-JSON = content_types.APPLICATION_JSON
 # CORS for the console (a browser on CORS_ALLOWED_ORIGIN): what it may send and read. template.yaml's
 # preflight (the API's Cors) and gateway responses say the same for what API Gateway answers itself.
 CORS_REQUEST_HEADERS = ["Idempotency-Key"]  # besides Authorization, Content-Type, X-Api-Key (Powertools' own)
 CORS_EXPOSED_HEADERS = ["Retry-After", "x-amzn-RequestId"]
 CORS_MAX_AGE_SECONDS = 600
 
-
-class Dialect(StrEnum):
-    API = "api"  # runner management and the agent protocol: {"success": true, "data": ...}
-    V1 = "v1"  # fleet, enrollment, readiness, jobs, ...: plain JSON (docs/architecture.md)
-
-
-def _json(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), default=str)
-
-
-def error_body(
-    dialect: Dialect, code: str, message: str, field: str | None = None, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if field:
-        error["field"] = field
-    error.update(details or {})
-    return {"success": False, "error": error} if dialect is Dialect.API else {"error": error}
-
-
-def error_response(dialect: Dialect, error: HangarError) -> Response[str]:
-    headers: dict[str, str] = {}
-    if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(error.retry_after)
-    return Response(
-        status_code=error.status,
-        content_type=content_types.APPLICATION_JSON,
-        body=_json(error_body(dialect, error.code, error.message, error.field, error.details)),
-        headers=headers,
-    )
-
-
-# A \u escape of a UTF-16 surrogate (D800–DFFF): only then can a parsed string fail to be Unicode.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _not_unicode(value: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
-    """The path of the first string (or object key) holding a lone surrogate, or None."""
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return path
-        return None
-    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if isinstance(key, str) and _not_unicode(key) is not None:
-            return path
-        found = _not_unicode(item, (*path, str(key)))
-        if found is not None:
-            return found
-    return None
-
-
-def parse_json_body(text: str) -> Any:
-    """A request body as the resolver reads it: JSON whose top level is an object, as every Hangar
-    request body is. NaN and Infinity parse (as Python's json does) so that the field holding one is
-    the one refused, by its model or `jobs.bounded_json`. A string escaping a lone UTF-16 surrogate
-    ("\\ud800") is valid JSON text but no Unicode, which nothing downstream (DynamoDB, UTF-8) can hold:
-    refused here for every route, naming its field."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        raise  # the resolver reports it as `Request body is not valid JSON`
-    except (ValueError, RecursionError):
-        # An integer past Python's digit limit, nesting deeper than the parser goes: no body Hangar takes.
-        raise BadRequest("Request body is not valid JSON", field="body") from None
-    if not isinstance(data, dict):
-        raise BadRequest("Request body must be a JSON object", field="body")
-    if _SURROGATE_ESCAPE.search(text):
-        path = _not_unicode(data)
-        if path is not None:
-            field = ".".join(path) or "body"
-            raise BadRequest(f"{field}: a lone UTF-16 surrogate (\\ud800-\\udfff) is not Unicode", field=field)
-    return data
-
-
-def _media_type_refusal(event: dict[str, Any]) -> HangarError | None:
-    """A body must be JSON: a request that sends one as anything else (a form, text) gets 415 rather than
-    a misleading field error. No Content-Type is read as JSON, as clients that omit it mean."""
-    if not event.get("body"):
-        return None
-    headers = event.get("headers") or {}
-    content_type = next((str(value) for name, value in headers.items() if name.lower() == "content-type"), "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type in ("", JSON):
-        return None
-    return UnsupportedMediaType(f"Send the body as {JSON}, not {media_type}", field="body")
-
-
-def _field_of(loc: Sequence[Any]) -> str:
-    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
-
-
-def _validation_message(error: dict[str, Any], field: str) -> str:
-    kind = error.get("type", "")
-    if kind == "json_invalid":
-        return "Request body is not valid JSON"
-    if kind == "extra_forbidden":
-        return f"{field}: unknown field"
-    if kind == "missing":
-        return f"{field}: field required" if field != "body" else "Request body is required"
-    return f"{field}: {error.get('msg', 'invalid value')}"
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    # Present on 400s (and some 404s/413s): the request field at fault, e.g. `labels.0` or `runnerId`.
-    field: str | None = None
-
-
-class ApiErrorBody(BaseModel):
-    """`/api` dialect error (also the body of API Gateway's own 401/403/404/429 gateway responses)."""
-
-    success: Literal[False] = False
-    error: ErrorDetail
-
-
-class V1ErrorBody(BaseModel):
-    """`/v1` dialect error; the gateway's own responses add `success: false`, which clients ignore."""
-
-    error: ErrorDetail
-
-
-# What every route may answer besides its success; 409 only where a state transition can be refused.
-ERROR_STATUSES = {
-    400: "Invalid input; `error.field` names the field at fault",
-    401: "Missing or invalid credential",
-    403: "Missing scope, or the license forbids it",
-    404: "Unknown id, or another tenant's",
-    409: "Invalid state transition, or a concurrent change",
-    413: "Body too large",
-    415: "A body that is not `application/json`",
-    429: "Rate limited; retry after `Retry-After` seconds",
-}
-CONFLICT = 409
 # OpenAPI placeholder security scheme for a user route's scopes: docs generation (local/openapi.py)
 # puts them on each of the user authorizer's schemes (OpenAPI 3.1 lets any scheme list role names).
 USER_SCOPES_SCHEME = "userScopes"
@@ -217,7 +88,7 @@ class HangarResolver(APIGatewayRestResolver):
         return super().resolve(event, context)
 
     def __init__(self, dialect: Dialect) -> None:
-        super().__init__(enable_validation=True, serializer=_json, json_body_deserializer=parse_json_body)
+        super().__init__(enable_validation=True, serializer=compact_json, json_body_deserializer=parse_json_body)
         self.dialect = dialect
         self.required_scopes: frozenset[str] = frozenset()
 
@@ -228,12 +99,12 @@ class HangarResolver(APIGatewayRestResolver):
         @self.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
         def _invalid_request(error: RequestValidationError) -> Response[str]:
             first: dict[str, Any] = dict(error.errors()[0]) if error.errors() else {}
-            field = "body" if first.get("type") == "json_invalid" else _field_of(first.get("loc", ()))
-            return error_response(self.dialect, BadRequest(_validation_message(first, field), field=field))
+            field = "body" if first.get("type") == "json_invalid" else field_of(first.get("loc", ()))
+            return error_response(self.dialect, BadRequest(validation_message(first, field), field=field))
 
         @self.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
         def _unsupported_content_type(_: RequestUnsupportedContentType) -> Response[str]:
-            # Only a JSON type spelt in capitals gets past `_media_type_refusal` to the resolver's own check.
+            # Only a JSON type spelt in capitals gets past `media_type_refusal` to the resolver's own check.
             return error_response(self.dialect, UnsupportedMediaType(f"Send the body as {JSON}", field="body"))
 
         @self.not_found
@@ -256,7 +127,10 @@ class HangarResolver(APIGatewayRestResolver):
         if page is not False:
             body["nextCursor"] = page
         return Response(
-            status_code=status, content_type=content_types.APPLICATION_JSON, body=_json(body), headers=headers or {}
+            status_code=status,
+            content_type=content_types.APPLICATION_JSON,
+            body=compact_json(body),
+            headers=headers or {},
         )
 
     def responses(
@@ -336,14 +210,6 @@ def v1_app() -> HangarResolver:
     return HangarResolver(Dialect.V1)
 
 
-def _body_too_large(event: dict[str, Any], limit: int) -> bool:
-    body = event.get("body") or ""
-    size = len(body.encode()) if isinstance(body, str) else len(body)
-    if event.get("isBase64Encoded"):
-        size = size * 3 // 4
-    return size > limit
-
-
 def _header(event: dict[str, Any], name: str) -> str | None:
     headers = event.get("headers") or {}
     return next((str(value) for key, value in headers.items() if key.lower() == name), None)
@@ -385,10 +251,10 @@ def lambda_handler(
         # Refused before parsing: nothing of the request of a caller without the scope, or of an
         # oversized body, is read or stored.
         error = app.scope_refusal(event)
-        if error is None and _body_too_large(event, max_body_bytes):
+        if error is None and body_too_large(event, max_body_bytes):
             error = PayloadTooLarge(f"Request body exceeds {max_body_bytes // 1024} KiB", field="body")
         if error is None:
-            error = _media_type_refusal(event)
+            error = media_type_refusal(event)
         if error is not None:
             response = error_response(app.dialect, error)
             return with_cors(
