@@ -203,9 +203,7 @@ def send_ping(org_id: str, webhook_id: str) -> Delivery:
     return enqueue_delivery(webhook, envelope, delivery_id_for(now, event_id, webhook_id))
 
 
-def list_deliveries(
-    org_id: str, webhook_id: str, limit: int, cursor: str | None
-) -> tuple[list[Delivery], str | None]:
+def list_deliveries(org_id: str, webhook_id: str, limit: int, cursor: str | None) -> tuple[list[Delivery], str | None]:
     get_webhook(org_id, webhook_id)
     return webhook_store.list_deliveries(org_id, webhook_id, limit, cursor)
 

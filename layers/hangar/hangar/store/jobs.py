@@ -11,6 +11,7 @@ Updates are built with `hangar.store.dynamo.Update` (expressions name every attr
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from hangar.store.dynamo import (
     Item,
     Raw,
     Update,
+    backoff,
     client,
     condition_check_op,
     delete_op,
@@ -187,11 +189,16 @@ def get_jobs(org_id: str, job_ids: list[str]) -> list[Job]:
                 "ConsistentRead": True,
             }
         }
-        while request:
+        for attempt in itertools.count():
             response = client().batch_get_item(RequestItems=request)
             items = map(from_item, response.get("Responses", {}).get(table(), []))
             found.extend(Job.from_item(item) for item in items if item)
             request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            # Keys DynamoDB left unread (throttled, or past 16 MB): asked again after a jittered backoff,
+            # as DynamoDB's documentation asks, rather than at once into the same throttling.
+            backoff(attempt)
     return found
 
 

@@ -182,9 +182,7 @@ def get_delivery(org_id: str, webhook_id: str, delivery_id: str) -> Delivery | N
     return None if item is None else Delivery.from_item(item)
 
 
-def list_deliveries(
-    org_id: str, webhook_id: str, limit: int, cursor: str | None
-) -> tuple[list[Delivery], str | None]:
+def list_deliveries(org_id: str, webhook_id: str, limit: int, cursor: str | None) -> tuple[list[Delivery], str | None]:
     items, next_cursor = _page(org_id, f"{DELIVERY_PREFIX}{webhook_id}#", limit, cursor, newest_first=True)
     return [Delivery.from_item(item) for item in items], next_cursor
 

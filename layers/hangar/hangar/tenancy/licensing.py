@@ -36,9 +36,7 @@ def can_start_self_hosted_scan(license_: License, org: Org) -> bool:
     """The license side of readiness: active, a free concurrent-job slot, and not over the runner limit
     (a plan downgraded below the runners it already has is not ready until runners are removed)."""
     return (
-        license_.active
-        and org.active_jobs < license_.concurrentJobLimit
-        and org.runner_count <= license_.runnerLimit
+        license_.active and org.active_jobs < license_.concurrentJobLimit and org.runner_count <= license_.runnerLimit
     )
 
 
@@ -103,8 +101,6 @@ def put_org_license(org_id: str, change: PutLicenseRequest) -> LicenseView:
             if cancelled["org"].condition_failed:
                 continue  # another operator's write landed since the read
             raise
-        stored = Org.from_item(
-            {**current.to_item(), **fields, "licenseVersion": (expected or 0) + 1, "updatedAt": now}
-        )
+        stored = Org.from_item({**current.to_item(), **fields, "licenseVersion": (expected or 0) + 1, "updatedAt": now})
         return license_view(tenants.follow_license(stored))
     raise Conflict("The license changed concurrently; retry", code="license_conflict")
