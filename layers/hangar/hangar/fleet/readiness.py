@@ -22,10 +22,7 @@ from hangar.store.targets import Target
 from hangar.tenancy import licensing
 from hangar.tenancy.targets import get_target, visibility_allowed
 
-# Reason codes, in the order they are reported.
-LICENSE_INACTIVE = "license_inactive"
-CONCURRENT_JOB_LIMIT_REACHED = "concurrent_job_limit_reached"
-RUNNER_LIMIT_EXCEEDED = "runner_limit_exceeded"
+# Reason codes, in the order they are reported: the license's first (hangar.tenancy.licensing.scan_refusals).
 VISIBILITY_NOT_ALLOWED = "visibility_not_allowed"
 RUNNER_OFFLINE = "runner_offline"
 RUNNER_BUSY = "runner_busy"
@@ -50,13 +47,7 @@ def readiness_runner(runner: Runner) -> ReadinessRunner:
 def evaluate(org: Org, fleet: list[Runner], target: Target | None = None, runner_id: str | None = None) -> Readiness:
     """Readiness from what has been read: the org item, all its runners, the named target if any."""
     license_ = org.license()
-    reasons: list[str] = []
-    if not license_.active:
-        reasons.append(LICENSE_INACTIVE)
-    if org.active_jobs >= license_.concurrentJobLimit:
-        reasons.append(CONCURRENT_JOB_LIMIT_REACHED)
-    if org.runner_count > license_.runnerLimit:
-        reasons.append(RUNNER_LIMIT_EXCEEDED)
+    reasons = licensing.scan_refusals(license_, org)
 
     visibility = target.visibility if target is not None else None
     visibility_ok = visibility is None or visibility_allowed(license_, visibility)

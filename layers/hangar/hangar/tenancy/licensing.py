@@ -32,12 +32,27 @@ def can_register_runner(license_: License, org: Org) -> bool:
     return license_.active and org.runner_count < license_.runnerLimit
 
 
+# The license's reasons a self-hosted scan may not start, as readiness reports them (in this order).
+LICENSE_INACTIVE = "license_inactive"
+CONCURRENT_JOB_LIMIT_REACHED = "concurrent_job_limit_reached"
+RUNNER_LIMIT_EXCEEDED = "runner_limit_exceeded"
+
+
+def scan_refusals(license_: License, org: Org) -> list[str]:
+    """The license side of readiness: inactive, no free concurrent-job slot, or over the runner limit (a
+    plan downgraded below the runners it already has is not ready until runners are removed)."""
+    refusals: list[str] = []
+    if not license_.active:
+        refusals.append(LICENSE_INACTIVE)
+    if org.active_jobs >= license_.concurrentJobLimit:
+        refusals.append(CONCURRENT_JOB_LIMIT_REACHED)
+    if org.runner_count > license_.runnerLimit:
+        refusals.append(RUNNER_LIMIT_EXCEEDED)
+    return refusals
+
+
 def can_start_self_hosted_scan(license_: License, org: Org) -> bool:
-    """The license side of readiness: active, a free concurrent-job slot, and not over the runner limit
-    (a plan downgraded below the runners it already has is not ready until runners are removed)."""
-    return (
-        license_.active and org.active_jobs < license_.concurrentJobLimit and org.runner_count <= license_.runnerLimit
-    )
+    return not scan_refusals(license_, org)
 
 
 def license_summary(org: Org) -> LicenseSummary:
