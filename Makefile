@@ -253,7 +253,7 @@ test: lambda-python lint typecheck template-checks build fuzz oidc-e2e pytest e2
 
 # BENCH_ARGS: e.g. --sections pickup,cost (python -m bench --help). The pickup section runs the agent from .venv.
 BENCH_ARGS ?=
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed agent-wheel
 	@start=$$(date +%s); $(PY) -m bench $(BENCH_ARGS); status=$$?; \
 		echo "make bench took $$(( $$(date +%s) - start )) s"; exit $$status
 

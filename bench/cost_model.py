@@ -377,8 +377,11 @@ def fixed_monthly_costs(idle_sweep: SweepReads | None, workload: Workload) -> li
     )
     named = len(custom_metric_names(ROOT))
     filters = len(of_type("AWS::Logs::MetricFilter"))
-    # hangar.api.http.lambda_handler captures Powertools' ColdStart metric: one per function (function_name).
-    cold_start = sum("lambda_handler(" in spec.module_file.read_text() for spec in functions(template, ROOT).values())
+    # hangar.api.http.lambda_handler captures Powertools' ColdStart metric, with one function_name dimension
+    # for every API function (hangar.core.observability): one metric if any function publishes it.
+    cold_start = int(
+        any("lambda_handler(" in spec.module_file.read_text() for spec in functions(template, ROOT).values())
+    )
     metrics = named + filters + cold_start
     costs.append(
         FixedCost(

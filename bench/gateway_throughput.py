@@ -7,16 +7,29 @@ whose connection was closed by the server counts it (`reconnects`), so keep-aliv
 baseline is the same heartbeat handler called in-process against moto, one call after another.
 Targets (issue 12): at least 200 heartbeats/s with 8 clients, p99 at most 50 ms, one client alone p50 at
 most 15 ms.
+
+Where the time goes: the CPU each process spends per heartbeat (the gateway, its backend, the clients; from
+/proc on Linux) gives the ceilings the throughput cannot pass: the moto backend serves one request at a time
+(local/backend.py), so 1 / its CPU per heartbeat; the gateway is one interpreter, so 1 / its CPU; and all of
+them share the cores. With DynamoDB Local installed (`make install-dynamodb-local`) the same load runs a
+second time with the tables there (HANGAR_DYNAMODB_ENDPOINT), so the figures show what local/ serves when
+moto is not the floor.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import shutil
 import statistics
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from support import start_aws_stack
@@ -43,6 +56,69 @@ class ClientResult:
 
 
 @dataclass(frozen=True)
+class CpuPerHeartbeat:
+    """CPU seconds each process spent per heartbeat during the 8-client run."""
+
+    gateway: float
+    backend: float
+    clients: float
+    backend_name: str  # "moto" or "DynamoDB Local"
+    backend_serial: bool  # moto serves one request at a time; DynamoDB Local does not
+    cores: int
+
+    def ceilings(self) -> dict[str, float]:
+        """Heartbeats/s each resource allows on its own: no run can pass the smallest."""
+        ceilings = {
+            "the gateway's interpreter (one GIL)": 1 / self.gateway,
+            f"{self.cores} cores shared by all three": self.cores / (self.gateway + self.backend + self.clients),
+        }
+        if self.backend_serial:
+            ceilings[f"{self.backend_name}, one request at a time"] = 1 / self.backend
+        return ceilings
+
+    def note(self) -> str:
+        spent = (
+            f"gateway process {self.gateway * 1000:.1f} ms, {self.backend_name} {self.backend * 1000:.1f} ms, "
+            f"clients {self.clients * 1000:.1f} ms"
+        )
+        ceilings = "; ".join(f"{name} {rate:.0f}/s" for name, rate in sorted(self.ceilings().items(), key=_rate))
+        return f"CPU per heartbeat: {spent}. Ceilings: {ceilings}."
+
+
+def _rate(item: tuple[str, float]) -> float:
+    return item[1]
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """One gateway under the clients' load, and one client alone before it."""
+
+    requests: int
+    failures: int
+    seconds: float
+    p50_seconds: float
+    p99_seconds: float
+    sequential_p50_seconds: float
+    reconnects: int
+    startup_seconds: float
+    cpu: CpuPerHeartbeat | None
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    def verdicts(self, clients: int) -> str:
+        return target_verdicts(self.per_second, self.p99_seconds, self.sequential_p50_seconds, clients)
+
+    def summary(self, clients: int) -> str:
+        return (
+            f"{self.per_second:.0f}/s with {clients} clients, p50 {self.p50_seconds * 1000:.1f} ms,"
+            f" p99 {self.p99_seconds * 1000:.1f} ms, one client alone p50 {self.sequential_p50_seconds * 1000:.1f} ms;"
+            f" {self.failures} not 200, {self.reconnects} connections closed by the server"
+        )
+
+
+@dataclass(frozen=True)
 class GatewayThroughput:
     clients: int
     requests: int
@@ -54,6 +130,9 @@ class GatewayThroughput:
     direct_call_seconds: float  # median of in-process handler calls
     startup_seconds: float
     reconnects: int = 0  # connections the server closed during the measurement (0: keep-alive held)
+    cpu: CpuPerHeartbeat | None = None
+    dynamodb_local: LoadRun | None = None  # the same load with the tables on DynamoDB Local
+    dynamodb_local_missing: str = ""  # why there is no such run
 
     @property
     def per_second(self) -> float:
@@ -70,16 +149,79 @@ class GatewayThroughput:
         return (1 / self.per_second) / self.direct_call_seconds
 
     def target_notes(self) -> list[str]:
-        checks = [
-            (f">= {TARGET_PER_SECOND:.0f}/s with {self.clients} clients", self.per_second >= TARGET_PER_SECOND),
-            (f"p99 <= {TARGET_P99_SECONDS * 1000:.0f} ms", self.p99_seconds <= TARGET_P99_SECONDS),
-            (
-                f"one client p50 <= {TARGET_ALONE_P50_SECONDS * 1000:.0f} ms",
-                self.sequential_p50_seconds <= TARGET_ALONE_P50_SECONDS,
-            ),
-        ]
-        verdicts = "; ".join(f"{text}: {'met' if met else 'MISSED'}" for text, met in checks)
-        return [f"Targets: {verdicts}; {self.reconnects} connections closed by the server (0: keep-alive held)."]
+        """The targets' verdicts, the CPU arithmetic behind them, and the DynamoDB Local run."""
+        verdicts = target_verdicts(self.per_second, self.p99_seconds, self.sequential_p50_seconds, self.clients)
+        notes = [f"Targets: {verdicts}; {self.reconnects} connections closed by the server (0: keep-alive held)."]
+        if self.cpu is not None:
+            notes.append(self.cpu.note())
+        local = self.dynamodb_local
+        if local is None:
+            notes.append(f"No run with DynamoDB Local: {self.dynamodb_local_missing}.")
+            return notes
+        notes.append(
+            "The same load with the tables on DynamoDB Local (HANGAR_DYNAMODB_ENDPOINT; moto keeps S3, KMS, ...): "
+            f"{local.summary(self.clients)}. Targets: {local.verdicts(self.clients)}."
+        )
+        if local.cpu is not None:
+            notes.append(f"With DynamoDB Local: {local.cpu.note()}")
+        return notes
+
+
+def target_verdicts(per_second: float, p99_seconds: float, alone_p50_seconds: float, clients: int) -> str:
+    checks = [
+        (f">= {TARGET_PER_SECOND:.0f}/s with {clients} clients", per_second >= TARGET_PER_SECOND),
+        (f"p99 <= {TARGET_P99_SECONDS * 1000:.0f} ms", p99_seconds <= TARGET_P99_SECONDS),
+        (f"one client p50 <= {TARGET_ALONE_P50_SECONDS * 1000:.0f} ms", alone_p50_seconds <= TARGET_ALONE_P50_SECONDS),
+    ]
+    return "; ".join(f"{text}: {'met' if met else 'MISSED'}" for text, met in checks)
+
+
+def process_cpu_seconds(pids: Sequence[int], proc: Path = Path("/proc")) -> float | None:
+    """User + system CPU of these processes (all their threads) so far; None where /proc cannot say."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = (proc / str(pid) / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    return total
+
+
+class CpuMeter:
+    """CPU spent from now on by the gateway's process, its backend's and this one (the clients)."""
+
+    def __init__(self, gateway_pid: int, backend_pids: list[int]) -> None:
+        self.gateway_pid, self.backend_pids = gateway_pid, backend_pids
+        self.gateway = process_cpu_seconds([gateway_pid])
+        self.backend = process_cpu_seconds(backend_pids) if backend_pids else None
+        self.clients = time.process_time()
+
+    def per_heartbeat(self, heartbeats: int, backend_name: str, serial: bool) -> CpuPerHeartbeat | None:
+        gateway, backend = process_cpu_seconds([self.gateway_pid]), process_cpu_seconds(self.backend_pids)
+        if None in (self.gateway, self.backend, gateway, backend) or not heartbeats:
+            return None
+        return CpuPerHeartbeat(
+            gateway=(gateway - self.gateway) / heartbeats,  # type: ignore[operator]
+            backend=(backend - self.backend) / heartbeats,  # type: ignore[operator]
+            clients=(time.process_time() - self.clients) / heartbeats,
+            backend_name=backend_name,
+            backend_serial=serial,
+            cores=os.cpu_count() or 1,
+        )
+
+
+def child_pids(parent: int, proc: Path = Path("/proc")) -> list[int]:
+    """The processes whose parent is `parent` (the gateway's backend), from /proc; [] where there is none."""
+    children = []
+    for entry in proc.glob("[0-9]*/stat"):
+        try:
+            ppid = int(entry.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent:
+            children.append(int(entry.parent.name))
+    return children
 
 
 def heartbeat_body() -> bytes:
@@ -163,58 +305,105 @@ def sequential_latencies(client: HeartbeatClient, count: int = SEQUENTIAL_REQUES
 
 
 def measure_gateway_heartbeats(clients: int = CLIENTS, seconds: float = MEASURE_SECONDS) -> GatewayThroughput:
-    """Heartbeats per second and latency through `python -m local`, and the direct in-process baseline."""
-    from local.testing import start_local_api, unique_org
+    """Heartbeats per second and latency through `python -m local` (moto backend), the same with the tables
+    on DynamoDB Local when it is installed, and the direct in-process baseline."""
+    from local.testing import start_local_api
 
     direct = measure_direct_heartbeat_seconds()
     with start_local_api(extra_env={"HANGAR_LOCAL_LIMITS": "off"}) as api:
-        org = unique_org("bench")
-        licensed = api.call(
-            "PUT", f"/v1/orgs/{org}/license", token=api.jwt("operators", "admin:licenses"), json={"plan": "enterprise"}
-        )
-        if licensed.status != 200:
-            raise RuntimeError(f"license: {licensed.status} {licensed.body}")
-        tokens = []
-        for index in range(clients):
-            created = api.call(
-                "POST", "/api/runners", token=api.jwt(org, "runners:manage"), json={"name": f"bench-{index}"}
-            )
-            if created.status != 201:
-                raise RuntimeError(f"create runner: {created.status} {created.body}")
-            tokens.append(str(created.body["data"]["token"]))
-        lone_client = HeartbeatClient(api.url, tokens[0])
-        try:
-            alone = sequential_latencies(lone_client)
-        finally:
-            lone_client.close()
-        start = threading.Barrier(clients + 1)
-        stop_at = [float("inf")]
-        results = [ClientResult() for _ in range(clients)]
-        threads = [
-            threading.Thread(
-                target=_heartbeat_until, args=(HeartbeatClient(api.url, token), start, stop_at, result), daemon=True
-            )
-            for token, result in zip(tokens, results, strict=True)
-        ]
-        for thread in threads:
-            thread.start()
-        start.wait()
-        started = time.perf_counter()
-        stop_at[0] = started + seconds
-        for thread in threads:
-            thread.join(seconds + 120)
-        elapsed = max(result.finished_at for result in results) - started
-        startup = api.startup_seconds
-    latencies = [latency for result in results for latency in result.latencies]
+        moto = load_run(api, clients, seconds, child_pids(api.process.pid), "moto", serial=True)
+    with dynamodb_local() as (endpoint, java_pid, missing):
+        local = None
+        if endpoint:
+            env = {"HANGAR_LOCAL_LIMITS": "off", "HANGAR_DYNAMODB_ENDPOINT": endpoint}
+            with start_local_api(extra_env=env) as api:
+                local = load_run(api, clients, seconds, [java_pid], "DynamoDB Local", serial=False)
     return GatewayThroughput(
         clients=clients,
+        requests=moto.requests,
+        failures=moto.failures,
+        seconds=moto.seconds,
+        p50_seconds=moto.p50_seconds,
+        p99_seconds=moto.p99_seconds,
+        sequential_p50_seconds=moto.sequential_p50_seconds,
+        direct_call_seconds=direct,
+        startup_seconds=moto.startup_seconds,
+        reconnects=moto.reconnects,
+        cpu=moto.cpu,
+        dynamodb_local=local,
+        dynamodb_local_missing=missing,
+    )
+
+
+@contextmanager
+def dynamodb_local() -> Iterator[tuple[str, int, str]]:
+    """(endpoint, its java process id, "") of a fresh DynamoDB Local, or ("", 0, why there is none)."""
+    from local.testing import DYNAMODB_LOCAL_DIR, start_dynamodb_local
+
+    if not (DYNAMODB_LOCAL_DIR / "DynamoDBLocal.jar").is_file() or shutil.which("java") is None:
+        yield "", 0, "not installed (make install-dynamodb-local, and java)"
+        return
+    try:
+        server = start_dynamodb_local()
+    except RuntimeError as error:  # the section's main figures stand without it
+        yield "", 0, f"it did not start ({str(error).splitlines()[0]})"
+        return
+    try:
+        yield server.endpoint, server.process.pid, ""
+    finally:
+        server.stop()
+
+
+def load_run(api: Any, clients: int, seconds: float, backend_pids: list[int], backend: str, serial: bool) -> LoadRun:
+    """One client alone, then `clients` at once for `seconds`, against a running `python -m local serve`."""
+    from local.testing import unique_org
+
+    org = unique_org("bench")
+    licensed = api.call(
+        "PUT", f"/v1/orgs/{org}/license", token=api.jwt("operators", "admin:licenses"), json={"plan": "enterprise"}
+    )
+    if licensed.status != 200:
+        raise RuntimeError(f"license: {licensed.status} {licensed.body}")
+    tokens = []
+    for index in range(clients):
+        created = api.call(
+            "POST", "/api/runners", token=api.jwt(org, "runners:manage"), json={"name": f"bench-{index}"}
+        )
+        if created.status != 201:
+            raise RuntimeError(f"create runner: {created.status} {created.body}")
+        tokens.append(str(created.body["data"]["token"]))
+    lone_client = HeartbeatClient(api.url, tokens[0])
+    try:
+        alone = sequential_latencies(lone_client)
+    finally:
+        lone_client.close()
+    start = threading.Barrier(clients + 1)
+    stop_at = [float("inf")]
+    results = [ClientResult() for _ in range(clients)]
+    threads = [
+        threading.Thread(
+            target=_heartbeat_until, args=(HeartbeatClient(api.url, token), start, stop_at, result), daemon=True
+        )
+        for token, result in zip(tokens, results, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    start.wait()  # the clients have warmed up: only the measured heartbeats are in the CPU figures
+    meter = CpuMeter(api.process.pid, backend_pids)
+    started = time.perf_counter()
+    stop_at[0] = started + seconds
+    for thread in threads:
+        thread.join(seconds + 120)
+    elapsed = max(result.finished_at for result in results) - started
+    latencies = [latency for result in results for latency in result.latencies]
+    return LoadRun(
         requests=len(latencies),
         failures=sum(result.failures for result in results),
         seconds=elapsed,
         p50_seconds=percentile(latencies, 0.50),
         p99_seconds=percentile(latencies, 0.99),
         sequential_p50_seconds=statistics.median(alone),
-        direct_call_seconds=direct,
-        startup_seconds=startup,
         reconnects=sum(result.reconnects for result in results),
+        startup_seconds=api.startup_seconds,
+        cpu=meter.per_heartbeat(len(latencies), backend, serial),
     )

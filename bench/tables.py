@@ -56,3 +56,14 @@ def quantity(amount: float) -> str:
 
 def megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "MISS"
+
+
+def units(value: float) -> str:
+    return f"{value:g}"
+
+
+# --- 1 -----------------------------------------------------------------------------------------------

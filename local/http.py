@@ -1,6 +1,7 @@
-"""HTTP for the local stack: waitress serves the WSGI apps (HTTP/1.1 keep-alive, TCP_NODELAY, one send
-per response, chunked bodies), sockets are bound up front so a taken port is reported at once, and
-requests and responses convert between WSGI and the gateway's `HttpRequest` / `HttpResponse`.
+"""HTTP for the local stack: waitress serves the WSGI apps (HTTP/1.1 keep-alive, TCP_NODELAY, a response's
+head and first body chunk in one send, chunked bodies), sockets are bound up front so a taken port is
+reported at once, and requests and responses convert between WSGI and the gateway's `HttpRequest` /
+`HttpResponse`.
 
 werkzeug's development server (which moto brings) closes every connection after one response, so it
 cannot serve keep-alive clients; waitress is the pure-Python WSGI server that can (docs/decisions.md).
@@ -18,7 +19,7 @@ from urllib.parse import quote
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, Task, WSGITask
 
 if TYPE_CHECKING:
     from local.gateway import HttpRequest, HttpResponse
@@ -47,6 +48,47 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
+class _Collected:
+    """Stands in for a waitress channel while a task writes its response head: keeps what is written."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.parts: list[bytes] = []
+
+    def __getattr__(self, name: str) -> Any:  # the head reads the server's settings through the channel
+        return getattr(self.channel, name)
+
+    def write_soon(self, data: bytes) -> int:
+        self.parts.append(data)
+        return len(data)
+
+
+class _OneSend(Task):  # type: ignore[misc]
+    """A response's head goes out with its first body chunk, in one send: waitress writes them separately
+    (two sends, two segments), so the reader wakes for the head and again for the body. On loopback with
+    TCP_NODELAY that is an extra syscall each side per hop, and in the gateway a handler thread reading
+    moto's answer takes the GIL back twice (docs/decisions.md, "local/ gateway speed")."""
+
+    channel: Any  # waitress's HTTPChannel (untyped)
+
+    def write(self, data: bytes) -> None:
+        if self.wrote_header:
+            super().write(data)
+            return
+        channel = self.channel
+        collected = _Collected(channel)
+        self.channel = collected
+        try:
+            super().write(data)
+        finally:
+            self.channel = channel
+        channel.write_soon(b"".join(collected.parts))
+
+
+class _OneSendWSGITask(_OneSend, WSGITask):  # type: ignore[misc]
+    pass
+
+
 def wsgi_server(
     app: WsgiApp, sock: socket.socket, threads: int = 8, error_response: Callable[[int], HttpResponse] | None = None
 ) -> Any:
@@ -63,10 +105,11 @@ def wsgi_server(
         expose_tracebacks=False,
         asyncore_use_poll=True,
     )
+    tasks: dict[str, type] = {"task_class": _OneSendWSGITask}
     if error_response is not None:
         render = error_response
 
-        class _ErrorTask(ErrorTask):  # type: ignore[misc]
+        class _ErrorTask(_OneSend, ErrorTask):  # type: ignore[misc]
             def execute(self) -> None:
                 response = render(int(self.request.error.code))
                 self.status = f"{response.status} {self.request.error.reason}"
@@ -75,7 +118,8 @@ def wsgi_server(
                 self.content_length = len(response.body)
                 self.write(response.body)
 
-        server.channel_class = type("GatewayChannel", (HTTPChannel,), {"error_task_class": _ErrorTask})
+        tasks["error_task_class"] = _ErrorTask
+    server.channel_class = type("LocalChannel", (HTTPChannel,), tasks)
     return server
 
 

@@ -326,7 +326,8 @@ def _demo_credentials(issuer_mode: bool) -> list[str]:
     try:
         if orgs.get_org(DEMO_ORG) is None:
             licensing.put_org_license(DEMO_ORG, PutLicenseRequest.model_validate({"plan": DEMO_PLAN}))
-        plan = str((orgs.get_org(DEMO_ORG) or {}).get("plan", "?"))
+        demo_org = orgs.get_org(DEMO_ORG)
+        plan = (demo_org.plan if demo_org else None) or "?"
         lines += [
             f"  Dev API key (org {DEMO_ORG}, {plan} plan, every scope but admin:licenses):",
             f"    {mint_dev_api_key()}",

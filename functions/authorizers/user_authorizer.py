@@ -15,7 +15,7 @@ jwt_configuration_problem()
 def authenticate(event: dict[str, Any]) -> Grant:
     principal = authenticate_user(event.get("headers"))
     org = provision_tenant(principal.org_id)
-    return principal.subject or principal.org_id, principal.to_context(), org.get("usageKey")
+    return principal.subject or principal.org_id, principal.to_context(), org.usage_key
 
 
 handler = lambda_authorizer(authenticate)

@@ -52,7 +52,7 @@ def test_user_jwt_is_allowed_and_tenant_provisioned(aws: AwsStack) -> None:
     assert policy["context"]["orgId"] == org
     assert set(policy["context"]["scopes"].split()) == {"runners:read", "runners:manage"}
     provisioned = orgs.get_org(org)
-    assert provisioned is not None and provisioned["plan"] == "free" and provisioned["licenseState"] == "active"
+    assert provisioned is not None and provisioned.plan == "free" and provisioned.license_state == "active"
 
 
 @pytest.mark.parametrize(

@@ -65,4 +65,4 @@ def test_each_keyed_create_registers_its_own_lambda_context(aws: AwsStack) -> No
     with pytest.warns(UserWarning, match="remaining time"):  # Powertools: no in-progress expiry then
         job, replayed = service.create_job(org, request, "without-context", None)
     assert service.IDEMPOTENCY_CONFIG.lambda_context is None
-    assert (job["orgId"], replayed) == (org, False)
+    assert (job.org_id, replayed) == (org, False)

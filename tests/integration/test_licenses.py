@@ -61,7 +61,7 @@ def test_put_requires_the_operator_scope_and_nothing_else_will_do(aws: AwsStack)
 
 def test_put_creates_an_unseen_org_and_the_tenant_sees_it(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> None:
     moved: list[tuple[str, str]] = []
-    monkeypatch.setattr(usage_plans, "move_tenant_to_plan", lambda org, plan: moved.append((org["orgId"], plan)))
+    monkeypatch.setattr(usage_plans, "move_tenant_to_plan", lambda org, plan: moved.append((org.org_id, plan)))
     org = unique_org()
     assert orgs.get_org(org) is None
     status, body = put(org, {"plan": "team"})
@@ -69,9 +69,9 @@ def test_put_creates_an_unseen_org_and_the_tenant_sees_it(aws: AwsStack, monkeyp
     assert set(body) == LICENSE_KEYS and body["orgId"] == org and body["plan"] == "team"
     assert (body["runnerLimit"], body["concurrentJobLimit"], body["targetLimit"]) == (10, 10, 25)
     stored = orgs.get_org(org)
-    assert stored is not None and stored["plan"] == "team"
-    assert (stored["runnerCount"], stored["activeJobs"], stored["targetCount"]) == (0, 0, 0)
-    assert (stored["runnerLimit"], stored["concurrentJobLimit"]) == (10, 10)  # materialized
+    assert stored is not None and stored.plan == "team"
+    assert (stored.runner_count, stored.active_jobs, stored.target_count) == (0, 0, 0)
+    assert (stored.runner_limit, stored.concurrent_job_limit) == (10, 10)  # materialized
     assert get(org)[1] == body
     assert moved == [(org, "team")]
 
@@ -84,14 +84,14 @@ def test_overrides_are_partial_and_null_clears_them(aws: AwsStack) -> None:
     assert body["plan"] == "team" and body["runnerLimit"] == 3 and body["targetLimit"] == 0
     assert body["concurrentJobLimit"] == 10 and body["allowedTargetVisibilities"] == ["public"]
     stored = orgs.get_org(org)
-    assert stored is not None and stored["runnerLimit"] == 3
-    assert stored["overrides"] == {"runnerLimit": 3, "targetLimit": 0, "allowedTargetVisibilities": ["public"]}
+    assert stored is not None and stored.runner_limit == 3
+    assert stored.overrides == {"runnerLimit": 3, "targetLimit": 0, "allowedTargetVisibilities": ["public"]}
     # A plan change keeps the overrides; null hands a limit back to the plan.
     status, body = put(org, {"plan": "enterprise", "runnerLimit": None})
     assert status == 200, body
     assert body["plan"] == "enterprise" and body["runnerLimit"] == 100 and body["targetLimit"] == 0
     stored = orgs.get_org(org)
-    assert stored is not None and stored["runnerLimit"] == 100 and "runnerLimit" not in stored["overrides"]
+    assert stored is not None and stored.runner_limit == 100 and "runnerLimit" not in stored.overrides
 
 
 def test_expired_or_suspended_license_blocks_runners_and_targets(aws: AwsStack) -> None:
@@ -169,7 +169,7 @@ def test_stale_license_version_is_refused_by_the_store(aws: AwsStack) -> None:
         assert refused.value["org"].condition_failed
     transact({"org": orgs.put_license_op(org, fields, 1, "2026-12-01T00:00:00.000Z")})
     stored = orgs.get_org(org)
-    assert stored is not None and stored["plan"] == "free" and stored["licenseVersion"] == 2
+    assert stored is not None and stored.plan == "free" and stored.license_version == 2
 
 
 def test_fixture_events_work_as_shipped(aws: AwsStack) -> None:

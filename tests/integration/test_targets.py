@@ -47,13 +47,13 @@ def test_create_get_list_delete(aws: AwsStack) -> None:
     status, listed, _ = invoke("ListTargets", user_event("ListTargets", org))
     assert status == 200 and listed == {"targets": [body], "nextCursor": None}
     stored_org = orgs.get_org(org)
-    assert stored_org is not None and stored_org["targetCount"] == 1
+    assert stored_org is not None and stored_org.target_count == 1
     status, deleted = call("DeleteTarget", org, body["id"])
     assert status == 200 and deleted == {"id": body["id"], "deleted": True}
     assert call("GetTarget", org, body["id"])[0] == 404
     assert call("DeleteTarget", org, body["id"])[0] == 404  # a second delete does not decrement again
     stored_org = orgs.get_org(org)
-    assert stored_org is not None and stored_org["targetCount"] == 0
+    assert stored_org is not None and stored_org.target_count == 0
 
 
 def test_other_tenant_gets_404(aws: AwsStack) -> None:
@@ -133,7 +133,7 @@ def test_visibility_the_plan_does_not_allow(aws: AwsStack) -> None:
     put_license(org, allowedTargetVisibilities=["public", "staging_preview"])
     assert create(org, {"name": "t", "url": "http://10.0.0.1", "visibility": "private_internal"})[0] == 403
     stored_org = orgs.get_org(org)
-    assert stored_org is not None and stored_org["targetCount"] == 1  # refusals count nothing
+    assert stored_org is not None and stored_org.target_count == 1  # refusals count nothing
 
 
 def test_inactive_license_refuses_new_targets(aws: AwsStack) -> None:
@@ -176,7 +176,7 @@ def test_list_pages_with_limit_and_cursor(aws: AwsStack) -> None:
 def test_domain_exports_for_jobs(aws: AwsStack) -> None:
     org = unique_org()
     target = created(org)
-    assert targets.get_target(org, target["id"])["visibility"] == "public"
+    assert targets.get_target(org, target["id"]).visibility == "public"
     with pytest.raises(NotFound) as refused:
         targets.get_target(unique_org(), target["id"])
     assert refused.value.field == "targetId"

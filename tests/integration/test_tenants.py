@@ -7,7 +7,7 @@ import copy
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -100,11 +100,11 @@ def test_provisioning_creates_one_key_in_the_default_plans_usage_plan(plans: Pla
     assert len(keys) == 1
     key = keys[0]
     assert key["enabled"] is True
-    assert (org["usageKeyId"], org["usageKey"]) == (key["id"], key["value"])
-    assert org["plan"] == "free"
+    assert (org.usage_key_id, org.usage_key) == (key["id"], key["value"])
+    assert org.plan == "free"
     assert plans.plans_of(key["id"]) == {"free"}
     stored = orgs.get_org(org_id)
-    assert stored is not None and (stored["usageKeyId"], stored["usageKey"]) == (key["id"], key["value"])
+    assert stored is not None and (stored.usage_key_id, stored.usage_key) == (key["id"], key["value"])
 
 
 def test_provisioning_is_idempotent(plans: Plans) -> None:
@@ -113,7 +113,7 @@ def test_provisioning_is_idempotent(plans: Plans) -> None:
     calls: list[str] = []
     usage_keys.client().meta.events.register("before-call.api-gateway.*", lambda model, **_: calls.append(model.name))
     again = tenants.provision_tenant(org_id)
-    assert again["usageKey"] == first["usageKey"]
+    assert again.usage_key == first.usage_key
     assert calls == []  # a provisioned tenant costs no API Gateway call
     assert len(plans.tenant_keys(org_id)) == 1
 
@@ -152,7 +152,7 @@ def test_concurrent_first_requests_leave_exactly_one_key(serial_backend: Plans) 
         results = list(pool.map(lambda _: tenants.provision_tenant(org_id), range(8)))
     keys = serial_backend.tenant_keys(org_id)
     assert len(keys) == 1
-    assert {result["usageKey"] for result in results} == {keys[0]["value"]}
+    assert {result.usage_key for result in results} == {keys[0]["value"]}
     assert serial_backend.keys_in("free") == {keys[0]["id"]}
 
 
@@ -160,13 +160,13 @@ def test_the_loser_of_a_provisioning_race_deletes_its_key(plans: Plans, monkeypa
     """Deterministic race: another request records its key between our read of the org and our write."""
     org_id = unique_org()
     winner = tenants.provision_tenant(org_id)
-    stale = {k: v for k, v in winner.items() if k not in ("usageKeyId", "usageKey")}
-    monkeypatch.setattr(tenants.orgs, "ensure_org", lambda _org_id: dict(stale))
+    stale = replace(winner, usage_key_id=None, usage_key=None)
+    monkeypatch.setattr(tenants.orgs, "ensure_org", lambda _org_id: stale)
     result = tenants.provision_tenant(org_id)
-    assert result["usageKey"] == winner["usageKey"]
+    assert result.usage_key == winner.usage_key
     keys = plans.tenant_keys(org_id)
-    assert [key["id"] for key in keys] == [winner["usageKeyId"]]
-    assert plans.keys_in("free") == {winner["usageKeyId"]}  # the loser's key left its plan with it
+    assert [key["id"] for key in keys] == [winner.usage_key_id]
+    assert plans.keys_in("free") == {winner.usage_key_id}  # the loser's key left its plan with it
 
 
 def test_a_license_change_during_provisioning_is_followed(plans: Plans, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,22 +182,22 @@ def test_a_license_change_during_provisioning_is_followed(plans: Plans, monkeypa
 
     monkeypatch.setattr(usage_keys, "attach_key", attach_then_operator_upgrades)
     org = tenants.provision_tenant(org_id)
-    assert org["plan"] == "team"
-    assert plans.plans_of(org["usageKeyId"]) == {"team"}
+    assert org.plan == "team"
+    assert plans.plans_of(org.usage_key_id) == {"team"}
 
 
 def test_default_plan_comes_from_settings(plans: Plans, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEFAULT_PLAN", "team")
     get_settings.cache_clear()
     org = tenants.provision_tenant(unique_org())
-    assert org["plan"] == "team" and plans.plans_of(org["usageKeyId"]) == {"team"}
+    assert org.plan == "team" and plans.plans_of(org.usage_key_id) == {"team"}
 
 
 def test_explicit_usage_plan_ids_win_over_names(plans: Plans, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USAGE_PLAN_IDS", f"free={plans.ids['enterprise']}")
     get_settings.cache_clear()
     org = tenants.provision_tenant(unique_org())
-    assert plans.plans_of(org["usageKeyId"]) == {"enterprise"}
+    assert plans.plans_of(org.usage_key_id) == {"enterprise"}
 
 
 def test_without_usage_plans_tenants_get_no_key(aws: AwsStack) -> None:
@@ -205,7 +205,7 @@ def test_without_usage_plans_tenants_get_no_key(aws: AwsStack) -> None:
     calls: list[str] = []
     usage_keys.client().meta.events.register("before-call.api-gateway.*", lambda model, **_: calls.append(model.name))
     org = tenants.provision_tenant(unique_org())
-    assert "usageKey" not in org and calls == []
+    assert org.usage_key is None and calls == []
 
 
 def test_a_plan_without_a_usage_plan_leaves_the_tenant_without_a_key(
@@ -215,7 +215,7 @@ def test_a_plan_without_a_usage_plan_leaves_the_tenant_without_a_key(
     usage_keys.forget_usage_plans()
     org_id = unique_org()
     org = tenants.provision_tenant(org_id)
-    assert "usageKey" not in org and plans.tenant_keys(org_id) == []
+    assert org.usage_key is None and plans.tenant_keys(org_id) == []
 
 
 # -- moving between plans ----------------------------------------------------------------------------
@@ -223,7 +223,7 @@ def test_a_plan_without_a_usage_plan_leaves_the_tenant_without_a_key(
 
 def test_moving_plans_moves_the_key(plans: Plans) -> None:
     org = tenants.provision_tenant(unique_org())
-    key_id = org["usageKeyId"]
+    key_id = org.usage_key_id
     for plan in ("team", "enterprise", "enterprise", "free"):
         usage_plans.move_tenant_to_plan(org, plan)
         assert plans.plans_of(key_id) == {plan}
@@ -238,9 +238,9 @@ def test_put_license_moves_the_key_and_keeps_its_value(plans: Plans) -> None:
         user_event("PutOrgLicense", org_id, body={"plan": "enterprise"}, path_params={"orgId": org_id}),
     )
     assert status == 200, body
-    assert plans.plans_of(org["usageKeyId"]) == {"enterprise"}
+    assert plans.plans_of(org.usage_key_id) == {"enterprise"}
     stored = orgs.get_org(org_id)
-    assert stored is not None and stored["usageKey"] == org["usageKey"]  # runner tokens keep working
+    assert stored is not None and stored.usage_key == org.usage_key  # runner tokens keep working
 
 
 def test_put_license_for_an_unseen_org_keys_it_on_first_use_in_the_new_plan(plans: Plans) -> None:
@@ -251,7 +251,7 @@ def test_put_license_for_an_unseen_org_keys_it_on_first_use_in_the_new_plan(plan
     assert status == 200, body
     assert plans.tenant_keys(org_id) == []
     org = tenants.provision_tenant(org_id)
-    assert plans.plans_of(org["usageKeyId"]) == {"team"}
+    assert plans.plans_of(org.usage_key_id) == {"team"}
 
 
 # -- the authorizers return the key ------------------------------------------------------------------
@@ -261,8 +261,8 @@ def test_user_authorizer_provisions_and_returns_the_usage_key(plans: Plans) -> N
     org_id = unique_org()
     policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {mint_dev_jwt(org_id, FLEET_SCOPES)}"})
     stored = orgs.get_org(org_id)
-    assert stored is not None and policy["usageIdentifierKey"] == stored["usageKey"]
-    assert plans.plans_of(stored["usageKeyId"]) == {"free"}
+    assert stored is not None and policy["usageIdentifierKey"] == stored.usage_key
+    assert plans.plans_of(stored.usage_key_id) == {"free"}
 
 
 def test_runner_tokens_carry_the_tenants_key_to_the_runner_authorizer(plans: Plans) -> None:
@@ -271,11 +271,11 @@ def test_runner_tokens_carry_the_tenants_key_to_the_runner_authorizer(plans: Pla
     status, body, _ = invoke("CreateRunner", user_event("CreateRunner", org_id, body={"name": "r1", "labels": []}))
     assert status == 201, body
     policy = authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]})
-    assert policy["usageIdentifierKey"] == org["usageKey"]
+    assert policy["usageIdentifierKey"] == org.usage_key
     # Unchanged by a plan move: the key's value stays, only its usage plan changes.
     usage_plans.move_tenant_to_plan(org, "team")
     policy = authorize("RunnerAuthorizer", {"X-Runner-Token": body["data"]["token"]})
-    assert policy["usageIdentifierKey"] == org["usageKey"]
+    assert policy["usageIdentifierKey"] == org.usage_key
 
 
 def test_public_authorizer_returns_the_templates_public_key(plans: Plans) -> None:
@@ -299,7 +299,7 @@ def test_past_the_api_key_quota_the_new_tenant_fails_and_no_key_is_recorded(
     with pytest.raises(usage_keys.ApiKeyQuotaReached):
         tenants.provision_tenant(org_id)
     stored = orgs.get_org(org_id)
-    assert stored is not None and "usageKeyId" not in stored  # the next request tries again
+    assert stored is not None and stored.usage_key_id is None  # the next request tries again
 
 
 # -- bounded: past TENANT_KEY_LIMIT new tenants share their plan's key (issue 10, item 10) ------------
@@ -327,12 +327,12 @@ def test_open_sign_up_cannot_exhaust_the_regions_api_keys(plans: Plans, key_limi
     provisioned = [tenants.provision_tenant(unique_org()) for _ in range(key_limit + 5)]
     assert len(all_api_keys(plans)) == before + key_limit + 1  # their own keys, and one shared key
     own, pooled = provisioned[:key_limit], provisioned[key_limit:]
-    assert len({org["usageKeyId"] for org in own}) == key_limit and not any(org["usageKeyShared"] for org in own)
-    assert len({org["usageKeyId"] for org in pooled}) == 1 and all(org["usageKeyShared"] for org in pooled)
-    assert plans.plans_of(pooled[0]["usageKeyId"]) == {"free"}  # counted under its plan, like the others
-    token = mint_dev_jwt(str(pooled[0]["orgId"]), FLEET_SCOPES)
+    assert len({org.usage_key_id for org in own}) == key_limit and not any(org.usage_key_shared for org in own)
+    assert len({org.usage_key_id for org in pooled}) == 1 and all(org.usage_key_shared for org in pooled)
+    assert plans.plans_of(pooled[0].usage_key_id) == {"free"}  # counted under its plan, like the others
+    token = mint_dev_jwt(str(pooled[0].org_id), FLEET_SCOPES)
     policy = authorize("UserAuthorizer", {"Authorization": f"Bearer {token}"})
-    assert policy["usageIdentifierKey"] == pooled[0]["usageKey"]
+    assert policy["usageIdentifierKey"] == pooled[0].usage_key
 
 
 def test_a_licensed_tenant_leaves_the_shared_key_and_its_runners_follow(plans: Plans, key_limit: int) -> None:
@@ -340,7 +340,7 @@ def test_a_licensed_tenant_leaves_the_shared_key_and_its_runners_follow(plans: P
         tenants.provision_tenant(unique_org())
     org_id = unique_org()
     pooled = tenants.provision_tenant(org_id)
-    assert pooled["usageKeyShared"] is True
+    assert pooled.usage_key_shared is True
     status, enroll, _ = invoke("CreateEnrollmentToken", user_event("CreateEnrollmentToken", org_id, body={}))
     assert status == 201, enroll
     status, body, _ = invoke("CreateRunner", user_event("CreateRunner", org_id, body={"name": "r1"}))
@@ -350,17 +350,17 @@ def test_a_licensed_tenant_leaves_the_shared_key_and_its_runners_follow(plans: P
     status, body, _ = invoke("PutOrgLicense", event)
     assert status == 200, body
     licensed = orgs.get_org(org_id)
-    assert licensed is not None and licensed["usageKeyShared"] is False
-    assert licensed["usageKeyId"] != pooled["usageKeyId"] and plans.plans_of(licensed["usageKeyId"]) == {"team"}
-    assert plans.plans_of(pooled["usageKeyId"]) == {"free"}  # the shared key never moves
-    assert authorize("RunnerAuthorizer", {"X-Runner-Token": runner_token})["usageIdentifierKey"] == licensed["usageKey"]
+    assert licensed is not None and licensed.usage_key_shared is False
+    assert licensed.usage_key_id != pooled.usage_key_id and plans.plans_of(licensed.usage_key_id) == {"team"}
+    assert plans.plans_of(pooled.usage_key_id) == {"free"}  # the shared key never moves
+    assert authorize("RunnerAuthorizer", {"X-Runner-Token": runner_token})["usageIdentifierKey"] == licensed.usage_key
     # A runner registered with an enrollment token made before the license counts under the new key too.
     status, registered, _ = invoke(
         "RegisterRunner", {**load_event("RegisterRunner"), "body": json.dumps({"token": enroll["token"]})}
     )
     assert status == 201, registered
     policy = authorize("RunnerAuthorizer", {"X-Runner-Token": registered["token"]})
-    assert policy["usageIdentifierKey"] == licensed["usageKey"]
+    assert policy["usageIdentifierKey"] == licensed.usage_key
 
 
 def test_past_the_account_quota_a_new_tenant_shares_its_plans_key(
@@ -378,7 +378,7 @@ def test_past_the_account_quota_a_new_tenant_shares_its_plans_key(
 
     monkeypatch.setattr(usage_keys.client(), "create_api_key", quota_reached)
     org = tenants.provision_tenant(unique_org())
-    assert org["usageKeyId"] == shared["usageKeyId"] and org["usageKeyShared"] is True
+    assert org.usage_key_id == shared.usage_key_id and org.usage_key_shared is True
     assert usage_keys.reserve_tenant_key(1)  # the place taken for the failed key was given back
 
 
@@ -391,8 +391,8 @@ def test_a_recorded_key_whose_response_was_lost_is_kept(plans: Plans) -> None:
         faults.inject("UpdateItem", LostResponse(), when=lambda call: "usageKeyId" in json.dumps(call.body))
         org = tenants.provision_tenant(org_id)
     assert faults.injected == [("UpdateItem", "LostResponse")]
-    assert [key["id"] for key in plans.tenant_keys(org_id)] == [org["usageKeyId"]]
-    assert plans.plans_of(org["usageKeyId"]) == {"free"}
+    assert [key["id"] for key in plans.tenant_keys(org_id)] == [org.usage_key_id]
+    assert plans.plans_of(org.usage_key_id) == {"free"}
 
 
 def test_concurrent_first_requests_past_the_limit_share_one_key(
@@ -402,5 +402,5 @@ def test_concurrent_first_requests_past_the_limit_share_one_key(
     get_settings.cache_clear()
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: tenants.provision_tenant(unique_org()), range(8)))
-    assert len({result["usageKeyId"] for result in results}) == 1
-    assert serial_backend.keys_in("free") == {results[0]["usageKeyId"]}
+    assert len({result.usage_key_id for result in results}) == 1
+    assert serial_backend.keys_in("free") == {results[0].usage_key_id}

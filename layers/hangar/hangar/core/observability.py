@@ -11,8 +11,15 @@ import warnings
 
 from aws_lambda_powertools import Logger, Metrics
 
+# Powertools' ColdStart metric (`capture_cold_start_metric=True` in `hangar.api.http.lambda_handler`)
+# carries a `function_name` dimension: with each function's own name that is one custom metric per API
+# function (42, about $12.60 a month, over a third of the stack's fixed cost). One shared name makes it one
+# metric for the whole API; a function's own cold starts are in its REPORT lines (`Init Duration`), which
+# docs/deploy.md's Logs Insights query counts. docs/decisions.md, "Cold start metric".
+COLD_START_FUNCTION_NAME = "hangar-api"
+
 logger = Logger()
-metrics = Metrics(namespace="Hangar")
+metrics = Metrics(namespace="Hangar", function_name=COLD_START_FUNCTION_NAME)
 
 # Most functions publish no metric of their own on most invocations; Powertools then flushes nothing and
 # warns about it every time (a stderr line per invocation in the logs). Nothing is lost: keep it quiet.

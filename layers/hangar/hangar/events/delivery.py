@@ -25,7 +25,7 @@ from hangar.events.urls import WebhookUrlRefused, check_url, post
 from hangar.events.webhooks import secret_context
 from hangar.store import delivery_queue, kms
 from hangar.store import webhooks as webhook_store
-from hangar.store.dynamo import Item
+from hangar.store.webhooks import Delivery, Webhook
 
 # Seconds from attempt n to attempt n+1: 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, 8 h (~23.7 h).
 RETRY_DELAYS = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
@@ -57,21 +57,21 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def send(webhook: Item, delivery: Item, now: float) -> AttemptResult:
+def send(webhook: Webhook, delivery: Delivery, now: float) -> AttemptResult:
     """POST the delivery's event to the webhook, signed; what came of it (errors never carry a secret)."""
     try:
-        target = check_url(webhook["url"], get_settings().allow_insecure_webhooks)
+        target = check_url(webhook.url, get_settings().allow_insecure_webhooks)
     except WebhookUrlRefused as refused:
         return AttemptResult(None, str(refused))
     # From memory when this webhook's secret was decrypted a moment ago (a KMS call less per attempt).
-    secret = kms.decrypt_reused(webhook["secretCiphertext"], secret_context(webhook["orgId"], webhook["webhookId"]))
-    body = delivery["payload"].encode()
+    secret = kms.decrypt_reused(webhook.secret_ciphertext, secret_context(webhook.org_id, webhook.webhook_id))
+    body = delivery.payload.encode()
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        "Hangar-Event-Id": delivery["eventId"],
-        "Hangar-Event-Type": delivery["eventType"],
-        "Hangar-Delivery-Id": delivery["deliveryId"],
+        "Hangar-Event-Id": delivery.event_id,
+        "Hangar-Event-Type": delivery.event_type,
+        "Hangar-Delivery-Id": delivery.delivery_id,
         "Hangar-Signature": signature(secret, int(now), body),
     }
     try:
@@ -97,15 +97,15 @@ class NextStep:
 def attempt_delivery(org_id: str, webhook_id: str, delivery_id: str) -> NextStep | None:
     """Attempts the delivery if it is pending and due. None when nothing more is to be done with it."""
     delivery = webhook_store.get_delivery(org_id, webhook_id, delivery_id)
-    if delivery is None or delivery.get("status") != "pending":
+    if delivery is None or delivery.status != "pending":
         return None
     now = clock.now()
-    due = float(delivery.get("nextAttemptEpoch") or 0)
+    due = float(delivery.next_attempt_epoch or 0)
     if due > now + 1:
         return NextStep(int(due - now) + 1, early=True)
     webhook = webhook_store.get_webhook(org_id, webhook_id)
     result = send(webhook, delivery, now) if webhook else AttemptResult(None, "The webhook was deleted")
-    attempts = int(delivery.get("attempts", 0)) + 1
+    attempts = delivery.attempts + 1
     fields: dict[str, object] = {"attempts": attempts, "lastAttemptAt": clock.iso(now)}
     if result.status_code is not None:
         fields["lastStatusCode"] = result.status_code

@@ -26,7 +26,9 @@ from hangar.jobs import service as jobs
 from hangar.store import event_bus
 from hangar.store import webhooks as webhook_store
 from hangar.store.dynamo import Item, from_item
+from hangar.store.jobs import Job
 from hangar.store.runners import Runner
+from hangar.store.webhooks import Webhook
 
 TERMINAL_JOB_EVENTS = {"completed": "job.completed", "failed": "job.failed", "cancelled": "job.cancelled"}
 TERMINAL_JOB_EVENTS["expired"] = "job.expired"
@@ -77,7 +79,7 @@ def _runner_data(item: Item) -> dict[str, Any]:
 
 
 def _job_data(item: Item) -> dict[str, Any]:
-    data: dict[str, Any] = plain(jobs.v1_view(item))
+    data: dict[str, Any] = plain(jobs.v1_view(Job.from_item(item)))
     return data
 
 
@@ -119,7 +121,7 @@ class EventPublisher:
     """Publishes a batch's events; reads each tenant's webhooks once per batch."""
 
     def __init__(self) -> None:
-        self._webhooks: dict[str, list[Item]] = {}
+        self._webhooks: dict[str, list[Webhook]] = {}
 
     def publish_record(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
         envelopes = events_of_record(record)

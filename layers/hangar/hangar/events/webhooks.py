@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from hangar.audit import trail as audit
 from hangar.core import clock
@@ -22,6 +22,7 @@ from hangar.events.models.webhooks import (
     EVENT_TYPES,
     CreateWebhookRequest,
     DeliveryAttempt,
+    DeliveryStatus,
     DeliveryView,
     WebhookView,
 )
@@ -29,8 +30,8 @@ from hangar.events.urls import WebhookUrlRefused, check_url
 from hangar.identity.tokens import BASE62
 from hangar.store import delivery_queue, kms
 from hangar.store import webhooks as webhook_store
-from hangar.store.dynamo import Item
 from hangar.store.transactions import TransactionCancelled, transact
+from hangar.store.webhooks import Delivery, Webhook
 
 WEBHOOKS_PER_TENANT = 20
 SECRET_PREFIX = "whsec_"
@@ -67,7 +68,7 @@ def subscribed_events(events: list[str]) -> list[str]:
     return [event for event in EVENT_TYPES if event in events]
 
 
-def create_webhook(org_id: str, request: CreateWebhookRequest) -> tuple[Item, str]:
+def create_webhook(org_id: str, request: CreateWebhookRequest) -> tuple[Webhook, str]:
     """A new webhook and its signing secret (the only time the plaintext leaves Hangar)."""
     events = subscribed_events(request.events)
     check_webhook_url(request.url)
@@ -75,15 +76,15 @@ def create_webhook(org_id: str, request: CreateWebhookRequest) -> tuple[Item, st
     ciphertext = kms.encrypt(secret, secret_context(org_id, webhook_id))
     if ciphertext is None:  # fail closed: a secret is never stored in the clear
         raise RuntimeError("SETUP_TOKEN_KMS_KEY_ID is not set: webhook secrets cannot be stored")
-    webhook: Item = {
-        "orgId": org_id,
-        "webhookId": webhook_id,
-        "url": request.url,
-        "events": events,
-        "description": request.description,
-        "secretCiphertext": ciphertext,
-        "createdAt": clock.iso(),
-    }
+    webhook = Webhook(
+        org_id=org_id,
+        webhook_id=webhook_id,
+        url=request.url,
+        events=tuple(events),
+        description=request.description,
+        secret_ciphertext=ciphertext,
+        created_at=clock.iso(),
+    )
     try:
         transact(
             {
@@ -100,14 +101,14 @@ def create_webhook(org_id: str, request: CreateWebhookRequest) -> tuple[Item, st
     return webhook, secret
 
 
-def get_webhook(org_id: str, webhook_id: str) -> Item:
+def get_webhook(org_id: str, webhook_id: str) -> Webhook:
     webhook = webhook_store.get_webhook(org_id, webhook_id)
     if webhook is None:
         raise NotFound(f"Webhook {webhook_id} not found", field="webhookId")
     return webhook
 
 
-def list_webhooks(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_webhooks(org_id: str, limit: int, cursor: str | None) -> tuple[list[Webhook], str | None]:
     return webhook_store.list_webhooks(org_id, limit, cursor)
 
 
@@ -126,19 +127,18 @@ def delete_webhook(org_id: str, webhook_id: str) -> None:
         raise
 
 
-def webhook_view(webhook: Item) -> WebhookView:
+def webhook_view(webhook: Webhook) -> WebhookView:
     return WebhookView(
-        id=webhook["webhookId"],
-        url=webhook["url"],
-        events=list(webhook.get("events") or []),
-        description=webhook.get("description"),
-        createdAt=webhook["createdAt"],
+        id=webhook.webhook_id,
+        url=webhook.url,
+        events=list(webhook.events),
+        description=webhook.description,
+        createdAt=webhook.created_at,
     )
 
 
-def wants(webhook: Item, event_type: str) -> bool:
-    events = webhook.get("events") or []
-    return ALL_EVENTS in events or event_type in events
+def wants(webhook: Webhook, event_type: str) -> bool:
+    return ALL_EVENTS in webhook.events or event_type in webhook.events
 
 
 # --- deliveries ---------------------------------------------------------------------------------------
@@ -151,27 +151,27 @@ def delivery_id_for(created_epoch: float, *parts: str) -> str:
     return f"dlv_{int(created_epoch * 1000):012x}{digest}"
 
 
-def enqueue_delivery(webhook: Item, envelope: dict[str, Any], delivery_id: str) -> Item:
+def enqueue_delivery(webhook: Webhook, envelope: dict[str, Any], delivery_id: str) -> Delivery:
     """The delivery of `envelope` to `webhook`, stored (once) and queued for its first attempt now."""
     now = clock.now()
-    delivery: Item = {
-        "orgId": webhook["orgId"],
-        "deliveryId": delivery_id,
-        "webhookId": webhook["webhookId"],
-        "eventId": envelope["id"],
-        "eventType": envelope["type"],
-        "payload": json.dumps(envelope, separators=(",", ":")),
-        "status": "pending",
-        "attempts": 0,
-        "createdAt": clock.iso(now),
-        "nextAttemptAt": clock.iso(now),
-        "nextAttemptEpoch": now,
-        "expiresAtEpoch": int(now) + DELIVERY_RETENTION_DAYS * 86400,
-    }
+    delivery = Delivery(
+        org_id=webhook.org_id,
+        delivery_id=delivery_id,
+        webhook_id=webhook.webhook_id,
+        event_id=envelope["id"],
+        event_type=envelope["type"],
+        payload=json.dumps(envelope, separators=(",", ":")),
+        status="pending",
+        attempts=0,
+        created_at=clock.iso(now),
+        next_attempt_at=clock.iso(now),
+        next_attempt_epoch=now,
+        expires_at_epoch=int(now) + DELIVERY_RETENTION_DAYS * 86400,
+    )
     created, stored = webhook_store.put_new_delivery(delivery)
     # Queued again when an earlier try stored it but may not have queued it (at least once).
-    if created or (stored.get("status") == "pending" and int(stored.get("attempts", 0)) == 0):
-        delivery_queue.send_delivery(stored["orgId"], stored["webhookId"], stored["deliveryId"])
+    if created or (stored.status == "pending" and stored.attempts == 0):
+        delivery_queue.send_delivery(stored.org_id, stored.webhook_id, stored.delivery_id)
     return stored
 
 
@@ -179,17 +179,17 @@ def epoch_of(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def fan_out(org_id: str, envelope: dict[str, Any], webhooks: list[Item]) -> list[Item]:
+def fan_out(org_id: str, envelope: dict[str, Any], webhooks: list[Webhook]) -> list[Delivery]:
     """A delivery of the event to each of the tenant's webhooks that subscribes to its type."""
     created_epoch = epoch_of(envelope["createdAt"])  # not now: a retried batch must find the same ids
     return [
-        enqueue_delivery(webhook, envelope, delivery_id_for(created_epoch, envelope["id"], webhook["webhookId"]))
+        enqueue_delivery(webhook, envelope, delivery_id_for(created_epoch, envelope["id"], webhook.webhook_id))
         for webhook in webhooks
-        if webhook["orgId"] == org_id and wants(webhook, envelope["type"])
+        if webhook.org_id == org_id and wants(webhook, envelope["type"])
     ]
 
 
-def send_ping(org_id: str, webhook_id: str) -> Item:
+def send_ping(org_id: str, webhook_id: str) -> Delivery:
     """`POST /v1/webhooks/{id}/test`: a `ping` event, delivered like any other."""
     webhook = get_webhook(org_id, webhook_id)
     now, event_id = clock.now(), "evt_" + secrets.token_hex(16)
@@ -203,34 +203,34 @@ def send_ping(org_id: str, webhook_id: str) -> Item:
     return enqueue_delivery(webhook, envelope, delivery_id_for(now, event_id, webhook_id))
 
 
-def list_deliveries(org_id: str, webhook_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_deliveries(org_id: str, webhook_id: str, limit: int, cursor: str | None) -> tuple[list[Delivery], str | None]:
     get_webhook(org_id, webhook_id)
     return webhook_store.list_deliveries(org_id, webhook_id, limit, cursor)
 
 
-def redeliver(org_id: str, webhook_id: str, delivery_id: str) -> Item:
+def redeliver(org_id: str, webhook_id: str, delivery_id: str) -> Delivery:
     """A new delivery of the same event (same event id and body) with a fresh retry schedule, whatever
     became of the first one (succeeded, failed or still pending)."""
     webhook = get_webhook(org_id, webhook_id)
     original = webhook_store.get_delivery(org_id, webhook_id, delivery_id)
     if original is None:
         raise NotFound(f"Delivery {delivery_id} not found", field="deliveryId")
-    envelope: dict[str, Any] = json.loads(str(original["payload"]))
+    envelope: dict[str, Any] = json.loads(original.payload)
     now = clock.now()
     return enqueue_delivery(webhook, envelope, delivery_id_for(now, envelope["id"], webhook_id, secrets.token_hex(8)))
 
 
-def delivery_view(delivery: Item) -> DeliveryView:
+def delivery_view(delivery: Delivery) -> DeliveryView:
     return DeliveryView(
-        id=delivery["deliveryId"],
-        webhookId=delivery["webhookId"],
-        eventId=delivery["eventId"],
-        eventType=delivery["eventType"],
-        status=delivery["status"],
-        attempts=int(delivery.get("attempts", 0)),
-        lastStatusCode=delivery.get("lastStatusCode"),
-        lastError=delivery.get("lastError"),
-        createdAt=delivery["createdAt"],
-        nextAttemptAt=delivery.get("nextAttemptAt") if delivery["status"] == "pending" else None,
-        attemptHistory=[DeliveryAttempt(**attempt) for attempt in delivery.get("attemptHistory") or []],
+        id=delivery.delivery_id,
+        webhookId=delivery.webhook_id,
+        eventId=delivery.event_id,
+        eventType=delivery.event_type,
+        status=cast(DeliveryStatus, delivery.status),  # as stored: the view validates it
+        attempts=delivery.attempts,
+        lastStatusCode=delivery.last_status_code,
+        lastError=delivery.last_error,
+        createdAt=delivery.created_at,
+        nextAttemptAt=delivery.next_attempt_at if delivery.status == "pending" else None,
+        attemptHistory=[DeliveryAttempt(**attempt) for attempt in delivery.attempt_history],
     )

@@ -16,7 +16,6 @@ from hangar.audit import trail as audit
 from hangar.core import clock
 from hangar.core.config import get_settings
 from hangar.core.errors import Conflict, Unauthorized
-from hangar.core.plans import effective_license
 from hangar.fleet import runners
 from hangar.fleet.models.enrollment import EnrollmentToken, RegisteredRunner, RegisterRunnerRequest
 from hangar.identity import tokens
@@ -26,6 +25,7 @@ from hangar.store import enrollment as enrollment_store
 from hangar.store import orgs
 from hangar.store import tokens as token_store
 from hangar.store.dynamo import Item
+from hangar.store.orgs import Org
 from hangar.store.runners import Runner
 from hangar.store.transactions import TransactionCancelled
 from hangar.tenancy import limits
@@ -36,12 +36,10 @@ def token_invalid() -> Unauthorized:
     return Unauthorized("Enrollment token is not valid", code="token_invalid")
 
 
-def raise_unless_room_for_runner(org: Item) -> None:
+def raise_unless_room_for_runner(org: Org) -> None:
     """403 license_inactive / runner_limit_reached when the org could not take one more runner now."""
-    limit = org.get("runnerLimit")
-    if limit is None:
-        limit = effective_license(org).runnerLimit
-    if org.get("licenseState", "active") != "active" or int(org.get("runnerCount", 0)) >= int(limit):
+    limit = org.runner_limit if org.runner_limit is not None else org.license().runnerLimit
+    if org.license_state != "active" or org.runner_count >= limit:
         runners.raise_for_org_refusal(org)
 
 
@@ -72,8 +70,8 @@ def create_enrollment_token(org_id: str, created_by: str, name: str | None, ttl_
             # The runner token minted at registration carries the tenant's usage-plan key; keeping it
             # here saves the registration a read of the org (unless it is a shared key, which the
             # tenant may leave for its own before the token is used).
-            "usageKey": org.get("usageKey"),
-            "usageKeyShared": bool(org.get("usageKeyShared")) or None,
+            "usageKey": org.usage_key,
+            "usageKeyShared": bool(org.usage_key_shared) or None,
         },
         also={"audit": audit.operation("enrollment_token.create", org_id, "enrollment_token", token.token_id)},
     )
@@ -124,7 +122,7 @@ def register_runner(request: RegisterRunnerRequest) -> tuple[Runner, str]:
         request.name or item.get("name") or default_runner_name(runner_id),
         request.labels,
         request.configuredConcurrency,
-        usage_key=(orgs.get_org(org_id) or {}).get("usageKey") if item.get("usageKeyShared") else item.get("usageKey"),
+        usage_key=orgs.usage_key(org_id) if item.get("usageKeyShared") else item.get("usageKey"),
         runner_id=runner_id,
         reported=reported,
     )

@@ -12,20 +12,17 @@ offline at once) is not offline and that has a free slot (currentJobs < configur
 from __future__ import annotations
 
 from hangar.core.errors import NotFound
-from hangar.core.plans import effective_license
 from hangar.fleet import runners
 from hangar.fleet.liveness import runner_status
 from hangar.fleet.models.readiness import Readiness, ReadinessRunner, RunnersWithReadiness
 from hangar.store import orgs
-from hangar.store.dynamo import Item
+from hangar.store.orgs import Org
 from hangar.store.runners import Runner
+from hangar.store.targets import Target
 from hangar.tenancy import licensing
 from hangar.tenancy.targets import get_target, visibility_allowed
 
-# Reason codes, in the order they are reported.
-LICENSE_INACTIVE = "license_inactive"
-CONCURRENT_JOB_LIMIT_REACHED = "concurrent_job_limit_reached"
-RUNNER_LIMIT_EXCEEDED = "runner_limit_exceeded"
+# Reason codes, in the order they are reported: the license's first (hangar.tenancy.licensing.scan_refusals).
 VISIBILITY_NOT_ALLOWED = "visibility_not_allowed"
 RUNNER_OFFLINE = "runner_offline"
 RUNNER_BUSY = "runner_busy"
@@ -47,18 +44,12 @@ def readiness_runner(runner: Runner) -> ReadinessRunner:
     )
 
 
-def evaluate(org: Item, fleet: list[Runner], target: Item | None = None, runner_id: str | None = None) -> Readiness:
+def evaluate(org: Org, fleet: list[Runner], target: Target | None = None, runner_id: str | None = None) -> Readiness:
     """Readiness from what has been read: the org item, all its runners, the named target if any."""
-    license_ = effective_license(org)
-    reasons: list[str] = []
-    if not license_.active:
-        reasons.append(LICENSE_INACTIVE)
-    if int(org.get("activeJobs", 0)) >= license_.concurrentJobLimit:
-        reasons.append(CONCURRENT_JOB_LIMIT_REACHED)
-    if int(org.get("runnerCount", 0)) > license_.runnerLimit:
-        reasons.append(RUNNER_LIMIT_EXCEEDED)
+    license_ = org.license()
+    reasons = licensing.scan_refusals(license_, org)
 
-    visibility = target["visibility"] if target is not None else None
+    visibility = target.visibility if target is not None else None
     visibility_ok = visibility is None or visibility_allowed(license_, visibility)
     if not visibility_ok:
         reasons.append(VISIBILITY_NOT_ALLOWED)

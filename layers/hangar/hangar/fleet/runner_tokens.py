@@ -55,8 +55,8 @@ def regenerate_token(org_id: str, runner_id: str) -> RegeneratedToken:
     )
     old_token_id = str(runner.token_id)
     seen_version = runner.token_version
-    old_token = token_store.get_token(old_token_id)
-    usage_key = old_token.get("usageKey") if old_token else (orgs.get_org(org_id) or {}).get("usageKey")
+    old_token = token_store.get_runner_token(old_token_id)
+    usage_key = old_token.usage_key if old_token else orgs.usage_key(org_id)
     token = tokens.mint(TokenType.RUNNER)
     setup_token = kms.encrypt(token.raw, runners.setup_token_context(org_id, runner_id))
     operations = {

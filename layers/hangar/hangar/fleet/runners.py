@@ -21,8 +21,9 @@ from hangar.jobs.recovery import Leaving, retire_runner
 from hangar.store import kms, orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item
+from hangar.store.orgs import Org
 from hangar.store.runners import Runner
+from hangar.store.tokens import RunnerToken
 from hangar.store.transactions import TransactionCancelled, transact
 
 # list_all_runners: pages of this many runners, and at most this many in all (50 pages).
@@ -89,24 +90,24 @@ def setup_token_context(org_id: str, runner_id: str) -> dict[str, str]:
 
 def runner_token_item(
     org_id: str, runner_id: str, token: tokens.ParsedToken, version: int, labels: list[str], usage_key: str | None
-) -> Item:
-    return {
-        "tokenId": token.token_id,
-        "kind": "runner",
-        "hash": hash_token(token.raw),
-        "orgId": org_id,
-        "runnerId": runner_id,
-        "tokenVersion": version,
-        "labels": labels,
-        "usageKey": usage_key,
-        "createdAt": clock.iso(),
-    }
+) -> RunnerToken:
+    return RunnerToken(
+        token_id=token.token_id,
+        kind="runner",
+        hash=hash_token(token.raw),
+        org_id=org_id,
+        runner_id=runner_id,
+        token_version=version,
+        labels=tuple(labels),
+        usage_key=usage_key,
+        created_at=clock.iso(),
+    )
 
 
-def raise_for_org_refusal(org: Item | None) -> None:
+def raise_for_org_refusal(org: Org | None) -> None:
     """Why the org's condition refused a new runner: inactive license or the plan's runner limit."""
-    if org is not None and org.get("licenseState", "active") != "active":
-        raise Forbidden(f"The license is {org.get('licenseState')}", code="license_inactive")
+    if org is not None and org.license_state != "active":
+        raise Forbidden(f"The license is {org.license_state}", code="license_inactive")
     raise Forbidden("The plan's runner limit is reached", code="runner_limit_reached")
 
 
@@ -160,7 +161,7 @@ def prepare_runner(
     return NewRunner(runner=runner, token=token.raw, operations=operations)
 
 
-def commit_runner(new: NewRunner, org: Item | None, preceding: Mapping[str, dict[str, Any]] | None = None) -> None:
+def commit_runner(new: NewRunner, org: Org | None, preceding: Mapping[str, dict[str, Any]] | None = None) -> None:
     """Runs `preceding` and the new runner's operations in ONE transaction (concurrent transactions are
     retried by `transact`, so that the conditions decide).
 
@@ -173,7 +174,7 @@ def commit_runner(new: NewRunner, org: Item | None, preceding: Mapping[str, dict
         if any(not cancelled[name].ok for name in preceding or {}):
             raise
         if cancelled["org"].condition_failed:
-            raise_for_org_refusal(cancelled["org"].item or org)
+            raise_for_org_refusal(orgs.org_from(cancelled["org"].item) or org)
         raise
 
 
@@ -185,7 +186,7 @@ def create_runner(
 ) -> tuple[Runner, str]:
     """A new offline runner and its runner token (plaintext returned once, stored only as a hash)."""
     org = orgs.ensure_org(org_id)
-    new = prepare_runner(org_id, name, labels, configured_concurrency, usage_key=org.get("usageKey"))
+    new = prepare_runner(org_id, name, labels, configured_concurrency, usage_key=org.usage_key)
     commit_runner(
         new, org, preceding={"audit": audit.operation("runner.create", org_id, "runner", new.runner.runner_id)}
     )
@@ -210,16 +211,13 @@ def list_all_runners(org_id: str, max_runners: int = MAX_FLEET_READ) -> list[Run
     more than `max_runners`: an operator's license override can lift the runner limit, and one request
     must not hold an unbounded fleet in memory (the readiness of a larger fleet is that of its first
     `max_runners` runners by id, logged)."""
-    items: list[Runner] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = runner_store.list_runners(org_id, min(FLEET_PAGE_SIZE, max_runners - len(items)), cursor)
-        items.extend(page)
-        if cursor is None:
-            return items
-        if len(items) >= max_runners:
-            logger.warning("fleet read stopped at its bound", extra={"orgId": org_id, "runnersRead": len(items)})
-            return items
+    fleet: list[Runner] = []
+    for page in runner_store.runner_pages(org_id, min(FLEET_PAGE_SIZE, max_runners)):
+        fleet.extend(page)
+        if len(fleet) >= max_runners:
+            logger.warning("fleet read stopped at its bound", extra={"orgId": org_id, "runnersRead": len(fleet)})
+            return fleet[:max_runners]
+    return fleet
 
 
 # Optimistic retries of a runner update whose token was regenerated between its read and its write.

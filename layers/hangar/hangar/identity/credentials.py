@@ -73,17 +73,17 @@ def authenticate_user(headers: Mapping[str, str] | None) -> UserPrincipal:
 def authenticate_runner(raw: str | None) -> tuple[RunnerPrincipal, str | None]:
     """The runner and its tenant's usage-plan key, from one read: the token item carries both."""
     parsed = parse_runner_token(raw)
-    item = token_store.get_token(parsed.token_id)
-    if not item or item.get("kind") != "runner" or not tokens.verify(parsed.raw, str(item.get("hash", "")), pepper()):
+    token = token_store.get_runner_token(parsed.token_id)
+    if token is None or not tokens.verify(parsed.raw, token.hash, pepper()):
         raise Unauthorized("Invalid runner token")
     principal = RunnerPrincipal(
-        org_id=str(item["orgId"]),
-        runner_id=str(item["runnerId"]),
-        token_version=int(item.get("tokenVersion", 0)),
+        org_id=token.org_id,
+        runner_id=token.runner_id,
+        token_version=token.token_version,
         token_id=parsed.token_id,
-        labels=tuple(item.get("labels") or ()),
+        labels=token.labels,
     )
-    return principal, item.get("usageKey")
+    return principal, token.usage_key
 
 
 def current_runner(principal: RunnerPrincipal) -> Runner:

@@ -63,9 +63,9 @@ def declare_artifact(principal: RunnerPrincipal, request: CreateArtifactRequest)
         held = held_job(principal, job_id)
         if held.finished:
             runner_may_write(principal, job_id, cancelled=False)
-            raise _finished(job_id, held.job["status"])
+            raise _finished(job_id, held.job.status)
         existing = output_store.get_artifact(principal.org_id, job_id, request.name)
-        if existing is None and int(held.job.get("artifactCount", 0)) >= settings.artifacts_per_job:
+        if existing is None and held.job.artifact_count >= settings.artifacts_per_job:
             if not runner_may_write(principal, job_id, held.cancelled):
                 raise _finished(job_id, "cancelled")
             raise _limit_reached(job_id, settings.artifacts_per_job)
@@ -90,7 +90,7 @@ def declare_artifact(principal: RunnerPrincipal, request: CreateArtifactRequest)
 def _declare_operations(
     principal: RunnerPrincipal, held: HeldJob, artifact: Item, existing: Item | None
 ) -> dict[str, dict[str, Any]]:
-    org_id, job_id = principal.org_id, held.job["jobId"]
+    org_id, job_id = principal.org_id, held.job.job_id
     condition, values = held_condition(principal, held)
     if existing is None:
         # A new name: one more artifact on the job, only under the limit.

@@ -19,7 +19,7 @@ the authorizer's cached Allow lives. A status report is one transaction in the c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -35,6 +35,7 @@ from hangar.jobs.outputs import log_fields
 from hangar.store import jobs as job_store
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import Item, apply
+from hangar.store.jobs import Job
 from hangar.store.transactions import OutcomeUnknown, TransactionCancelled, transact
 
 # A poll reads the queue a page of this many jobs at a time (oldest first), reads a further page only
@@ -59,18 +60,18 @@ class Claim:
     token_checked: bool = False  # the runner's item showed the caller's token is still its token
 
 
-def can_run(job: Item, runner_id: str, labels: frozenset[str]) -> bool:
-    pinned = job.get("pinnedRunnerId")
-    return (pinned is None or pinned == runner_id) and set(job.get("labels") or []) <= labels
+def can_run(job: Job, runner_id: str, labels: frozenset[str]) -> bool:
+    pinned = job.pinned_runner_id
+    return (pinned is None or pinned == runner_id) and set(job.labels) <= labels
 
 
-def _runner_claim_op(principal: RunnerPrincipal, job: Item, fresh_since: float) -> dict[str, Any]:
-    job_labels = list(job.get("labels") or [])
+def _runner_claim_op(principal: RunnerPrincipal, job: Job, fresh_since: float) -> dict[str, Any]:
+    job_labels = list(job.labels)
     label_checks = "".join(f" AND contains(#labels, :l{index})" for index in range(len(job_labels)))
     return runner_store.runner_update(
         principal.org_id,
         principal.runner_id,
-        add={"currentJobs": 1, "heldJobs": {job["jobId"]}},
+        add={"currentJobs": 1, "heldJobs": {job.job_id}},
         condition=(
             runner_store.TOKEN_GUARD + " AND #currentJobs < #configuredConcurrency"
             " AND attribute_exists(#liveShard) AND #lastHeartbeatEpoch >= :freshSince" + label_checks
@@ -83,7 +84,7 @@ def _runner_claim_op(principal: RunnerPrincipal, job: Item, fresh_since: float) 
     ).op()
 
 
-def _runner_refusal(principal: RunnerPrincipal, refused: Item | None, job: Item, fresh_since: float) -> Claim:
+def _runner_refusal(principal: RunnerPrincipal, refused: Item | None, job: Job, fresh_since: float) -> Claim:
     """Why the runner's condition failed: a revoked token raises; otherwise what the poll should do."""
     runner = require_current_runner_token(principal, runner_store.runner_from(refused))
     live_labels = frozenset(runner.labels)
@@ -91,14 +92,14 @@ def _runner_refusal(principal: RunnerPrincipal, refused: Item | None, job: Item,
         return Claim(ClaimOutcome.NO_CAPACITY, token_checked=True)
     if runner.live_shard is None or float(runner.last_heartbeat_epoch or 0) < math.floor(fresh_since):
         return Claim(ClaimOutcome.NO_CAPACITY, token_checked=True)
-    if not set(job.get("labels") or []) <= live_labels:
+    if not set(job.labels) <= live_labels:
         return Claim(ClaimOutcome.LABELS_CHANGED, live_labels, token_checked=True)
     return Claim(ClaimOutcome.JOB_GONE, token_checked=True)
 
 
-def claim_job(principal: RunnerPrincipal, job: Item, now: float) -> Claim:
+def claim_job(principal: RunnerPrincipal, job: Job, now: float) -> Claim:
     """One transaction: assign `job` to the runner if the job, the runner and the tenant all allow it."""
-    org_id, job_id, runner_id = principal.org_id, job["jobId"], principal.runner_id
+    org_id, job_id, runner_id = principal.org_id, job.job_id, principal.runner_id
     fresh_since = now - get_settings().stale_after_seconds
     now_iso = clock.iso(now)
     operations = {
@@ -109,7 +110,7 @@ def claim_job(principal: RunnerPrincipal, job: Item, now: float) -> Claim:
                 "status": "assigned",
                 "runnerId": runner_id,
                 "runnerKey": job_store.runner_key(org_id, runner_id),
-                "dueAt": math.ceil(now + int(job["timeoutSeconds"])),
+                "dueAt": math.ceil(now + job.timeout_seconds),
                 "assignedAt": now_iso,
                 "updatedAt": now_iso,
             },
@@ -139,12 +140,12 @@ def claim_job(principal: RunnerPrincipal, job: Item, now: float) -> Claim:
     except OutcomeUnknown:
         # Every replay of the claim lost its answer: the job says whether it is ours now.
         current = job_store.get_job(org_id, job_id)
-        if current is None or current.get("runnerId") != runner_id or current.get("assignedAt") != now_iso:
+        if current is None or current.runner_id != runner_id or current.assigned_at != now_iso:
             raise
     return Claim(ClaimOutcome.CLAIMED, token_checked=True)
 
 
-def _claim_first_runnable(principal: RunnerPrincipal, labels: frozenset[str]) -> tuple[Item | None, bool]:
+def _claim_first_runnable(principal: RunnerPrincipal, labels: frozenset[str]) -> tuple[Job | None, bool]:
     """The oldest queued job of the tenant the runner can run, now assigned to it (or None), and whether
     the attempt showed that the caller's token is still the runner's."""
     tries = 0
@@ -162,14 +163,15 @@ def _claim_first_runnable(principal: RunnerPrincipal, labels: frozenset[str]) ->
             claim = claim_job(principal, job, now)
             token_checked = token_checked or claim.token_checked
             if claim.outcome is ClaimOutcome.CLAIMED:
-                job.update(
+                claimed = replace(
+                    job,
                     status="assigned",
-                    runnerId=principal.runner_id,
-                    attempts=int(job.get("attempts", 0)) + 1,
-                    assignedAt=clock.iso(now),
+                    runner_id=principal.runner_id,
+                    attempts=job.attempts + 1,
+                    assigned_at=clock.iso(now),
                 )
                 metrics.add_metric(name="JobsClaimed", unit="Count", value=1)
-                return job, True
+                return claimed, True
             if claim.outcome is ClaimOutcome.NO_CAPACITY:
                 return None, token_checked
             if claim.outcome is ClaimOutcome.LABELS_CHANGED:
@@ -180,7 +182,7 @@ def _claim_first_runnable(principal: RunnerPrincipal, labels: frozenset[str]) ->
     return None, token_checked
 
 
-def poll_for_job(principal: RunnerPrincipal) -> Item | None:
+def poll_for_job(principal: RunnerPrincipal) -> Job | None:
     """The oldest queued job of the runner's tenant that it can run, now assigned to it; or None.
 
     A poll that claims nothing reads the runner to refuse (401) a token that was regenerated or whose
@@ -197,11 +199,11 @@ def poll_for_job(principal: RunnerPrincipal) -> Item | None:
     return job
 
 
-def poll_result(job: Item | None) -> PollResult:
+def poll_result(job: Job | None) -> PollResult:
     """The poll response: the claimed job in the `/api` dialect (or null) and when to poll again."""
     view = None
     if job is not None:
-        view = ApiJob(_id=job["jobId"], attempts=int(job["attempts"]), **work_fields(job), **log_fields(job))
+        view = ApiJob(_id=job.job_id, attempts=job.attempts, **work_fields(job), **log_fields(job))
     return PollResult(job=view, pollIntervalSeconds=get_settings().poll_interval_seconds)
 
 
@@ -313,12 +315,12 @@ def _explain_refusal(
     """A refused report, read from the failed conditions alone (ALL_OLD): no-op, cancelled, 404 or 409."""
     if cancelled["runner"].condition_failed:
         raise runner_token_refused(cancelled["runner"].item)
-    current = cancelled["job"].item
-    if current is None or current.get("runnerId") != principal.runner_id:
+    current = job_store.job_from(cancelled["job"].item)
+    if current is None or current.runner_id != principal.runner_id:
         raise NotFound(f"Job {job_id} not found")
-    if current["status"] == "cancelled":
+    if current.status == "cancelled":
         _acknowledge_cancel(principal, job_id)
         return StatusReport(job_id, "cancelled", cancel_requested=True)
-    if current["status"] == status:
+    if current.status == status:
         return StatusReport(job_id, status, cancel_requested=False)
-    raise Conflict(f"Job {job_id} is {current['status']}; it cannot become {status}", code="invalid_transition")
+    raise Conflict(f"Job {job_id} is {current.status}; it cannot become {status}", code="invalid_transition")

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from hangar.core.errors import BadRequest, PayloadTooLarge
-from hangar.store.dynamo import Item
+from hangar.store.jobs import Job
 
 # DynamoDB allows 32 levels of nesting; JSON documents are stored as strings, but keep them sane.
 MAX_JSON_DEPTH = 32
@@ -45,16 +45,16 @@ def parse_json(text: str | None) -> dict[str, Any] | None:
     return parsed
 
 
-def work_fields(job: Item) -> dict[str, Any]:
+def work_fields(job: Job) -> dict[str, Any]:
     """What a job asks a runner to do: the fields both dialects' job views share."""
     return {
-        "type": job["type"],
-        "repositoryConfig": job.get("repositoryConfig"),
-        "repositoryName": job.get("repositoryName"),
-        "branch": job.get("branch"),
-        "targetId": job.get("targetId"),
-        "labels": job.get("labels") or [],
-        "payload": parse_json(job.get("payloadJson")),
-        "timeoutSeconds": int(job["timeoutSeconds"]),
-        "maxAttempts": int(job["maxAttempts"]),
+        "type": job.type,
+        "repositoryConfig": job.repository_config,
+        "repositoryName": job.repository_name,
+        "branch": job.branch,
+        "targetId": job.target_id,
+        "labels": list(job.labels),
+        "payload": parse_json(job.payload_json),
+        "timeoutSeconds": job.timeout_seconds,
+        "maxAttempts": job.max_attempts,
     }

@@ -37,7 +37,8 @@ from hangar.store import artifact_objects
 from hangar.store import job_outputs as output_store
 from hangar.store import jobs as job_store
 from hangar.store import runners as runner_store
-from hangar.store.dynamo import Item, apply, condition_check_op
+from hangar.store.dynamo import apply, condition_check_op
+from hangar.store.jobs import Job
 from hangar.store.transactions import TransactionCancelled, transact
 
 # A write is tried again (reading the job afresh) when the job changed between its read and its write.
@@ -59,7 +60,7 @@ class HeldJob:
     """A job of the calling runner, as read: whether it still takes output, and whether it was cancelled
     (then it takes output only until the runner acknowledges the cancel)."""
 
-    job: Item
+    job: Job
     cancelled: bool
     finished: bool
 
@@ -67,10 +68,10 @@ class HeldJob:
 def held_job(principal: RunnerPrincipal, job_id: str) -> HeldJob:
     """The job, read consistently; 404 when it is not (or no longer) this runner's."""
     job = job_store.get_job(principal.org_id, job_id)
-    if job is None or job.get("runnerId") != principal.runner_id:
+    if job is None or job.runner_id != principal.runner_id:
         runner_may_write(principal, job_id, cancelled=False)  # a revoked token hears that first
         raise NotFound(f"Job {job_id} not found")
-    status = job["status"]
+    status = job.status
     return HeldJob(job, cancelled=status == "cancelled", finished=status not in ACTIVE_STATUSES | {"cancelled"})
 
 
@@ -83,7 +84,7 @@ def runner_may_write(principal: RunnerPrincipal, job_id: str, cancelled: bool) -
 
 def held_condition(principal: RunnerPrincipal, held: HeldJob) -> tuple[str, dict[str, Any]]:
     """The job-side condition of an output write: still this runner's, the same run, still taking output."""
-    values: dict[str, Any] = {"me": principal.runner_id, "attempt": int(held.job.get("attempts", 0))}
+    values: dict[str, Any] = {"me": principal.runner_id, "attempt": held.job.attempts}
     if held.cancelled:
         values["cancelled"] = "cancelled"
         return "#runnerId = :me AND #attempts = :attempt AND #status = :cancelled", values
@@ -137,17 +138,15 @@ class LogState:
     expires_at: int | None
 
 
-def log_state(job: Item) -> LogState:
-    attempt = int(job.get("attempts", 0))
-    started = "logAttempt" in job and int(job["logAttempt"]) == attempt
-    expires = job.get("logExpiresAtEpoch")
+def log_state(job: Job) -> LogState:
+    started = job.log_attempt == job.attempts
     return LogState(
-        attempt=attempt,
+        attempt=job.attempts,
         started=started,
-        next_seq=int(job.get("logNextSeq", 0)) if started else 0,
-        size=int(job.get("logBytes", 0)),
-        truncated=bool(job.get("logTruncated", False)),
-        expires_at=None if expires is None else int(expires),
+        next_seq=job.log_next_seq if started else 0,
+        size=job.log_bytes,
+        truncated=job.log_truncated,
+        expires_at=job.log_expires_at_epoch,
     )
 
 
@@ -181,7 +180,7 @@ def append_chunk(principal: RunnerPrincipal, job_id: str, seq: int, data: str) -
         state = log_state(held.job)
         if held.finished:
             runner_may_write(principal, job_id, cancelled=False)
-            raise _closed(job_id, held.job["status"], state.next_seq)
+            raise _closed(job_id, held.job.status, state.next_seq)
         if seq != state.next_seq or state.truncated or state.size + len(payload) > cap:
             return _refuse_or_replay(principal, held, state, seq, data, len(payload), cap)
         outcome = _store_chunk(principal, held, state, seq, payload, cap)
@@ -197,7 +196,7 @@ def _refuse_or_replay(
     principal: RunnerPrincipal, held: HeldJob, state: LogState, seq: int, data: str, size: int, cap: int
 ) -> LogAppended:
     """A chunk that is not simply the next one: a repeat (no-op), a conflict, or past the cap."""
-    job_id = held.job["jobId"]
+    job_id = held.job.job_id
     if not runner_may_write(principal, job_id, held.cancelled):
         raise _closed(job_id, "cancelled", state.next_seq)
     if seq < state.next_seq:
@@ -220,7 +219,7 @@ def _mark_truncated(principal: RunnerPrincipal, held: HeldJob) -> None:
     apply(
         job_store.job_update(
             principal.org_id,
-            held.job["jobId"],
+            held.job.job_id,
             set={"logTruncated": True},
             condition=condition,
             values=values,
@@ -232,7 +231,7 @@ def _mark_truncated(principal: RunnerPrincipal, held: HeldJob) -> None:
 def _store_chunk(
     principal: RunnerPrincipal, held: HeldJob, state: LogState, seq: int, payload: bytes, cap: int
 ) -> WriteOutcome:
-    org_id, job_id = principal.org_id, held.job["jobId"]
+    org_id, job_id = principal.org_id, held.job.job_id
     now = clock.now()
     expires_at = state.expires_at if state.expires_at is not None else expiry_epoch(now)
     condition, values = held_condition(principal, held)
@@ -262,24 +261,23 @@ def _store_chunk(
 # --- reading -----------------------------------------------------------------------------------------
 
 
-def _job(org_id: str, job_id: str) -> Item:
+def _job(org_id: str, job_id: str) -> Job:
     job = job_store.get_job(org_id, job_id)
     if job is None:
         raise NotFound(f"Job {job_id} not found")
     return job
 
 
-def output_closed(job: Item) -> bool:
+def output_closed(job: Job) -> bool:
     """No chunk can be added any more: the job is terminal and, if it was cancelled while a runner held
     it, that runner has acknowledged the cancel (or is gone). Read BEFORE the chunks, so that what is
     read after it is the whole log."""
-    if job["status"] not in TERMINAL_STATUSES:
+    if job.status not in TERMINAL_STATUSES:
         return False
-    runner_id = job.get("runnerId")
-    if job["status"] != "cancelled" or not runner_id:
+    if job.status != "cancelled" or not job.runner_id:
         return True
-    runner = runner_store.get_runner(job["orgId"], runner_id)
-    return runner is None or job["jobId"] not in runner.cancelled_jobs
+    runner = runner_store.get_runner(job.org_id, job.runner_id)
+    return runner is None or job.job_id not in runner.cancelled_jobs
 
 
 def _json_size(text: str) -> int:
@@ -292,7 +290,7 @@ def read_log(org_id: str, job_id: str, cursor: str | None, limit: int) -> V1JobL
     job = _job(org_id, job_id)
     if log_expired(job):
         return V1JobLog(
-            jobId=job_id, chunks=[], nextCursor=None, complete=job["status"] in TERMINAL_STATUSES, truncated=False
+            jobId=job_id, chunks=[], nextCursor=None, complete=job.status in TERMINAL_STATUSES, truncated=False
         )
     closed = output_closed(job)
     stored, more = output_store.read_chunks(org_id, job_id, cursor, limit)
@@ -311,7 +309,7 @@ def read_log(org_id: str, job_id: str, cursor: str | None, limit: int) -> V1JobL
         chunks=chunks,
         nextCursor=None if complete else next_cursor,
         complete=complete,
-        truncated=bool(job.get("logTruncated", False)),
+        truncated=job.log_truncated,
     )
 
 
@@ -329,9 +327,9 @@ class LogText:
 def read_log_text(org_id: str, job_id: str, cursor: str | None) -> LogText:
     """Everything after `cursor` (the whole log without one) as one text."""
     job = _job(org_id, job_id)
-    truncated = bool(job.get("logTruncated", False)) and not log_expired(job)
+    truncated = job.log_truncated and not log_expired(job)
     if log_expired(job):
-        return LogText("", job["status"] in TERMINAL_STATUSES, False, None)
+        return LogText("", job.status in TERMINAL_STATUSES, False, None)
     closed = output_closed(job)
     parts: list[str] = []
     cuts: list[str] = []  # the cursor after each part
@@ -355,9 +353,9 @@ def read_log_text(org_id: str, job_id: str, cursor: str | None) -> LogText:
     return LogText("".join(parts[:inline_parts]), False, truncated, cuts[inline_parts - 1] if inline_parts else cursor)
 
 
-def _assembled_log_url(job: Item, text: bytes, position: str | None) -> str:
+def _assembled_log_url(job: Job, text: bytes, position: str | None) -> str:
     """A presigned GET of the whole log as one object, written again only when the log has grown."""
-    key = artifact_objects.log_text_key(job["orgId"], job["jobId"])
+    key = artifact_objects.log_text_key(job.org_id, job.job_id)
     version = {"log-bytes": str(len(text)), "log-position": position or ""}
     if artifact_objects.object_metadata(key) != version:
         artifact_objects.put_text(key, text, version)

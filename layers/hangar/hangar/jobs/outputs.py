@@ -14,7 +14,7 @@ from typing import Any
 
 from hangar.core import clock
 from hangar.core.config import get_settings
-from hangar.store.dynamo import Item
+from hangar.store.jobs import Job
 
 DAY_SECONDS = 86400
 
@@ -28,12 +28,12 @@ def expired(expires_at: Any, now: float | None = None) -> bool:
     return expires_at is not None and float(expires_at) <= (clock.now() if now is None else now)
 
 
-def log_expired(job: Item, now: float | None = None) -> bool:
-    return expired(job.get("logExpiresAtEpoch"), now)
+def log_expired(job: Job, now: float | None = None) -> bool:
+    return expired(job.log_expires_at_epoch, now)
 
 
-def log_fields(job: Item) -> dict[str, Any]:
+def log_fields(job: Job) -> dict[str, Any]:
     """`logBytes` (UTF-8 bytes stored) and `truncated`, as both dialects' job views show them."""
     if log_expired(job):
         return {"logBytes": 0, "truncated": False}
-    return {"logBytes": int(job.get("logBytes", 0)), "truncated": bool(job.get("logTruncated", False))}
+    return {"logBytes": job.log_bytes, "truncated": job.log_truncated}

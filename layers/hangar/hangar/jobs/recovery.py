@@ -37,7 +37,8 @@ from hangar.store import jobs as job_store
 from hangar.store import orgs
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item, Raw, apply
+from hangar.store.dynamo import Raw, apply
+from hangar.store.jobs import Job
 from hangar.store.runners import Runner
 from hangar.store.transactions import TransactionCancelled, transact
 
@@ -72,8 +73,8 @@ def _held_by(org_id: str, runner_id: str) -> tuple[str, dict[str, Any]]:
     )
 
 
-def _still_held(job: Item, org_id: str, runner_id: str) -> bool:
-    return job.get("status") in ACTIVE_STATUSES and job.get("runnerKey") == job_store.runner_key(org_id, runner_id)
+def _still_held(job: Job, org_id: str, runner_id: str) -> bool:
+    return job.status in ACTIVE_STATUSES and job.runner_key == job_store.runner_key(org_id, runner_id)
 
 
 def held_job_ids(runner: Runner) -> list[str]:
@@ -96,15 +97,20 @@ def _held_set_condition(held: list[str]) -> tuple[str, dict[str, Any]]:
     }
 
 
-def _leave_op(org_id: str, job: Item, runner_id: str, reason: LossReason, now: float) -> dict[str, Any]:
+def _requeues(job: Job) -> bool:
+    """A job its runner lost goes back to the queue while it has attempts left (else it fails)."""
+    return job.attempts < job.max_attempts
+
+
+def _leave_op(org_id: str, job: Job, runner_id: str, reason: LossReason, now: float) -> dict[str, Any]:
     """The job goes back to the queue (attempts left) or fails `runner_lost`, if still held as read."""
     held, held_values = _held_by(org_id, runner_id)
     condition = held + " AND #attempts = :attempts"
-    values = {**held_values, "attempts": int(job.get("attempts", 0))}
-    if int(job.get("attempts", 0)) < int(job.get("maxAttempts", 1)):
+    values = {**held_values, "attempts": job.attempts}
+    if _requeues(job):
         return job_store.job_update(
             org_id,
-            job["jobId"],
+            job.job_id,
             set={"status": "queued", "queueOrg": org_id, "updatedAt": clock.iso(now)},
             # Back at its original place in the queue, with a fresh queue deadline.
             set_expressions=["#queuedAt = #queueSortKey", "#dueAt = #queueTimeoutSeconds + :now"],
@@ -114,7 +120,7 @@ def _leave_op(org_id: str, job: Item, runner_id: str, reason: LossReason, now: f
         ).op()
     return job_store.job_update(
         org_id,
-        job["jobId"],
+        job.job_id,
         set={
             "status": "failed",
             "error": _error("runner_lost", LOSS_MESSAGES[reason]),
@@ -250,7 +256,7 @@ def retire_runner(
             "runner": _runner_op(runner, held, len(leaving_jobs), leaving, seen_heartbeat, clock.iso(now))
         }
         for job in leaving_jobs:
-            operations[f"job:{job['jobId']}"] = _leave_op(org_id, job, runner_id, reason, now)
+            operations[f"job:{job.job_id}"] = _leave_op(org_id, job, runner_id, reason, now)
         org_op = _org_op(org_id, len(leaving_jobs), leaving)
         if org_op is not None:
             operations["org"] = org_op
@@ -267,7 +273,7 @@ def retire_runner(
             runner = runner_store.runner_from(cancelled["runner"].item)
             continue
         for job in leaving_jobs:
-            if int(job.get("attempts", 0)) < int(job.get("maxAttempts", 1)):
+            if _requeues(job):
                 counts.requeued += 1
             else:
                 counts.failed += 1
@@ -318,7 +324,7 @@ def release_ops(org_id: str, runner_id: str, job_id: str, now: str) -> dict[str,
 def handle_due_job(due: job_store.DueJob) -> DeadlineOutcome:
     """A job whose deadline (the one read from the index) passed: queued → expired, held → failed timeout."""
     now = clock.iso()
-    expired, job = apply(
+    expired, item = apply(
         job_store.job_update(
             due.org_id,
             due.job_id,
@@ -336,9 +342,10 @@ def handle_due_job(due: job_store.DueJob) -> DeadlineOutcome:
     )
     if expired:
         return DeadlineOutcome("expired")
-    if job is None or job.get("status") not in ACTIVE_STATUSES or "runnerId" not in job:
+    job = job_store.job_from(item)
+    if job is None or job.status not in ACTIVE_STATUSES or job.runner_id is None:
         return DeadlineOutcome("none", items_read=job is not None)
-    org_id, runner_id = due.org_id, str(job["runnerId"])
+    org_id, runner_id = due.org_id, job.runner_id
     held, held_values = _held_by(org_id, runner_id)
     operations = {
         "job": job_store.job_update(
@@ -346,7 +353,7 @@ def handle_due_job(due: job_store.DueJob) -> DeadlineOutcome:
             due.job_id,
             set={
                 "status": "failed",
-                "error": _error("timeout", f"The job ran longer than its {job['timeoutSeconds']} s timeout"),
+                "error": _error("timeout", f"The job ran longer than its {job.timeout_seconds} s timeout"),
                 "finishedAt": now,
                 "updatedAt": now,
             },

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -25,14 +25,15 @@ from hangar.audit import trail as audit
 from hangar.core import clock
 from hangar.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from hangar.core.models import unique
-from hangar.core.plans import License, effective_license
+from hangar.core.plans import License
 from hangar.jobs.documents import bounded_json, parse_json, work_fields
-from hangar.jobs.models.jobs import ACTIVE_STATUSES, MAX_PAYLOAD_BYTES, CreateJobRequest, JobError, V1Job
+from hangar.jobs.models.jobs import ACTIVE_STATUSES, MAX_PAYLOAD_BYTES, CreateJobRequest, JobError, JobStatus, V1Job
 from hangar.jobs.outputs import log_fields
 from hangar.store import jobs as job_store
 from hangar.store import orgs
 from hangar.store import runners as runner_store
 from hangar.store.dynamo import Item
+from hangar.store.jobs import Job
 from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy.targets import get_target, visibility_allowed
 
@@ -47,25 +48,24 @@ def new_job_id() -> str:
     return f"job_{int(clock.now() * 1000):012x}{secrets.token_hex(4)}"
 
 
-def v1_view(job: Item) -> V1Job:
-    error = job.get("error")
+def v1_view(job: Job) -> V1Job:
     return V1Job(
-        id=job["jobId"],
-        status=job["status"],
+        id=job.job_id,
+        status=cast(JobStatus, job.status),  # as stored: the view validates it
         **work_fields(job),
-        runnerId=job.get("runnerId") or job.get("pinnedRunnerId"),
-        pinnedRunnerId=job.get("pinnedRunnerId"),
-        attempts=int(job.get("attempts", 0)),
-        result=parse_json(job.get("resultJson")),
-        error=JobError(**error) if isinstance(error, dict) else None,
-        queueTimeoutSeconds=int(job["queueTimeoutSeconds"]),
-        cancelRequested=bool(job.get("cancelRequested", False)),
+        runnerId=job.runner_id or job.pinned_runner_id,
+        pinnedRunnerId=job.pinned_runner_id,
+        attempts=job.attempts,
+        result=parse_json(job.result_json),
+        error=JobError(**job.error) if job.error is not None else None,
+        queueTimeoutSeconds=job.queue_timeout_seconds,
+        cancelRequested=job.cancel_requested,
         **log_fields(job),
-        createdAt=job["createdAt"],
-        updatedAt=job["updatedAt"],
-        assignedAt=job.get("assignedAt"),
-        startedAt=job.get("startedAt"),
-        finishedAt=job.get("finishedAt"),
+        createdAt=job.created_at,
+        updatedAt=job.updated_at,
+        assignedAt=job.assigned_at,
+        startedAt=job.started_at,
+        finishedAt=job.finished_at,
     )
 
 
@@ -77,7 +77,7 @@ def _check_target(org_id: str, target_id: str, license_: License) -> None:
         target = get_target(org_id, target_id)
     except NotFound:
         raise NotFound(f"Target {target_id} not found", field="targetId") from None
-    visibility = target.get("visibility")
+    visibility = target.visibility
     if not visibility_allowed(license_, visibility):
         raise Forbidden(f"The {license_.plan} plan does not allow {visibility} targets", code="visibility_not_allowed")
 
@@ -91,51 +91,50 @@ def _check_pin(org_id: str, runner_id: str, labels: list[str]) -> None:
         raise BadRequest(f"runnerId: runner {runner_id} lacks labels {', '.join(missing)}", field="runnerId")
 
 
-def new_job(org_id: str, request: CreateJobRequest) -> Item:
-    """A queued job item: in the tenant's queue and with its queue deadline."""
+def new_job(org_id: str, request: CreateJobRequest) -> Job:
+    """A queued job: in the tenant's queue and with its queue deadline."""
     now = clock.now()
     created_at = clock.iso(now)
     job_id = new_job_id()
     queue_sort_key = f"{created_at}#{job_id}"
-    return {
-        "orgId": org_id,
-        "jobId": job_id,
-        "type": request.type,
-        "repositoryConfig": request.repositoryConfig,
-        "repositoryName": request.repositoryName,
-        "branch": request.branch,
-        "targetId": request.targetId,
-        "labels": unique(request.labels),
-        "pinnedRunnerId": request.runnerId,
-        "payloadJson": None if request.payload is None else bounded_json(request.payload, MAX_PAYLOAD_BYTES, "payload"),
-        "timeoutSeconds": request.timeoutSeconds,
-        "queueTimeoutSeconds": request.queueTimeoutSeconds,
-        "maxAttempts": request.maxAttempts,
-        "attempts": 0,
-        "status": "queued",
-        "createdAt": created_at,
-        "updatedAt": created_at,
+    return Job(
+        org_id=org_id,
+        job_id=job_id,
+        type=request.type,
+        repository_config=request.repositoryConfig,
+        repository_name=request.repositoryName,
+        branch=request.branch,
+        target_id=request.targetId,
+        labels=tuple(unique(request.labels)),
+        pinned_runner_id=request.runnerId,
+        payload_json=None if request.payload is None else bounded_json(request.payload, MAX_PAYLOAD_BYTES, "payload"),
+        timeout_seconds=request.timeoutSeconds,
+        queue_timeout_seconds=request.queueTimeoutSeconds,
+        max_attempts=request.maxAttempts,
+        attempts=0,
+        status="queued",
+        created_at=created_at,
+        updated_at=created_at,
         # Kept for life: a recovered job goes back to the queue at its original place.
-        "queueSortKey": queue_sort_key,
-        "queueOrg": org_id,
-        "queuedAt": queue_sort_key,
-        "dueShard": job_store.due_shard(job_id),
-        "dueAt": math.ceil(now + request.queueTimeoutSeconds),
-    }
+        queue_sort_key=queue_sort_key,
+        queue_org=org_id,
+        queued_at=queue_sort_key,
+        due_shard=job_store.due_shard(job_id),
+        due_at=math.ceil(now + request.queueTimeoutSeconds),
+    )
 
 
-def _create_job(org_id: str, request: CreateJobRequest) -> Item:
+def _create_job(org_id: str, request: CreateJobRequest) -> Job:
     job = new_job(org_id, request)  # validates the payload before any read
     # Read-only: a tenant never seen gets the default plan's license without an org write here.
-    org = orgs.get_org(org_id) or orgs.new_org(org_id)
-    license_ = effective_license(org)
+    license_ = orgs.org_or_default(org_id).license()
     if not license_.active:
         raise Forbidden(f"The license is {license_.licenseState}", code="license_inactive")
     if request.targetId is not None:
         _check_target(org_id, request.targetId, license_)
     if request.runnerId is not None:
-        _check_pin(org_id, request.runnerId, job["labels"])
-    job_store.put_job(job, also={"audit": audit.operation("job.create", org_id, "job", job["jobId"])})
+        _check_pin(org_id, request.runnerId, list(job.labels))
+    job_store.put_job(job, also={"audit": audit.operation("job.create", org_id, "job", job.job_id)})
     return job
 
 
@@ -143,12 +142,12 @@ def _create_job(org_id: str, request: CreateJobRequest) -> Item:
 class _Replayed:
     """What the idempotent create returns for a retry: the first job, marked by the response hook."""
 
-    job: Item
+    job: Job
 
 
 def _mark_replay(response: Any, idempotent_data: DataRecord) -> _Replayed:
     """Powertools' response_hook: runs only when a completed record answers the call (a replay)."""
-    return _Replayed(response)
+    return _Replayed(Job.from_item(response))
 
 
 # Built once per process, as the Powertools docs build them; the persistence layer on the first keyed
@@ -164,8 +163,8 @@ IDEMPOTENCY_CONFIG = IdempotencyConfig(
 
 def _create_once(*, call: dict[str, Any], org_id: str, request: CreateJobRequest) -> Item:
     """The create behind an Idempotency-Key; `call` (tenant, key and body) is what the record is keyed
-    and validated on."""
-    return _create_job(org_id, request)
+    and validated on. It returns the job's item, which the idempotency record stores as JSON."""
+    return _create_job(org_id, request).to_item()
 
 
 @cache
@@ -183,7 +182,7 @@ def _idempotent_create() -> Callable[..., Item | _Replayed]:
 
 def create_job(
     org_id: str, request: CreateJobRequest, idempotency_key: str | None = None, lambda_context: Any = None
-) -> tuple[Item, bool]:
+) -> tuple[Job, bool]:
     """A new queued job, and whether it is a replay. With an Idempotency-Key, a retry of the same request
     within 24 h returns the first job (Powertools idempotency, keyed on tenant + key); the same key with
     a different body is a 409 `idempotency_key_reused`, and a retry while the first is still being
@@ -208,13 +207,13 @@ def create_job(
         ) from None
     if isinstance(result, _Replayed):
         return result.job, True
-    return result, False
+    return Job.from_item(result), False
 
 
 # --- read ------------------------------------------------------------------------------------------
 
 
-def get_job(org_id: str, job_id: str) -> Item:
+def get_job(org_id: str, job_id: str) -> Job:
     job = job_store.get_job(org_id, job_id)
     if job is None:
         raise NotFound(f"Job {job_id} not found")
@@ -223,7 +222,7 @@ def get_job(org_id: str, job_id: str) -> Item:
 
 def list_jobs(
     org_id: str, limit: int, cursor: str | None, status: str | None = None, runner_id: str | None = None
-) -> tuple[list[Item], str | None]:
+) -> tuple[list[Job], str | None]:
     """A page of the tenant's jobs, newest first. The handler's way to the store, which handlers never
     import (docs/conventions.md); domain code pages the store itself."""
     return job_store.list_jobs(org_id, limit, cursor, status=status, runner_id=runner_id)
@@ -232,16 +231,16 @@ def list_jobs(
 # --- cancel ----------------------------------------------------------------------------------------
 
 
-def _cancelled_audit(job: Item) -> dict[str, Any]:
-    return audit.operation("job.cancel", job["orgId"], "job", job["jobId"])
+def _cancelled_audit(job: Job) -> dict[str, Any]:
+    return audit.operation("job.cancel", job.org_id, "job", job.job_id)
 
 
-def _cancel_queued(job: Item, now: str) -> Item | None:
+def _cancel_queued(job: Job, now: str) -> Job | None:
     """queued → cancelled in one transaction with the audit event; None when it was no longer queued."""
     removed = ("queueOrg", "queuedAt", "dueShard", "dueAt")
     update = job_store.job_update(
-        job["orgId"],
-        job["jobId"],
+        job.org_id,
+        job.job_id,
         set={"status": "cancelled", "updatedAt": now, "finishedAt": now},
         remove=removed,
         condition="#status = :queued",
@@ -253,15 +252,22 @@ def _cancel_queued(job: Item, now: str) -> Item | None:
         if cancelled["job"].condition_failed:
             return None
         raise
-    after = {key: value for key, value in job.items() if key not in removed}
-    after.update(status="cancelled", updatedAt=now, finishedAt=now)
-    return after
+    return replace(
+        job,
+        status="cancelled",
+        updated_at=now,
+        finished_at=now,
+        queue_org=None,
+        queued_at=None,
+        due_shard=None,
+        due_at=None,
+    )
 
 
-def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, bool]:
+def _cancel_active(job: Job, now: str, release_runner: bool) -> tuple[bool, bool]:
     """Cancels a held job at once, freeing its slot and telling its runner (cancelledJobs).
     Returns (done, runner_exists)."""
-    org_id, job_id, runner_id = job["orgId"], job["jobId"], job["runnerId"]
+    org_id, job_id, runner_id = job.org_id, job.job_id, str(job.runner_id)
     operations = {
         "job": job_store.job_update(
             org_id,
@@ -269,7 +275,7 @@ def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, boo
             set={"status": "cancelled", "cancelRequested": True, "updatedAt": now, "finishedAt": now},
             remove=("runnerKey", "dueShard", "dueAt"),
             condition="#status = :seen AND #runnerKey = :rk",
-            values={"seen": job["status"], "rk": job_store.runner_key(org_id, runner_id)},
+            values={"seen": job.status, "rk": job_store.runner_key(org_id, runner_id)},
         ).op(),
         "org": job_store.org_release_job_op(org_id),
         "audit": _cancelled_audit(job),
@@ -292,13 +298,13 @@ def _cancel_active(job: Item, now: str, release_runner: bool) -> tuple[bool, boo
     return True, True
 
 
-def cancel_job(org_id: str, job_id: str) -> Item:
+def cancel_job(org_id: str, job_id: str) -> Job:
     """queued → cancelled; assigned|running → cancelled at once (slot freed, runner told in its next
     heartbeat and status report). Cancelling a cancelled job is a no-op; a finished job is a 409."""
     release_runner = True
     for _ in range(CANCEL_ATTEMPTS):
         job = get_job(org_id, job_id)
-        status = job["status"]
+        status = job.status
         now = clock.iso()
         if status == "cancelled":
             return job
@@ -310,10 +316,16 @@ def cancel_job(org_id: str, job_id: str) -> Item:
         if status in ACTIVE_STATUSES:
             done, release_runner = _cancel_active(job, now, release_runner)
             if done:
-                for name in ("runnerKey", "dueShard", "dueAt"):
-                    job.pop(name, None)
-                job.update(status="cancelled", cancelRequested=True, updatedAt=now, finishedAt=now)
-                return job
+                return replace(
+                    job,
+                    status="cancelled",
+                    cancel_requested=True,
+                    updated_at=now,
+                    finished_at=now,
+                    runner_key=None,
+                    due_shard=None,
+                    due_at=None,
+                )
             continue
         raise Conflict(f"Job {job_id} is {status} and can no longer be cancelled", code="invalid_transition")
     raise Conflict(f"Job {job_id} kept changing; try again", code="concurrent_update")

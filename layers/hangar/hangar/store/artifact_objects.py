@@ -67,15 +67,10 @@ def presigned_get(key: str, expires_in: int, content_disposition: str | None = N
 
 
 def object_sizes(org_id: str, job_id: str) -> dict[str, int]:
-    """Key -> size of every object under the job's prefix (a job has a few dozen at most: one page)."""
-    sizes: dict[str, int] = {}
-    params: dict[str, Any] = {"Bucket": bucket(), "Prefix": job_prefix(org_id, job_id)}
-    while True:
-        response = client().list_objects_v2(**params)
-        sizes.update({str(entry["Key"]): int(entry["Size"]) for entry in response.get("Contents", [])})
-        if not response.get("IsTruncated"):
-            return sizes
-        params["ContinuationToken"] = response["NextContinuationToken"]
+    """Key -> size of every object under the job's prefix (a job has a few dozen at most: one page),
+    every page read by boto3's paginator."""
+    pages = client().get_paginator("list_objects_v2").paginate(Bucket=bucket(), Prefix=job_prefix(org_id, job_id))
+    return {str(entry["Key"]): int(entry["Size"]) for page in pages for entry in page.get("Contents", [])}
 
 
 def object_metadata(key: str) -> dict[str, str] | None:

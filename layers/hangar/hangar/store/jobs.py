@@ -11,6 +11,7 @@ Updates are built with `hangar.store.dynamo.Update` (expressions name every attr
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from hangar.store.dynamo import (
     Item,
     Raw,
     Update,
+    backoff,
     client,
     condition_check_op,
     delete_op,
@@ -32,6 +34,7 @@ from hangar.store.dynamo import (
     query_page,
     query_pages,
 )
+from hangar.store.records import Record, unwritten
 from hangar.store.transactions import put_new_with
 
 JOB_KEY_NAMES = {"orgId", "jobId"}
@@ -41,6 +44,53 @@ DUE_INDEX = "DueByDeadline"
 
 # Deadlines are sharded like live runners (INDEX_SHARDS), so a large backlog of due jobs spreads over
 # partitions and the sweeper reads each shard's due range only.
+
+
+@dataclass(frozen=True, slots=True)
+class Job(Record):
+    """A job item: what every job has from its creation, then the defaults of what an item may lack (the
+    log and artifact counters are `unwritten`: absent until the first chunk or artifact writes them)."""
+
+    org_id: str
+    job_id: str
+    type: str
+    status: str
+    timeout_seconds: int
+    queue_timeout_seconds: int
+    created_at: str
+    updated_at: str
+    repository_config: str | None = None
+    repository_name: str | None = None
+    branch: str | None = None
+    target_id: str | None = None
+    labels: tuple[str, ...] = ()
+    pinned_runner_id: str | None = None
+    payload_json: str | None = None  # the payload as compact JSON text (hangar.jobs.documents)
+    max_attempts: int = 1
+    attempts: int = 0  # counted at claim
+    runner_id: str | None = None
+    runner_key: str | None = None  # the ActiveByRunner partition, while held
+    assigned_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    result_json: str | None = None
+    error: dict[str, Any] | None = None  # {"code", "message"} of a failed or expired job
+    cancel_requested: bool = unwritten(False)
+    queue_sort_key: str | None = None  # kept for life: a recovered job goes back to its place
+    queue_org: str | None = None  # the QueueByOrg partition, while queued
+    queued_at: str | None = None
+    due_shard: str | None = None  # the DueByDeadline partition and deadline, while queued or held
+    due_at: int | None = None
+    log_attempt: int | None = None  # the run (attempts) whose chunks the log counters count
+    log_next_seq: int = unwritten(0)
+    log_bytes: int = unwritten(0)
+    log_truncated: bool = unwritten(False)
+    log_expires_at_epoch: int | None = None
+    artifact_count: int = unwritten(0)
+
+
+def job_from(item: Item | None) -> Job | None:
+    return None if item is None else Job.from_item(item)
 
 
 def table() -> str:
@@ -68,14 +118,14 @@ def runner_key(org_id: str, runner_id: str) -> str:
 # --- jobs -------------------------------------------------------------------------------------------
 
 
-def put_job(job: Item, also: Mapping[str, dict[str, Any]]) -> None:
+def put_job(job: Job, also: Mapping[str, dict[str, Any]]) -> None:
     """Stores a new job in one transaction with `also` (its audit event)."""
-    put_new_with(table(), job, "jobId", also)
+    put_new_with(table(), job.to_item(), "jobId", also)
 
 
-def get_job(org_id: str, job_id: str) -> Item | None:
+def get_job(org_id: str, job_id: str) -> Job | None:
     response = client().get_item(TableName=table(), Key=job_key(org_id, job_id), ConsistentRead=True)
-    return from_item(response.get("Item"))
+    return job_from(from_item(response.get("Item")))
 
 
 def job_update(org_id: str, job_id: str, **kwargs: Any) -> Update:
@@ -88,7 +138,7 @@ LIST_MAX_READS = 10
 
 def list_jobs(
     org_id: str, limit: int, cursor: str | None, status: str | None = None, runner_id: str | None = None
-) -> tuple[list[Item], str | None]:
+) -> tuple[list[Job], str | None]:
     """The tenant's jobs, newest first (job ids sort by creation time), optionally filtered. Strongly
     consistent: a job just created or cancelled is listed as it is."""
     params: dict[str, Any] = {
@@ -110,10 +160,11 @@ def list_jobs(
         params["FilterExpression"] = " AND ".join(filters)
         if status:
             params["ExpressionAttributeNames"] = {"#status": "status"}
-    return query_page(params, cursor, JOB_KEY_NAMES, ("orgId", org_id), max_reads=LIST_MAX_READS)
+    items, next_cursor = query_page(params, cursor, JOB_KEY_NAMES, ("orgId", org_id), max_reads=LIST_MAX_READS)
+    return [Job.from_item(item) for item in items], next_cursor
 
 
-def queued_job_pages(org_id: str, page_size: int) -> Iterator[list[Item]]:
+def queued_job_pages(org_id: str, page_size: int) -> Iterator[list[Job]]:
     """The tenant's queued jobs, oldest first, a page at a time (eventually consistent: the claim's
     condition has the last word). The caller stops reading when it has what it needs."""
     params: dict[str, Any] = {
@@ -125,12 +176,12 @@ def queued_job_pages(org_id: str, page_size: int) -> Iterator[list[Item]]:
         "Limit": page_size,
     }
     for page in query_pages(params):
-        yield [item for item in map(from_item, page) if item is not None]
+        yield [Job.from_item(item) for item in map(from_item, page) if item is not None]
 
 
-def get_jobs(org_id: str, job_ids: list[str]) -> list[Item]:
+def get_jobs(org_id: str, job_ids: list[str]) -> list[Job]:
     """The tenant's jobs with these ids that exist, read strongly consistent (BatchGetItem, 100 a call)."""
-    found: list[Item] = []
+    found: list[Job] = []
     for start in range(0, len(job_ids), 100):
         request: dict[str, Any] = {
             table(): {
@@ -138,10 +189,16 @@ def get_jobs(org_id: str, job_ids: list[str]) -> list[Item]:
                 "ConsistentRead": True,
             }
         }
-        while request:
+        for attempt in itertools.count():
             response = client().batch_get_item(RequestItems=request)
-            found.extend(item for item in map(from_item, response.get("Responses", {}).get(table(), [])) if item)
+            items = map(from_item, response.get("Responses", {}).get(table(), []))
+            found.extend(Job.from_item(item) for item in items if item)
             request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            # Keys DynamoDB left unread (throttled, or past 16 MB): asked again after a jittered backoff,
+            # as DynamoDB's documentation asks, rather than at once into the same throttling.
+            backoff(attempt)
     return found
 
 

@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from hangar.core import clock
 from hangar.core.config import get_settings
-from hangar.core.plans import effective_license
+from hangar.core.plans import License, effective_license
 from hangar.store.dynamo import Item, Update, client, from_item, is_condition_failure, to_item
+from hangar.store.records import Record
 
 ORG_SK = "ORG"
+
+
+@dataclass(frozen=True, slots=True)
+class Org(Record):
+    """A tenant's org item: its license (plan, state, overrides and the limits materialized from them),
+    the counters transactions compare against those limits, and its API Gateway usage key."""
+
+    org_id: str
+    sk: str = ORG_SK
+    plan: str | None = None  # none stored: the free plan's limits (hangar.core.plans.effective_license)
+    license_state: str = "active"
+    overrides: dict[str, Any] | None = None
+    license_version: int | None = None  # none until an operator first sets the license
+    runner_limit: int | None = None
+    concurrent_job_limit: int | None = None
+    runner_count: int = 0
+    active_jobs: int = 0
+    target_count: int = 0
+    usage_key_id: str | None = None
+    usage_key: str | None = None  # the key's value: the authorizers' usageIdentifierKey
+    usage_key_shared: bool | None = None  # on its plan's shared key (hangar.tenancy.tenants)
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    def license(self) -> License:
+        """The plan's limits with this org's overrides applied."""
+        return effective_license(self.to_item())
+
+
+def org_from(item: Item | None) -> Org | None:
+    return None if item is None else Org.from_item(item)
 
 
 def table() -> str:
@@ -27,40 +61,49 @@ def org_update(org_id: str, **kwargs: Any) -> Update:
     return Update(table=table(), key=org_key(org_id), **kwargs)
 
 
-def get_org(org_id: str) -> Item | None:
+def get_org(org_id: str) -> Org | None:
     response = client().get_item(TableName=table(), Key=org_key(org_id), ConsistentRead=True)
-    return from_item(response.get("Item"))
+    return org_from(from_item(response.get("Item")))
 
 
-def materialized_limits(org: Item) -> Item:
+def usage_key(org_id: str) -> str | None:
+    """The value of the tenant's usage key (None: none recorded yet, or no such org)."""
+    org = get_org(org_id)
+    return None if org is None else org.usage_key
+
+
+def materialized_limits(license_fields: Mapping[str, Any]) -> Item:
     """Limits stored on the org item so transactions can compare counters to them in conditions."""
-    license_ = effective_license(org)
+    license_ = effective_license(dict(license_fields))
     return {"runnerLimit": license_.runnerLimit, "concurrentJobLimit": license_.concurrentJobLimit}
 
 
-def new_org(org_id: str) -> Item:
-    org: Item = {
-        "orgId": org_id,
-        "sk": ORG_SK,
-        "plan": get_settings().default_plan,
-        "licenseState": "active",
-        "runnerCount": 0,
-        "activeJobs": 0,
-        "targetCount": 0,
-        "createdAt": clock.iso(),
-    }
-    org.update(materialized_limits(org))
-    return org
+def new_org(org_id: str) -> Org:
+    plan = get_settings().default_plan
+    limits = materialized_limits({"plan": plan, "licenseState": "active"})
+    return Org(
+        org_id=org_id,
+        plan=plan,
+        license_state="active",
+        runner_count=0,
+        active_jobs=0,
+        target_count=0,
+        created_at=clock.iso(),
+        runner_limit=limits["runnerLimit"],
+        concurrent_job_limit=limits["concurrentJobLimit"],
+    )
 
 
-def ensure_org(org_id: str) -> Item:
+def ensure_org(org_id: str) -> Org:
     """The tenant's org item, created with the deployment's default plan on first use (race-safe)."""
     existing = get_org(org_id)
     if existing is not None:
         return existing
     org = new_org(org_id)
     try:
-        client().put_item(TableName=table(), Item=to_item(org), ConditionExpression="attribute_not_exists(orgId)")
+        client().put_item(
+            TableName=table(), Item=to_item(org.to_item()), ConditionExpression="attribute_not_exists(orgId)"
+        )
     except ClientError as error:
         if not is_condition_failure(error):
             raise
@@ -89,7 +132,7 @@ def _release_op(org_id: str, counter: str) -> dict[str, Any]:
     return org_update(org_id, add={counter: -1}, condition=f"#{counter} > :zero", values={"zero": 0}).op()
 
 
-def org_or_default(org_id: str) -> Item:
+def org_or_default(org_id: str) -> Org:
     """The org item, or — for a tenant never seen — what it will be on first use (nothing written:
     read-only routes must not need write access to the Orgs table)."""
     return get_org(org_id) or new_org(org_id)

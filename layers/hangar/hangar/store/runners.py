@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from hangar.core.config import get_settings
-from hangar.store.dynamo import Item, Update, apply, apply_if, client, delete_op, from_item, query_page, to_item
+from hangar.store.dynamo import (
+    Item,
+    Update,
+    apply,
+    apply_if,
+    client,
+    delete_op,
+    from_item,
+    query_page,
+    query_pages,
+    to_item,
+)
 from hangar.store.records import Record
 
 RUNNER_KEY_NAMES = {"orgId", "runnerId"}
@@ -59,16 +71,27 @@ def get_runner(org_id: str, runner_id: str) -> Runner | None:
     return runner_from(from_item(response.get("Item")))
 
 
-def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Runner], str | None]:
-    params: dict[str, Any] = {
+def _runners_query(org_id: str, page_size: int) -> dict[str, Any]:
+    return {
         "TableName": table(),
         "KeyConditionExpression": "orgId = :org",
         "ExpressionAttributeValues": {":org": {"S": org_id}},
-        "Limit": limit,
+        "Limit": page_size,
         "ConsistentRead": True,  # a runner just created, changed or deleted is listed as it is
     }
-    items, next_cursor = query_page(params, cursor, RUNNER_KEY_NAMES, ("orgId", org_id))
+
+
+def list_runners(org_id: str, limit: int, cursor: str | None) -> tuple[list[Runner], str | None]:
+    """A page of the tenant's runners, by runner id, for a client (with the cursor of the next page)."""
+    items, next_cursor = query_page(_runners_query(org_id, limit), cursor, RUNNER_KEY_NAMES, ("orgId", org_id))
     return [Runner.from_item(item) for item in items], next_cursor
+
+
+def runner_pages(org_id: str, page_size: int) -> Iterator[list[Runner]]:
+    """The tenant's runners by runner id, a page at a time, read lazily to the end by boto3's paginator:
+    the caller stops reading when it has what it needs."""
+    for page in query_pages(_runners_query(org_id, page_size)):
+        yield [Runner.from_item(item) for item in map(from_item, page) if item is not None]
 
 
 def put_runner_op(runner: Runner) -> dict[str, Any]:

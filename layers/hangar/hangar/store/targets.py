@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from hangar.store.dynamo import Item, client, delete_op, from_item, query_page, to_item, values
+from hangar.core.plans import Visibility
+from hangar.store.dynamo import client, delete_op, from_item, query_page, to_item, values
 from hangar.store.orgs import org_key, table
+from hangar.store.records import Record
 
 TARGET_PREFIX = "TARGET#"
 TARGET_KEY_NAMES = {"orgId", "sk"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target(Record):
+    """A target item (sk `TARGET#<targetId>`, which `put_target_op` sets)."""
+
+    org_id: str
+    target_id: str
+    name: str
+    url: str
+    visibility: Visibility
+    created_at: str
+    sk: str | None = None
 
 
 def target_sk(target_id: str) -> str:
     return TARGET_PREFIX + target_id
 
 
-def get_target(org_id: str, target_id: str) -> Item | None:
+def get_target(org_id: str, target_id: str) -> Target | None:
     response = client().get_item(TableName=table(), Key=org_key(org_id, target_sk(target_id)), ConsistentRead=True)
-    return from_item(response.get("Item"))
+    item = from_item(response.get("Item"))
+    return None if item is None else Target.from_item(item)
 
 
-def list_targets(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_targets(org_id: str, limit: int, cursor: str | None) -> tuple[list[Target], str | None]:
     params: dict[str, Any] = {
         "TableName": table(),
         "KeyConditionExpression": "orgId = :org AND begins_with(sk, :prefix)",
@@ -28,14 +45,15 @@ def list_targets(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item
         "Limit": limit,
         "ConsistentRead": True,  # a target just created or deleted is listed as it is
     }
-    return query_page(params, cursor, TARGET_KEY_NAMES, ("orgId", org_id), sk_prefix=TARGET_PREFIX)
+    items, next_cursor = query_page(params, cursor, TARGET_KEY_NAMES, ("orgId", org_id), sk_prefix=TARGET_PREFIX)
+    return [Target.from_item(item) for item in items], next_cursor
 
 
-def put_target_op(target: Item) -> dict[str, Any]:
+def put_target_op(target: Target) -> dict[str, Any]:
     return {
         "Put": {
             "TableName": table(),
-            "Item": to_item({**target, "sk": target_sk(target["targetId"])}),
+            "Item": to_item({**target.to_item(), "sk": target_sk(target.target_id)}),
             "ConditionExpression": "attribute_not_exists(sk)",
         }
     }

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from hangar.core.config import get_settings
 from hangar.store.dynamo import Item, Update, apply, client, from_item, to_item
+from hangar.store.records import Record
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerToken(Record):
+    """A runner token item (kind `runner`): all the runner authorizer needs, in one read."""
+
+    token_id: str
+    org_id: str
+    runner_id: str
+    hash: str = ""  # the token's HMAC (hangar.identity.credentials.hash_token)
+    kind: str = "runner"
+    token_version: int = 0  # the runner's tokenVersion this token was minted at
+    labels: tuple[str, ...] = ()  # the runner's labels, for the authorizer's routing hint
+    usage_key: str | None = None  # the tenant's usage-plan key
+    created_at: str | None = None
 
 
 def table() -> str:
@@ -17,12 +34,18 @@ def get_token(token_id: str) -> Item | None:
     return from_item(response.get("Item"))
 
 
-def put_token_op(token: Item) -> dict[str, Any]:
+def get_runner_token(token_id: str) -> RunnerToken | None:
+    """The runner token under this id; None when there is none, or the id is another kind of token's."""
+    item = get_token(token_id)
+    return None if item is None or item.get("kind") != "runner" else RunnerToken.from_item(item)
+
+
+def put_token_op(token: RunnerToken) -> dict[str, Any]:
     """A TransactWriteItems Put for a new token item (never overwrites: ids are random, collisions fail)."""
     return {
         "Put": {
             "TableName": table(),
-            "Item": to_item(token),
+            "Item": to_item(token.to_item()),
             "ConditionExpression": "attribute_not_exists(tokenId)",
         }
     }

@@ -16,9 +16,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from hangar.core import clock
-from hangar.store.dynamo import Item, Update, apply_if, from_item
+from hangar.store.dynamo import Update, apply_if, from_item
 from hangar.store.dynamo import client as dynamo_client
-from hangar.store.orgs import org_key, org_update, table
+from hangar.store.orgs import Org, org_from, org_key, org_update, table
 
 
 @lru_cache(maxsize=1)
@@ -102,31 +102,24 @@ def forget_usage_plans() -> None:
     usage_plan_ids_by_name.cache_clear()
 
 
-def store_org_key(org_id: str, key_id: str, value: str, shared: bool = False) -> Item | None:
+def store_org_key(org_id: str, key_id: str, value: str, shared: bool = False) -> Org | None:
     """Records the tenant's key on its org item, only if it has none yet (two first requests may race);
     the org item as it is now, or None when a key was recorded first (another request's, or this one's
     own first attempt, whose response was lost: the caller reads the org to tell which)."""
-    return apply_if(
-        org_update(
-            org_id,
-            set=_key_fields(key_id, value, shared),
-            condition="attribute_exists(#orgId) AND attribute_not_exists(#usageKeyId)",
-        )
-    )
+    return _set_org_key(org_id, key_id, value, shared, "attribute_exists(#orgId) AND attribute_not_exists(#usageKeyId)")
 
 
-def replace_org_key(org_id: str, old_key_id: str, key_id: str, value: str) -> Item | None:
+def replace_org_key(org_id: str, old_key_id: str, key_id: str, value: str) -> Org | None:
     """Gives a tenant on a shared key its own key, only if its key is still `old_key_id`; the org item as
     it is now, or None when it changed meanwhile."""
-    return apply_if(
-        org_update(
-            org_id, set=_key_fields(key_id, value, False), condition="#usageKeyId = :old", values={"old": old_key_id}
-        )
-    )
+    return _set_org_key(org_id, key_id, value, False, "#usageKeyId = :old", {"old": old_key_id})
 
 
-def _key_fields(key_id: str, value: str, shared: bool) -> Item:
-    return {"usageKeyId": key_id, "usageKey": value, "usageKeyShared": shared, "updatedAt": clock.iso()}
+def _set_org_key(
+    org_id: str, key_id: str, value: str, shared: bool, condition: str, values: dict[str, Any] | None = None
+) -> Org | None:
+    fields = {"usageKeyId": key_id, "usageKey": value, "usageKeyShared": shared, "updatedAt": clock.iso()}
+    return org_from(apply_if(org_update(org_id, set=fields, condition=condition, values=values or {})))
 
 
 # -- the deployment's own record: keys made by auto-provisioning, and the shared keys ------------------

@@ -6,6 +6,7 @@ Delivery ids start with their creation time, so a webhook's deliveries read newe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -24,11 +25,50 @@ from hangar.store.dynamo import (
     to_item,
     values,
 )
+from hangar.store.records import Record, unwritten
 
 WEBHOOK_PREFIX = "WEBHOOK#"
 COUNT_SK = "WEBHOOKS"
 DELIVERY_PREFIX = "DELIVERY#"
 KEY_NAMES = {"orgId", "sk"}
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook(Record):
+    """A webhook item (sk `WEBHOOK#<webhookId>`, which `put_webhook_ops` sets)."""
+
+    org_id: str
+    webhook_id: str
+    url: str
+    secret_ciphertext: str  # the signing secret, KMS-encrypted (never stored in the clear)
+    created_at: str
+    events: tuple[str, ...] = ()  # event types, or ("*",) for all
+    description: str | None = None
+    sk: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery(Record):
+    """A delivery item (sk `DELIVERY#<webhookId>#<deliveryId>`, which `put_new_delivery` sets); an
+    attribute stored as NULL (lastError after a success) reads as absent."""
+
+    org_id: str
+    delivery_id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    payload: str  # the event envelope as sent, compact JSON
+    status: str  # pending | succeeded | failed
+    created_at: str
+    attempts: int = 0
+    next_attempt_at: str | None = None
+    next_attempt_epoch: float | None = None  # as stored (int or float)
+    last_attempt_at: str | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    attempt_history: tuple[dict[str, Any], ...] = unwritten(())  # appended by each attempt
+    expires_at_epoch: int | None = None  # TTL
+    sk: str | None = None
 
 
 def table() -> str:
@@ -52,8 +92,9 @@ def _get(org_id: str, sk: str) -> Item | None:
     return from_item(response.get("Item"))
 
 
-def get_webhook(org_id: str, webhook_id: str) -> Item | None:
-    return _get(org_id, webhook_sk(webhook_id))
+def get_webhook(org_id: str, webhook_id: str) -> Webhook | None:
+    item = _get(org_id, webhook_sk(webhook_id))
+    return None if item is None else Webhook.from_item(item)
 
 
 def _prefix_query(org_id: str, prefix: str, newest_first: bool = False) -> dict[str, Any]:
@@ -66,31 +107,32 @@ def _prefix_query(org_id: str, prefix: str, newest_first: bool = False) -> dict[
     }
 
 
-def _page(org_id: str, prefix: str, limit: int, cursor: str | None, newest_first: bool = False) -> Any:
+def _page(
+    org_id: str, prefix: str, limit: int, cursor: str | None, newest_first: bool = False
+) -> tuple[list[Item], str | None]:
     params = {**_prefix_query(org_id, prefix, newest_first), "Limit": limit}
     return query_page(params, cursor, KEY_NAMES, ("orgId", org_id), sk_prefix=prefix)
 
 
-def list_webhooks(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_webhooks(org_id: str, limit: int, cursor: str | None) -> tuple[list[Webhook], str | None]:
     items, next_cursor = _page(org_id, WEBHOOK_PREFIX, limit, cursor)
-    return items, next_cursor
+    return [Webhook.from_item(item) for item in items], next_cursor
 
 
-def all_webhooks(org_id: str) -> list[Item]:
+def all_webhooks(org_id: str) -> list[Webhook]:
     """Every webhook of the tenant (at most the per-tenant limit: one page)."""
-    return query_all(_prefix_query(org_id, WEBHOOK_PREFIX))
+    return [Webhook.from_item(item) for item in query_all(_prefix_query(org_id, WEBHOOK_PREFIX))]
 
 
 def _count_update(org_id: str, **kwargs: Any) -> Update:
     return Update(table=table(), key=_key(org_id, COUNT_SK), **kwargs)
 
 
-def put_webhook_ops(webhook: Item, limit: int) -> dict[str, dict[str, Any]]:
+def put_webhook_ops(webhook: Webhook, limit: int) -> dict[str, dict[str, Any]]:
     """The create transaction: the count goes up only while under `limit`, and the webhook is new."""
-    org_id = webhook["orgId"]
     return {
         "count": _count_update(
-            org_id,
+            webhook.org_id,
             add={"webhookCount": 1},
             condition="attribute_not_exists(#webhookCount) OR #webhookCount < :limit",
             values={"limit": limit},
@@ -98,7 +140,7 @@ def put_webhook_ops(webhook: Item, limit: int) -> dict[str, dict[str, Any]]:
         "webhook": {
             "Put": {
                 "TableName": table(),
-                "Item": to_item({**webhook, "sk": webhook_sk(webhook["webhookId"])}),
+                "Item": to_item({**webhook.to_item(), "sk": webhook_sk(webhook.webhook_id)}),
                 "ConditionExpression": "attribute_not_exists(sk)",
             }
         },
@@ -117,10 +159,10 @@ def delete_webhook_ops(org_id: str, webhook_id: str) -> dict[str, dict[str, Any]
 # --- deliveries ---------------------------------------------------------------------------------------
 
 
-def put_new_delivery(delivery: Item) -> tuple[bool, Item]:
+def put_new_delivery(delivery: Delivery) -> tuple[bool, Delivery]:
     """Stores a delivery unless one exists under its id: (True, it) or (False, the one already there).
     Ids are derived from the event and the webhook, so a retried stream batch finds its own delivery."""
-    item = {**delivery, "sk": delivery_sk(delivery["webhookId"], delivery["deliveryId"])}
+    item = {**delivery.to_item(), "sk": delivery_sk(delivery.webhook_id, delivery.delivery_id)}
     try:
         client().put_item(
             TableName=table(),
@@ -131,29 +173,31 @@ def put_new_delivery(delivery: Item) -> tuple[bool, Item]:
     except ClientError as error:
         if not is_condition_failure(error):
             raise
-        return False, from_item(error.response.get("Item")) or item  # type: ignore[arg-type]
-    return True, item
+        return False, Delivery.from_item(from_item(error.response.get("Item")) or item)  # type: ignore[arg-type]
+    return True, Delivery.from_item(item)
 
 
-def get_delivery(org_id: str, webhook_id: str, delivery_id: str) -> Item | None:
-    return _get(org_id, delivery_sk(webhook_id, delivery_id))
+def get_delivery(org_id: str, webhook_id: str, delivery_id: str) -> Delivery | None:
+    item = _get(org_id, delivery_sk(webhook_id, delivery_id))
+    return None if item is None else Delivery.from_item(item)
 
 
-def list_deliveries(org_id: str, webhook_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_deliveries(org_id: str, webhook_id: str, limit: int, cursor: str | None) -> tuple[list[Delivery], str | None]:
     items, next_cursor = _page(org_id, f"{DELIVERY_PREFIX}{webhook_id}#", limit, cursor, newest_first=True)
-    return items, next_cursor
+    return [Delivery.from_item(item) for item in items], next_cursor
 
 
-def record_attempt(delivery: Item, fields: dict[str, Any], attempt: Item) -> tuple[bool, Item | None]:
+def record_attempt(delivery: Delivery, fields: dict[str, Any], attempt: Item) -> tuple[bool, Delivery | None]:
     """Records one attempt of a pending delivery, only if no other attempt was recorded meanwhile (a
     duplicate queue message): (True, the delivery now) or (False, the delivery as it is)."""
-    return apply(
+    written, item = apply(
         Update(
             table=table(),
-            key=_key(delivery["orgId"], delivery["sk"]),
+            key=_key(delivery.org_id, delivery_sk(delivery.webhook_id, delivery.delivery_id)),
             set=fields,
             set_expressions=["#attemptHistory = list_append(if_not_exists(#attemptHistory, :empty), :attempt)"],
             condition="#status = :pending AND #attempts = :seen",
-            values={"attempt": [attempt], "empty": [], "pending": "pending", "seen": int(delivery.get("attempts", 0))},
+            values={"attempt": [attempt], "empty": [], "pending": "pending", "seen": delivery.attempts},
         )
     )
+    return written, None if item is None else Delivery.from_item(item)

@@ -7,10 +7,10 @@ import secrets
 from hangar.audit import trail as audit
 from hangar.core import clock
 from hangar.core.errors import Forbidden, NotFound
-from hangar.core.plans import License, Visibility, effective_license
+from hangar.core.plans import License, Visibility
 from hangar.store import orgs
 from hangar.store import targets as target_store
-from hangar.store.dynamo import Item
+from hangar.store.targets import Target
 from hangar.store.transactions import TransactionCancelled, transact
 from hangar.tenancy.models.targets import TargetView
 
@@ -37,42 +37,42 @@ def require_license_allows(license_: License, visibility: str) -> None:
         )
 
 
-def view(target: Item) -> TargetView:
+def view(target: Target) -> TargetView:
     return TargetView(
-        id=target["targetId"],
-        name=target["name"],
-        url=target["url"],
-        visibility=target["visibility"],
-        createdAt=target["createdAt"],
+        id=target.target_id,
+        name=target.name,
+        url=target.url,
+        visibility=target.visibility,
+        createdAt=target.created_at,
     )
 
 
-def create_target(org_id: str, name: str, url: str, visibility: Visibility) -> Item:
+def create_target(org_id: str, name: str, url: str, visibility: Visibility) -> Target:
     """A new target, counted against the plan's target limit in the same transaction that stores it."""
     org = orgs.ensure_org(org_id)
-    license_ = effective_license(org)
+    license_ = org.license()
     require_license_allows(license_, visibility)
-    target: Item = {
-        "orgId": org_id,
-        "targetId": new_target_id(),
-        "name": name,
-        "url": url,
-        "visibility": visibility,
-        "createdAt": clock.iso(),
-    }
+    target = Target(
+        org_id=org_id,
+        target_id=new_target_id(),
+        name=name,
+        url=url,
+        visibility=visibility,
+        created_at=clock.iso(),
+    )
     try:
         transact(
             {
                 "org": orgs.reserve_target_op(org_id, license_.targetLimit),
                 "target": target_store.put_target_op(target),
-                "audit": audit.operation("target.create", org_id, "target", target["targetId"]),
+                "audit": audit.operation("target.create", org_id, "target", target.target_id),
             }
         )
     except TransactionCancelled as cancelled:
         if cancelled["org"].condition_failed:
-            refused = cancelled["org"].item or org
-            if refused.get("licenseState", "active") != "active":
-                raise Forbidden(f"The license is {refused.get('licenseState')}", code="license_inactive") from None
+            refused = orgs.org_from(cancelled["org"].item) or org
+            if refused.license_state != "active":
+                raise Forbidden(f"The license is {refused.license_state}", code="license_inactive") from None
             raise Forbidden(
                 f"The plan's target limit ({license_.targetLimit}) is reached", code="target_limit_reached"
             ) from None
@@ -80,7 +80,7 @@ def create_target(org_id: str, name: str, url: str, visibility: Visibility) -> I
     return target
 
 
-def get_target(org_id: str, target_id: str) -> Item:
+def get_target(org_id: str, target_id: str) -> Target:
     """One of the tenant's targets; an unknown id or another tenant's is a 404 naming `targetId`."""
     target = target_store.get_target(org_id, target_id) if target_id else None
     if target is None:
@@ -88,7 +88,7 @@ def get_target(org_id: str, target_id: str) -> Item:
     return target
 
 
-def list_targets(org_id: str, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+def list_targets(org_id: str, limit: int, cursor: str | None) -> tuple[list[Target], str | None]:
     return target_store.list_targets(org_id, limit, cursor)
 
 

@@ -24,8 +24,11 @@ from hangar.core.observability import logger, metrics
 from hangar.store import orgs, usage_keys
 from hangar.store import runners as runner_store
 from hangar.store import tokens as token_store
-from hangar.store.dynamo import Item
+from hangar.store.orgs import Org
 from hangar.tenancy import usage_plans
+
+# Runners read per page when a tenant's runner tokens move to its own usage key.
+RUNNER_PAGE_SIZE = 200
 
 
 def _own_key(org_id: str, plan_id: str) -> tuple[str, str]:
@@ -57,28 +60,28 @@ def shared_key(plan: str, plan_id: str) -> tuple[str, str]:
     return recorded
 
 
-def _record(org_id: str, key_id: str, value: str, shared: bool) -> tuple[Item, bool]:
+def _record(org_id: str, key_id: str, value: str, shared: bool) -> tuple[Org, bool]:
     """Records the key on the org; (the org as it is now, whether this key is the one recorded)."""
     stored = usage_keys.store_org_key(org_id, key_id, value, shared=shared)
     if stored is not None:
         return stored, True
-    current = orgs.get_org(org_id) or {}
+    current = orgs.org_or_default(org_id)
     # None also when this write's own first attempt landed and its response was lost (then it is ours).
-    return current, current.get("usageKeyId") == key_id
+    return current, current.usage_key_id == key_id
 
 
-def provision_tenant(org_id: str) -> Item:
+def provision_tenant(org_id: str) -> Org:
     """The tenant's org item, created with the default plan and given its usage key if it has none."""
     org = orgs.ensure_org(org_id)
-    if org.get("usageKeyId") or not usage_plans.usage_plans_enabled():
+    if org.usage_key_id or not usage_plans.usage_plans_enabled():
         return org
-    plan = str(org.get("plan"))
+    plan = str(org.plan)
     plan_id = usage_plans.usage_plan_id(plan)
     if plan_id is None:
         # A deployment without this plan's usage plan: API Gateway answers 403 for this tenant until fixed.
         logger.error("no usage plan for license plan; tenant left without a key", extra={"plan": plan})
         return org
-    stored: Item | None = None
+    stored: Org | None = None
     if usage_keys.reserve_tenant_key(get_settings().tenant_key_limit):
         try:
             key_id, value = _own_key(org_id, plan_id)
@@ -96,35 +99,33 @@ def provision_tenant(org_id: str) -> Item:
     if stored is None:
         key_id, value = shared_key(plan, plan_id)
         stored, _ = _record(org_id, key_id, value, shared=True)
-    if stored.get("plan") != plan:  # the license changed while the key was made: follow it
+    if stored.plan != plan:  # the license changed while the key was made: follow it
         return follow_license(stored)
     return stored
 
 
-def follow_license(org: Item) -> Item:
+def follow_license(org: Org) -> Org:
     """After an operator's license write: the tenant's key in the usage plan of its (new) plan. A tenant
     on a shared key gets its own first (its runner tokens follow), so the shared key never moves."""
-    plan = str(org.get("plan"))
-    if org.get("usageKeyShared") and org.get("usageKeyId") and usage_plans.usage_plans_enabled():
+    plan = str(org.plan)
+    if org.usage_key_shared and org.usage_key_id and usage_plans.usage_plans_enabled():
         plan_id = usage_plans.usage_plan_id(plan)
         if plan_id is None:
-            logger.error("no usage plan for license plan", extra={"plan": plan, "orgId": org.get("orgId")})
+            logger.error("no usage plan for license plan", extra={"plan": plan, "orgId": org.org_id})
             return org
         try:
-            key_id, value = _own_key(str(org["orgId"]), plan_id)
+            key_id, value = _own_key(org.org_id, plan_id)
         except usage_keys.ApiKeyQuotaReached:
             logger.error("API Gateway API-key quota reached; licensed tenant keeps a shared key", extra={"plan": plan})
             return org
-        replaced = usage_keys.replace_org_key(str(org["orgId"]), str(org["usageKeyId"]), key_id, value)
+        replaced = usage_keys.replace_org_key(org.org_id, org.usage_key_id, key_id, value)
         if replaced is None:  # changed meanwhile (a concurrent license write gave it a key first)
             _drop_key(plan_id, key_id)
-            return orgs.get_org(str(org["orgId"])) or org
-        cursor: str | None = None
-        while True:  # its runners' tokens (bounded by the plan's runner limit: a page or two)
-            page, cursor = runner_store.list_runners(str(org["orgId"]), 200, cursor)
+            return orgs.get_org(org.org_id) or org
+        # Its runners' tokens (bounded by the plan's runner limit: a page or two).
+        for page in runner_store.runner_pages(org.org_id, RUNNER_PAGE_SIZE):
             for runner in page:
                 token_store.set_token_usage_key(str(runner.token_id), value)
-            if cursor is None:
-                return replaced
+        return replaced
     usage_plans.move_tenant_to_plan(org, plan)
     return org

@@ -8,11 +8,11 @@ USAGE_PLAN_IDS gives their ids; with neither, usage plans are off and tenants ge
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 from hangar.core.config import get_settings
 from hangar.core.observability import logger
 from hangar.store import usage_keys
+from hangar.store.orgs import Org
 
 PUBLIC_PLAN = "public"
 """The usage plan of unauthenticated routes (one shared key, created by the template)."""
@@ -58,7 +58,7 @@ def _key_value(key_id: str) -> str:
     return usage_keys.key_value(key_id)
 
 
-def move_tenant_to_plan(org: dict[str, Any], plan: str) -> None:
+def move_tenant_to_plan(org: Org, plan: str) -> None:
     """Attach the tenant's API Gateway key to the usage plan of `plan` (and detach it from the others).
 
     Called after every license write (PUT /v1/orgs/{orgId}/license), with the org item as stored. A
@@ -66,16 +66,16 @@ def move_tenant_to_plan(org: dict[str, Any], plan: str) -> None:
     API Gateway refuses a key in two usage plans of the same stage, so the key leaves its old plan
     first: for a moment (milliseconds) the tenant's requests answer 403.
     """
-    key_id = org.get("usageKeyId")
-    if not key_id or not usage_plans_enabled() or org.get("usageKeyShared"):
+    key_id = org.usage_key_id
+    if not key_id or not usage_plans_enabled() or org.usage_key_shared:
         return  # a shared key stays in its plan: its tenant gets its own key first (hangar.tenancy.tenants)
     target = usage_plan_id(plan)
     if target is None:
-        logger.error("no usage plan for license plan", extra={"plan": plan, "orgId": org.get("orgId")})
+        logger.error("no usage plan for license plan", extra={"plan": plan, "orgId": org.org_id})
         return
-    current = usage_keys.usage_plans_of_key(str(key_id))
+    current = usage_keys.usage_plans_of_key(key_id)
     for plan_id in current:
         if plan_id != target:
-            usage_keys.detach_key(plan_id, str(key_id))
+            usage_keys.detach_key(plan_id, key_id)
     if target not in current:
-        usage_keys.attach_key(target, str(key_id))
+        usage_keys.attach_key(target, key_id)
