@@ -196,12 +196,12 @@ build: $(LAMBDA_PYTHON_BIN)/python3.13 $(TOOLS)/sam/.installed agent-wheel
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
 pytest: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
-	$(PY) -m pytest -n 2 --dist loadfile -q --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) --ignore tests/browser
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q --durations=12 --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) --ignore tests/browser
 
 # The e2e suite again, on AWS's DynamoDB Local (one per xdist worker, tables per server): it sees what
 # moto forgives (transactions, indexes, validation). Prints what this stage costs.
 e2e-dynamodb-local: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
-	@start=$$(date +%s); HANGAR_E2E_DYNAMODB=local $(PY) -m pytest tests/e2e -n 2 --dist loadfile -q \
+	@start=$$(date +%s); HANGAR_E2E_DYNAMODB=local $(PY) -m pytest tests/e2e -n 2 --dist loadfile --no-loadscope-reorder -q --durations=8 \
 		--ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) -p no:cacheprovider; status=$$?; \
 		echo "e2e on DynamoDB Local took $$(( $$(date +%s) - start )) s"; exit $$status
 

@@ -20,6 +20,7 @@ import boto3
 from hangar.identity.auth import OPERATOR_SCOPES, READ_SCOPES, SCOPES
 from moto import mock_aws
 
+from local.backend import speed_up_moto
 from local.template import create_tables, functions, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,7 @@ def clear_client_caches() -> None:
     dynamo.client.cache_clear()
     artifact_objects.client.cache_clear()
     kms._client.cache_clear()
+    kms.REUSED.clear()
     delivery_queue._client.cache_clear()
     event_bus._client.cache_clear()
     credentials.pepper.cache_clear()
@@ -61,6 +63,7 @@ class AwsStack:
 @contextmanager
 def start_aws_stack() -> Iterator[AwsStack]:
     with mock_aws():
+        speed_up_moto()
         clear_client_caches()
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_tables(dynamodb, template())
