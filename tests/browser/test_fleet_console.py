@@ -176,6 +176,9 @@ def _run_the_flow(
     screenshot(page, "readiness")
 
     # The agent stops (SIGTERM: a clean exit); marked offline after confirming, the badge follows at once.
+    # First its heartbeat after the jobs above (every 2 s): the one before may have said busy, and a stopped
+    # agent reports nothing more, so the row would keep showing that until the runner goes stale.
+    wait_until("the runner's heartbeat after its jobs", lambda: _runner_status(server, runner_id) == "online")
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(40) == 0, (tmp_path / "agent.log").read_text()
     page.get_by_role("navigation").get_by_role("link", name="Runners").click()
