@@ -33,6 +33,7 @@ SHUTDOWN_REPORT_SECONDS = 15.0  # extra time, after the kill, to deliver the fin
 # anyway (a log chunk for a finished job would be refused). Shorter when the agent is shutting down.
 LOG_FLUSH_SECONDS = 120.0  # a full spool (8 MiB) at the agent's log pace (about 85 KiB/s) takes ~100 s
 SHUTDOWN_LOG_FLUSH_SECONDS = 5.0
+OFFLINE_HEARTBEAT_SECONDS = 5.0  # at a clean stop, how long the final "offline" heartbeat may take
 UPLOAD_RETRY_SECONDS = 120.0  # per artifact: how long to keep asking the API for its upload URL
 ERROR_MAX_CHARS = 2048
 # The job is no longer ours: 409 (it moved on, e.g. cancelled or finished) or 404 (the sweeper requeued it
@@ -138,6 +139,8 @@ class Agent:
             self._shutdown(poller)
         self.halt.set()
         heartbeat.join(1.0)
+        if not self._fatal.is_set():
+            self._say_offline()
         log.info("agent_stopped", exit_code=self._exit_code)
         return self._exit_code
 
@@ -252,6 +255,27 @@ class Agent:
                     )
                     last_problem = problem
             self.halt.wait(jittered(self.heartbeat_interval))
+
+    def _say_offline(self) -> None:
+        """The last heartbeat of a clean stop: the runner reads offline at once, not online until it goes
+        stale. Retried for at most 5 s; if it does not get through, the stale cut-off does it."""
+        body = {"status": "offline", "version": __version__, "configuredConcurrency": self.concurrency}
+        deadline = time.monotonic() + OFFLINE_HEARTBEAT_SECONDS
+        try:
+            resp = self.client.call(
+                HEARTBEAT_PATH,
+                body,
+                kind="offline",
+                abort=threading.Event(),
+                deadline=deadline,
+                timeout=OFFLINE_HEARTBEAT_SECONDS,
+            )
+        except TokenRejectedError:
+            return
+        if resp is not None and resp.ok:
+            log.info("runner_offline", runner=self.config.runner_id)
+        else:
+            log.warning("offline_heartbeat_failed", status=None if resp is None else resp.status)
 
     def _cancel_jobs(self, job_ids: list[str]) -> None:
         with self._cond:

@@ -242,8 +242,10 @@ class ApiClient:
         kind: str,
         abort: threading.Event,
         deadline: float | None = None,
+        timeout: float | None = None,
     ) -> Response | None:
-        """Send until a final answer arrives. Returns None when ``abort`` is set or ``deadline`` passes."""
+        """Send until a final answer arrives. Returns None when ``abort`` is set or ``deadline`` passes.
+        ``timeout`` bounds each request (the client's own otherwise)."""
         url = self.api_url + path
         episode = self._episode(kind)
         attempt = 0
@@ -260,7 +262,7 @@ class ApiClient:
                 return None
             failure: str | None = None
             try:
-                resp = self._transport(url, body, token=self._token, timeout=self._timeout)
+                resp = self._transport(url, body, token=self._token, timeout=timeout or self._timeout)
             except NetworkError as exc:
                 failure = f"network error: {exc}"
             else:

@@ -35,9 +35,9 @@ environment, and:
 A job the agent kills is reported failed with the error "cancelled" (cancelled in Hangar),
 "timeout" (its timeoutSeconds) or "agent shutdown".
 
-hangar-agent run exits 0 after SIGTERM/SIGINT (running jobs get --grace seconds to finish), 2 when
-the server rejects the runner token (regenerated, or the runner deleted: register again), 1 when it
-cannot start (configuration).
+hangar-agent run exits 0 after SIGTERM/SIGINT (running jobs get --grace seconds to finish; the runner
+then reads offline at once), 2 when the server rejects the runner token (regenerated, or the runner
+deleted: register again), 1 when it cannot start (configuration).
 """
 
 SERVICE_DESCRIPTION = """\

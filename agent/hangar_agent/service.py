@@ -35,7 +35,8 @@ UNIT_NAME = "hangar-agent.service"
 SYSTEM_USER = "hangar"
 ENV_FILE_NAME = "agent.env"
 # The agent's stop sequence after SIGTERM: the grace period, then up to 5 s to kill what is left, 5 s for
-# the log and 15 s for the final reports (agent.py); TimeoutStopSec leaves a margin on top.
+# the log, 15 s for the final reports and 5 s for the "offline" heartbeat (agent.py); TimeoutStopSec
+# leaves a margin on top.
 STOP_OVERHEAD_SECONDS = 45
 _PLACEHOLDER_RE = re.compile(r"@[A-Z_]+@")
 

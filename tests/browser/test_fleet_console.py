@@ -1,6 +1,7 @@
 """The console end to end, as a new user would use it against `make run`: sign in with the dev API key,
 enroll a runner and register a real `hangar-agent` with the command the console copied, see it online,
-run a job from the form and watch its log and status, cancel a second job, delete the runner."""
+run a job from the form and watch its log and status, cancel a second job, stop the agent and see the
+runner offline, mark it offline from the console, delete the runner."""
 
 from __future__ import annotations
 
@@ -175,15 +176,21 @@ def _run_the_flow(
     expect(page.locator('[data-usage="usage-runners"]')).to_contain_text("1 of 10")
     screenshot(page, "readiness")
 
-    # The agent stops (SIGTERM: a clean exit); marked offline after confirming, the badge follows at once.
-    # First its heartbeat after the jobs above (every 2 s): the one before may have said busy, and a stopped
-    # agent reports nothing more, so the row would keep showing that until the runner goes stale.
-    wait_until("the runner's heartbeat after its jobs", lambda: _runner_status(server, runner_id) == "online")
+    # The agent stops (SIGTERM: a clean exit) and says so: the row reads offline within the console's 5 s
+    # refresh, not online until the runner goes stale (90 s).
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(40) == 0, (tmp_path / "agent.log").read_text()
+    assert _runner_status(server, runner_id) == "offline"
     page.get_by_role("navigation").get_by_role("link", name="Runners").click()
     row = page.locator(f'tr[data-runner-id="{runner_id}"]')
-    expect(row.locator(".badge")).to_have_text("online")
+    expect(row.locator(".badge")).to_have_text("offline", timeout=5000)
+
+    # Back online (a heartbeat with the agent's own token), then marked offline after confirming: the badge
+    # follows at once.
+    runner_token = json.loads((tmp_path / "agent.json").read_text())["token"]
+    back = server.api.call("POST", "/api/runners/heartbeat", runner_token=runner_token, json={"status": "online"})
+    assert back.status == 200, back.body
+    expect(row.locator(".badge")).to_have_text("online", timeout=5000)
     row.get_by_role("button", name="Mark offline").click()
     page.get_by_role("dialog").get_by_role("button", name="Mark offline").click()
     expect(row.locator(".badge")).to_have_text("offline", timeout=5000)

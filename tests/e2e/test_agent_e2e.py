@@ -2,7 +2,8 @@
 register` and `hangar-agent run --exec <script>` run as subprocesses, and jobs are created, cancelled and
 read over HTTP. Proves the whole product: a registered agent runs jobs and reports results and failures,
 a lost runner's job is recovered by the sweeper and finished by another agent, a cancelled job's process
-is killed, a rate-limited agent backs off quietly and keeps working, and SIGTERM is a clean stop.
+is killed, a rate-limited agent backs off quietly and keeps working, and SIGTERM is a clean stop that leaves
+the runner offline.
 
 The servers here are dedicated (not the session `local_api`): they tell runners to heartbeat every 2 s and
 to poll every 1 s (template parameters, 30 s and 10 s by default), so that an idle agent picks up a job at
@@ -275,8 +276,13 @@ def test_sigterm_lets_a_short_job_finish_reports_a_long_one_and_exits_0(
     assert long["status"] == "failed" and long["error"] == {"code": "job_failed", "message": "agent shutdown"}, long
     assert late["status"] == "queued" and late["runnerId"] is None, late
     assert not process_alive(long_pid)
+    # It said so on its way out: offline now, with no slot held, rather than busy until it goes stale.
+    runner = get_runner(api, org, agent.registered.runner_id)
+    assert runner["status"] == "offline", runner
+    assert runner["currentJobs"] == 0, runner
     log = agent.log()
     assert log_events(log, "shutdown_requested") and log_events(log, "agent_stopped")
+    assert log_events(log, "runner_offline")
     (killed,) = log_events(log, "job_killed")
     assert f"job={long_id}" in killed
     assert_clean_log(agent, runner_token(agent.registered))

@@ -12,6 +12,7 @@ from hangar.core import clock
 from hangar.core.config import get_settings
 from hangar.store import dynamo
 from hangar.store.runners import live_shard
+from jobs_helpers import get_job, org_item
 from support import AwsStack, invoke, load_event, runner_event, unique_org, user_event
 
 
@@ -157,6 +158,56 @@ def test_regenerated_or_deleted_runner_token_is_refused(aws: AwsStack) -> None:
     assert status == 401 and response["error"]["code"] == "runner_deleted", response
 
 
+def test_offline_heartbeat_takes_the_runner_offline_at_once(aws: AwsStack) -> None:
+    """The agent's last heartbeat when it stops cleanly: offline now, not online for another 90 s."""
+    org = unique_org()
+    rid = create_runner(org)["_id"]
+    assert heartbeat(org, rid, {"status": "online"})[0] == 200
+    assert "liveShard" in runner_item(aws, org, rid)
+    status, response = heartbeat(org, rid, {"status": "offline", "version": "1.2.0"})
+    assert status == 200, response
+    assert response["data"]["status"] == "offline"
+    api, v1 = views(org, rid)
+    assert api["status"] == "offline"
+    assert v1["status"] == "offline"
+    item = runner_item(aws, org, rid)
+    assert item["status"] == "offline"
+    assert "liveShard" not in item  # out of the live index: the sweeper has nothing left to do for it
+    # Its next start brings it back with its first heartbeat.
+    assert heartbeat(org, rid, {"status": "online"})[0] == 200
+    assert views(org, rid)[0]["status"] == "online"
+
+
+def test_offline_heartbeat_recovers_the_jobs_the_runner_still_holds(aws: AwsStack) -> None:
+    # Its final reports did not get through: the job goes back to the queue now, not after the stale cut-off.
+    org, rid, job_id = builders.running_job()
+    status, response = heartbeat(org, rid, {"status": "offline"})
+    assert status == 200, response
+    job = get_job(org, job_id)
+    assert job["status"] == "queued"
+    assert job["runnerId"] is None
+    item = runner_item(aws, org, rid)
+    assert item["currentJobs"] == 0
+    assert "heldJobs" not in item
+    assert org_item(org)["activeJobs"] == 0
+
+
+def test_offline_heartbeat_with_an_old_token_changes_nothing(aws: AwsStack) -> None:
+    org = unique_org()
+    rid = create_runner(org)["_id"]
+    assert heartbeat(org, rid, {"status": "online"})[0] == 200
+    status, response = heartbeat(org, rid, {"status": "offline"}, token_version=2)
+    assert status == 401, response
+    assert response["error"]["code"] == "token_regenerated"
+    item = runner_item(aws, org, rid)
+    assert item["status"] == "online"
+    assert "liveShard" in item
+    assert invoke("DeleteRunner", user_event("DeleteRunner", org, path_params={"runnerId": rid}))[0] == 200
+    status, response = heartbeat(org, rid, {"status": "offline"})
+    assert status == 401, response
+    assert response["error"]["code"] == "runner_deleted"
+
+
 def test_another_tenants_runner_id_is_refused(aws: AwsStack) -> None:
     """A runner principal only ever reaches its own tenant's item: elsewhere the id does not exist."""
     rid = create_runner(unique_org())["_id"]
@@ -178,7 +229,8 @@ def test_bad_heartbeat_input_names_the_field(aws: AwsStack, dynamo_calls: list[s
         ("{not json", "body"),
         (None, "body"),
         ({}, "status"),
-        ({"status": "offline"}, "status"),
+        ({"status": "stopped"}, "status"),
+        ({"status": "OFFLINE"}, "status"),
         ({"status": "online", "mood": "happy"}, "mood"),
         ({"status": "online", "version": ""}, "version"),
         ({"status": "online", "systemInfo": {"cpu": -1}}, "systemInfo.cpu"),

@@ -90,6 +90,7 @@ class FakeHangar:
     poll_503: int = 0
     retry_after: str = "1"
     heartbeat_401: bool = False
+    offline_refused: bool = False  # a Hangar that predates the `offline` heartbeat: 400 for it
     heartbeat_reports_cancels: bool = True
     # logs
     log_cap: int = 10 * 1024 * 1024
@@ -220,6 +221,10 @@ class FakeHangar:
     def _heartbeat(self, body: Any) -> tuple[int, Any, dict[str, str]]:
         if self.heartbeat_401:
             return _error(401, "unauthorized", "token regenerated")
+        if isinstance(body, dict) and body.get("status") == "offline":
+            if self.offline_refused:
+                return _error(400, "validation_error", "status: Input should be 'online' or 'busy'", field="status")
+            return _ok({"status": "offline", "heartbeatIntervalSeconds": self.heartbeat_interval, "cancelledJobs": []})
         self.last_heartbeat_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         cancelled = [
             jid

@@ -364,6 +364,24 @@ def test_sigterm_lets_running_job_finish_then_exits_zero(
     # At most one poll was already in flight when the signal arrived.
     assert len(server.of("/api/runners/jobs")) <= polls_at_signal + 1
     assert "event=shutdown_requested" in agent.log()
+    # Its last word, after the final report: the runner is offline now, not online until it goes stale.
+    last = server.requests[-1]
+    assert last.path == "/api/runners/heartbeat"
+    assert last.body["status"] == "offline"
+    assert last.at >= server.of("/api/runners/jobs/status")[-1].at
+    assert "event=runner_offline" in agent.log()
+
+
+def test_a_server_that_refuses_the_offline_heartbeat_still_gets_a_clean_stop(
+    server: FakeHangar, start_agent: Callable[..., AgentProc]
+) -> None:
+    server.offline_refused = True
+    agent = start_agent()
+    assert server.wait_for(lambda: bool(server.of("/api/runners/heartbeat"))), agent.log()
+    assert agent.terminate_and_wait() == 0
+    offline = [r for r in server.of("/api/runners/heartbeat") if r.body["status"] == "offline"]
+    assert len(offline) == 1  # tried once: a 400 is final
+    assert "event=offline_heartbeat_failed status=400" in agent.log()
 
 
 def test_sigterm_after_grace_kills_job_and_reports_shutdown(
@@ -387,3 +405,4 @@ def test_rejected_token_exits_2(server: FakeHangar, start_agent: Callable[..., A
     log = agent.log()
     assert "runner token rejected (regenerated or runner deleted)" in log
     assert server.runner_token not in log
+    assert all(r.body["status"] != "offline" for r in server.of("/api/runners/heartbeat"))

@@ -6,6 +6,7 @@ from typing import Any
 
 from hangar.core import clock
 from hangar.core.config import get_settings
+from hangar.core.errors import Conflict
 from hangar.core.observability import metrics
 from hangar.fleet.liveness import runner_status
 from hangar.fleet.models.heartbeat import HeartbeatAck, HeartbeatRequest
@@ -21,7 +22,11 @@ def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> Ru
     The write is conditional on the caller's token version (TOKEN_GUARD), so a regenerated or deleted
     runner's old token gets 401 here even while the authorizer's cached Allow lives. It also puts the
     runner in the live-runner index (liveShard) the sweeper reads, and erases the KMS-encrypted
-    setup token: the runner has authenticated, so setup-info no longer needs the plaintext."""
+    setup token: the runner has authenticated, so setup-info no longer needs the plaintext.
+
+    An `offline` heartbeat (the agent stopping cleanly) takes the runner offline instead."""
+    if report.status == "offline":
+        return _stop_heartbeating(principal)
     now = clock.now()
     fields: dict[str, Any] = {
         "status": report.status,
@@ -40,6 +45,30 @@ def record_heartbeat(principal: RunnerPrincipal, report: HeartbeatRequest) -> Ru
     # that costs no read (counting the live index each minute would read the whole fleet).
     metrics.add_metric(name="Heartbeats", unit="Count", value=1)
     return runner
+
+
+def _stop_heartbeating(principal: RunnerPrincipal) -> Runner:
+    """The agent's last word before a clean stop: offline at once rather than reading online until it goes
+    stale (90 s), out of the live index, and any job it still holds recovered as Mark offline does. A
+    GetItem and one transaction; a regenerated or deleted runner's old token gets 401 and changes nothing."""
+    # Imported here: a stop is rare, and the heartbeat's cold start stays without the recovery machinery
+    # (tests/unit/test_hot_path_imports.py).
+    from hangar.jobs.recovery import Leaving, retire_runner
+
+    runner = current_runner(principal)
+    retired = retire_runner(
+        principal.org_id,
+        principal.runner_id,
+        Leaving.OFFLINE,
+        "runner_stopped",
+        runner=runner,
+        token_version=principal.token_version,
+    )
+    if not retired.done or retired.runner is None:
+        if retired.counts.errors:
+            raise Conflict(f"Runner {principal.runner_id} kept changing; try again", code="concurrent_update")
+        raise runner_token_refused(retired.runner)
+    return retired.runner
 
 
 def own_runner(principal: RunnerPrincipal) -> Runner:

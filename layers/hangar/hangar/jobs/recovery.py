@@ -42,12 +42,13 @@ from hangar.store.jobs import Job
 from hangar.store.runners import Runner
 from hangar.store.transactions import TransactionCancelled, transact
 
-LossReason = Literal["runner_lost", "runner_deleted", "runner_marked_offline"]
+LossReason = Literal["runner_lost", "runner_deleted", "runner_marked_offline", "runner_stopped"]
 
 LOSS_MESSAGES: dict[str, str] = {
     "runner_lost": "The runner stopped sending heartbeats",
     "runner_deleted": "The runner was deleted",
     "runner_marked_offline": "The runner was marked offline",
+    "runner_stopped": "The runner's agent stopped",
 }
 
 # A runner's leaving starts over from a fresh read when a racing write changed what it read.
@@ -135,7 +136,7 @@ def _leave_op(org_id: str, job: Job, runner_id: str, reason: LossReason, now: fl
 
 class Leaving(Enum):
     STALE = "stale"  # the sweeper: offline, only if the heartbeat it read is still the last one
-    OFFLINE = "offline"  # marked offline by a user
+    OFFLINE = "offline"  # marked offline by a user, or by its own agent stopping
     DELETE = "delete"  # deleted by a user: with its token and its place in the plan
 
 
@@ -224,6 +225,7 @@ def retire_runner(
     runner: Runner | None = None,
     seen_heartbeat: Raw | None = None,
     also: Mapping[str, dict[str, Any]] | None = None,
+    token_version: int | None = None,
 ) -> Retired:
     """Takes the runner offline, or deletes it, in ONE transaction with the recovery of every job it holds.
 
@@ -231,7 +233,9 @@ def retire_runner(
     passes the heartbeat it read from the stale index instead (`seen_heartbeat`): when that is no longer
     the last one, a heartbeat won and nothing happens. Returns the runner as it is afterwards (None when
     deleted, gone, or when nothing happened). `also` are operations to commit in the same transaction (a
-    user's change carries its audit event), so the cheap single write is not used with them."""
+    user's change carries its audit event), so the cheap single write is not used with them.
+    `token_version` is the caller's when the runner takes itself offline: once the runner's token has moved
+    past it (regenerated meanwhile), nothing happens and the runner is returned as it is now."""
     counts = RecoveryCounts()
     if leaving is not Leaving.DELETE and runner is None and not also:
         written, runner = _leave_cheaply(org_id, runner_id, seen_heartbeat, return_new=seen_heartbeat is None)
@@ -244,6 +248,8 @@ def retire_runner(
             runner = runner_store.get_runner(org_id, runner_id)
             if runner is None:
                 return Retired(False, None, counts)
+        if token_version is not None and runner.token_version != token_version:
+            return Retired(False, runner, counts)
         if seen_heartbeat is not None and _heartbeat_moved(runner, seen_heartbeat):
             # A heartbeat won the race, or this sweep's own write already landed (a replayed request).
             return Retired(False, None, counts, heartbeat_won=runner.live_shard is not None)

@@ -74,9 +74,10 @@ class SystemInfo(StrictModel):
 
 
 class HeartbeatRequest(StrictModel):
-    """POST /api/runners/heartbeat: `status` is required, the rest is reported when known."""
+    """POST /api/runners/heartbeat: `status` is required, the rest is reported when known. `offline` is the
+    agent's last heartbeat when it stops cleanly (the runner goes offline at once, as Mark offline does)."""
 
-    status: Literal["online", "busy"]
+    status: Literal["online", "busy", "offline"]
     version: ShortText | None = None
     systemInfo: SystemInfo | None = None
     containerEngine: ShortText | None = None
