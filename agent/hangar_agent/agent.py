@@ -14,31 +14,25 @@ from types import FrameType
 from typing import Any
 
 from hangar_agent import __version__, log
-from hangar_agent.api import ApiClient, Response, TokenRejectedError, backoff_delay, jittered
-from hangar_agent.artifacts import ARTIFACTS_ENV, find_artifacts, upload_artifacts
+from hangar_agent.api import ApiClient, TokenRejectedError, backoff_delay, jittered
+from hangar_agent.artifacts import ARTIFACTS_ENV
 from hangar_agent.config import AgentConfig
 from hangar_agent.job import CANCELLED, KILL_GRACE_SECONDS, SHUTDOWN, JobProcess, Outcome
 from hangar_agent.logstream import DEFAULT_SPOOL_BYTES, LOG_REQUEST_SPACING_SECONDS, LogStream, RequestPacer
+from hangar_agent.reports import JobReporter, short
 
 HEARTBEAT_PATH = "/api/runners/heartbeat"
 POLL_PATH = "/api/runners/jobs"
-STATUS_PATH = "/api/runners/jobs/status"
 
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
 DEFAULT_POLL_INTERVAL = 5.0
 DEFAULT_GRACE_SECONDS = 30.0
-REPORT_RETRY_SECONDS = 600.0  # keep trying to deliver a status report for up to 10 minutes
 SHUTDOWN_REPORT_SECONDS = 15.0  # extra time, after the kill, to deliver the final reports at shutdown
 # After the command exits, how long its log may take to reach the server before the final report goes
 # anyway (a log chunk for a finished job would be refused). Shorter when the agent is shutting down.
 LOG_FLUSH_SECONDS = 120.0  # a full spool (8 MiB) at the agent's log pace (about 85 KiB/s) takes ~100 s
 SHUTDOWN_LOG_FLUSH_SECONDS = 5.0
 OFFLINE_HEARTBEAT_SECONDS = 5.0  # at a clean stop, how long the final "offline" heartbeat may take
-UPLOAD_RETRY_SECONDS = 120.0  # per artifact: how long to keep asking the API for its upload URL
-ERROR_MAX_CHARS = 2048
-# The job is no longer ours: 409 (it moved on, e.g. cancelled or finished) or 404 (the sweeper requeued it
-# after our heartbeats stopped, so it names no runner or another one). Nothing more to report.
-NOT_OURS_STATUSES = (404, 409)
 TOKEN_REJECTED_MESSAGE = "runner token rejected (regenerated or runner deleted)"  # noqa: S105
 EXIT_OK = 0
 EXIT_TOKEN_REJECTED = 2
@@ -66,15 +60,6 @@ def system_info() -> dict[str, int | None]:
     except OSError:
         disk = None
     return {"cpu": os.cpu_count(), "memory": memory, "disk": disk}
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    delivered: bool
-    cancel_requested: bool = False
-    conflict: bool = False  # the server refused the report (404/409: not ours any more, or another 4xx)
-    http_status: int | None = None
-    error: str | None = None  # "<code>: <message>" of a refused report
 
 
 @dataclass
@@ -109,6 +94,7 @@ class Agent:
         self.force = threading.Event()  # second signal: do not wait for the grace period
         self._fatal = threading.Event()
         self._exit_code = EXIT_OK
+        self.reporter = JobReporter(self.client, self.halt)
 
         self._cond = threading.Condition()
         self._jobs: dict[str, _RunningJob] = {}
@@ -358,9 +344,9 @@ class Agent:
         try:
             if self.stop_polling.is_set():
                 # Arrived while shutting down (the poll was already in flight): hand it back as failed.
-                self._report_outcome(job_id, Outcome(status="failed", error=SHUTDOWN))
+                self.reporter.report_outcome(job_id, Outcome(status="failed", error=SHUTDOWN))
                 return
-            started = self._report(job_id, {"jobId": job_id, "status": "running"})
+            started = self.reporter.report(job_id, {"jobId": job_id, "status": "running"})
             if not started.delivered:
                 log.error("job_dropped", job=job_id, reason="running status not delivered")
                 return
@@ -380,14 +366,14 @@ class Agent:
             if outcome.status == "completed":
                 log.info("job_completed", job=job_id, duration=elapsed)
             else:
-                log.warning("job_failed", job=job_id, duration=elapsed, error=_short(outcome.error))
-            self._report_outcome(job_id, outcome)
+                log.warning("job_failed", job=job_id, duration=elapsed, error=short(outcome.error))
+            self.reporter.report_outcome(job_id, outcome)
         except TokenRejectedError:
             self._token_rejected()
         except Exception as exc:  # never let a job thread die silently
             log.error("job_internal_error", job=job_id, error=f"{type(exc).__name__}: {exc}")
             try:
-                self._report_outcome(
+                self.reporter.report_outcome(
                     job_id, Outcome(status="failed", error=f"agent error: {type(exc).__name__}")
                 )
             except TokenRejectedError:
@@ -416,8 +402,8 @@ class Agent:
                 timeout, env={ARTIFACTS_ENV: str(artifacts_dir)}, stderr_sink=stream.feed
             )
             stream.close()
-            outcome = self._upload_artifacts(
-                running, outcome, artifacts_dir, cancelled=stream.cancel_requested
+            outcome = self.reporter.upload_artifacts(
+                job_id, running.process, outcome, artifacts_dir, cancelled=stream.cancel_requested
             )
             flush = SHUTDOWN_LOG_FLUSH_SECONDS if self.stop_polling.is_set() else LOG_FLUSH_SECONDS
             if not stream.finish(flush):
@@ -426,86 +412,3 @@ class Agent:
         finally:
             stream.abort()
             shutil.rmtree(artifacts_dir, ignore_errors=True)
-
-    def _upload_artifacts(
-        self, running: _RunningJob, outcome: Outcome, directory: Path, *, cancelled: bool
-    ) -> Outcome:
-        """Upload the job's artifacts; a failed upload fails the job (its error says which file and why)."""
-        job_id = running.job_id
-        killed_for = running.process.kill_reason
-        if cancelled or killed_for in (CANCELLED, SHUTDOWN):
-            # The job is over server-side (or the agent is leaving): nothing will accept its artifacts.
-            left = len(find_artifacts(directory))
-            if left:
-                log.info("artifacts_skipped", job=job_id, files=left, reason=killed_for or CANCELLED)
-            if cancelled and outcome.status == "completed":
-                return Outcome(status="failed", error=CANCELLED, exit_code=outcome.exit_code)
-            return outcome
-        deadline = time.monotonic() + UPLOAD_RETRY_SECONDS
-        uploaded, error = upload_artifacts(self.client, job_id, directory, abort=self.halt, deadline=deadline)
-        if error is None:
-            return outcome
-        log.error("artifact_upload_failed", job=job_id, uploaded=uploaded, error=error)
-        message = f"artifact upload failed: {error}"
-        if outcome.status == "failed" and outcome.error:
-            message = f"{message}; the command failed too: {outcome.error}"
-        return Outcome(status="failed", error=_short(message, ERROR_MAX_CHARS), exit_code=outcome.exit_code)
-
-    def _report_outcome(self, job_id: str, outcome: Outcome) -> None:
-        result = self._report(job_id, outcome.report_body(job_id))
-        if not result.delivered:
-            log.error("status_report_dropped", job=job_id, status=outcome.status)
-            return
-        if result.cancel_requested and outcome.status == "completed":
-            log.info("job_cancelled_by_server", job=job_id)
-        if result.conflict and result.http_status not in NOT_OURS_STATUSES and outcome.status == "completed":
-            # e.g. the result was too large or malformed: do not leave the job hanging in "running".
-            fallback = Outcome(
-                status="failed", error=_short(f"result rejected by server: {result.error}", ERROR_MAX_CHARS)
-            )
-            again = self._report(job_id, fallback.report_body(job_id))
-            if not again.delivered:
-                log.error("status_report_dropped", job=job_id, status=fallback.status)
-
-    def _report(self, job_id: str, body: dict[str, Any]) -> ReportResult:
-        """POST a status report, retrying for up to REPORT_RETRY_SECONDS. Raises TokenRejectedError on 401."""
-        deadline = time.monotonic() + REPORT_RETRY_SECONDS
-        resp: Response | None = self.client.call(
-            STATUS_PATH, body, kind="status", abort=self.halt, deadline=deadline
-        )
-        if resp is None:
-            return ReportResult(delivered=False)
-        if resp.status in NOT_OURS_STATUSES:
-            log.warning(
-                "status_report_conflict",
-                job=job_id,
-                status=body.get("status"),
-                http=resp.status,
-                code=resp.error_code(),
-            )
-            return ReportResult(delivered=True, conflict=True, http_status=resp.status)
-        if not resp.ok:
-            log.warning(
-                "status_report_rejected",
-                job=job_id,
-                status=body.get("status"),
-                http=resp.status,
-                code=resp.error_code(),
-                msg=resp.error_message(),
-            )
-            return ReportResult(
-                delivered=True,
-                conflict=True,
-                http_status=resp.status,
-                error=f"{resp.error_code()}: {resp.error_message()}",
-            )
-        data = resp.data()
-        log.debug("status_reported", job=job_id, status=body.get("status"))
-        return ReportResult(delivered=True, cancel_requested=data.get("cancelRequested") is True)
-
-
-def _short(text: str | None, limit: int = 300) -> str | None:
-    if text is None:
-        return None
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
