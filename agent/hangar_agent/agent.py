@@ -244,24 +244,27 @@ class Agent:
 
     def _say_offline(self) -> None:
         """The last heartbeat of a clean stop: the runner reads offline at once, not online until it goes
-        stale. Retried for at most 5 s; if it does not get through, the stale cut-off does it."""
+        stale. Sent for at most 5 s, as a heartbeat (so a rate limit the heartbeats hit is honoured); if it
+        does not get through in time, the server's stale cut-off does the same, so that is no warning."""
         body = {"status": "offline", "version": __version__, "configuredConcurrency": self.concurrency}
         deadline = time.monotonic() + OFFLINE_HEARTBEAT_SECONDS
         try:
             resp = self.client.call(
                 HEARTBEAT_PATH,
                 body,
-                kind="offline",
+                kind="heartbeat",
                 abort=threading.Event(),
                 deadline=deadline,
                 timeout=OFFLINE_HEARTBEAT_SECONDS,
             )
         except TokenRejectedError:
             return
-        if resp is not None and resp.ok:
+        if resp is None:
+            log.info("offline_heartbeat_not_sent", reason="no answer in time: offline at the stale cut-off")
+        elif resp.ok:
             log.info("runner_offline", runner=self.config.runner_id)
         else:
-            log.warning("offline_heartbeat_failed", status=None if resp is None else resp.status)
+            log.warning("offline_heartbeat_failed", status=resp.status, code=resp.error_code())
 
     def _cancel_jobs(self, job_ids: list[str]) -> None:
         with self._cond:
