@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,3 +98,11 @@ def process_gone(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return True
     return stat_line.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def gone_within(pid: int, seconds: float = 3) -> bool:
+    """Whether the process ends within `seconds`: a bound on waiting, not a timing assertion."""
+    deadline = time.monotonic() + seconds
+    while not process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process_gone(pid)
