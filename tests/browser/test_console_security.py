@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import CHROMIUM_FLAGS, ConsoleServer, Guard, OtherOrigin, screenshot, sign_in
+from console_harness import CHROMIUM_FLAGS, ConsoleServer, Guard, OtherOrigin, screenshot, sign_in, watch_page
 from playwright.sync_api import Browser, Page, expect
 
 from local.testing import http_call
@@ -101,15 +101,12 @@ def test_cors_answers_the_configured_origin_only(server: ConsoleServer, other_or
 def test_a_console_on_the_configured_origin_works_and_one_on_another_is_refused(
     browser: Browser, server: ConsoleServer, other_origin: OtherOrigin
 ) -> None:
-    from conftest import Guard as PageGuard
-    from conftest import _watch
-
     for origin, works in ((other_origin.allowed, True), (other_origin.refused, False)):
         context = browser.new_context(viewport={"width": 1280, "height": 800})
-        guard = PageGuard()
+        guard = Guard()
         try:
             page = context.new_page()
-            _watch(page, guard)
+            watch_page(page, guard)
             if not works:
                 guard.expect(r"blocked by CORS policy")
                 guard.expect(r"request failed: .*/v1/license")

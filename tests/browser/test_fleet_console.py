@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ConsoleServer, screenshot, sign_in
+from console_harness import ConsoleServer, screenshot, sign_in
 from playwright.sync_api import Page, expect
 
 from local.testing import http_call

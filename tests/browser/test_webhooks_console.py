@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import ConsoleServer, screenshot, sign_in
+from console_harness import ConsoleServer, screenshot, sign_in
 from playwright.sync_api import Page, expect
 
 

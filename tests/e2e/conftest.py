@@ -45,13 +45,10 @@ from local.testing import (  # noqa: E402
     RUNNING,
     TEST_DYNAMODB_VARIABLE,
     LocalApi,
-    http_call,
     start_dynamodb_local,
     start_local_api,
     unique_org,
 )
-
-__all__ = ["LocalApi", "http_call", "unique_org"]
 
 _E2E_DIR = Path(__file__).resolve().parent
 _MARKS = pytest.StashKey[dict[int, int]]()

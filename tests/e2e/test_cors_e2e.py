@@ -4,7 +4,7 @@ ConsoleOrigin set, tests/browser checks the preflight, both kinds of response an
 
 from __future__ import annotations
 
-from conftest import LocalApi
+from local.testing import LocalApi
 
 
 def test_without_a_console_origin_no_origin_may_read_the_api(local_api: LocalApi, org: str) -> None:

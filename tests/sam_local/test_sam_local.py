@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from sam_harness import (
     ARM64_TEMPLATE,
     ORG,
     X86_64_TEMPLATE,
