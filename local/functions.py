@@ -168,3 +168,42 @@ def make_metrics_thread_safe(quiet: bool) -> None:
         setattr(provider, name, wraps(original)(locked))
     if quiet:
         provider.add_cold_start_metric = lambda context: None  # type: ignore[method-assign]
+
+
+class _KeysPerThread:
+    """Mixed into a Powertools formatter: its current keys (`log_format`) are kept per thread."""
+
+    _base_keys: dict[str, Any]
+    _threads: threading.local
+
+    @property
+    def log_format(self) -> dict[str, Any]:
+        keys: dict[str, Any] | None = getattr(self._threads, "keys", None)
+        if keys is None:
+            keys = self._threads.keys = dict(self._base_keys)
+        return keys
+
+    @log_format.setter
+    def log_format(self, keys: dict[str, Any]) -> None:
+        self._threads.keys = keys
+
+
+def make_logger_keys_per_thread(logger: Any = None) -> None:
+    """Give each thread its own keys in the shared Powertools logger (`hangar.core.observability.logger`
+    unless another is named); call it after its formatter is in place.
+
+    In Lambda each invocation has the process to itself; here concurrent invocations share the logger's
+    formatter, whose keys (correlation id, function name, request id) `inject_lambda_context(clear_state=True)`
+    replaces on every invocation, so one request's log lines carried another's correlation id.
+    """
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    if logger is None:
+        from hangar.core.observability import logger
+    formatter = logger.registered_formatter
+    if not isinstance(formatter, LambdaPowertoolsFormatter) or isinstance(formatter, _KeysPerThread):
+        return
+    base_keys = formatter.__dict__.pop("log_format")
+    formatter.__class__ = type(f"PerThread{type(formatter).__name__}", (_KeysPerThread, type(formatter)), {})
+    formatter._base_keys = base_keys  # type: ignore[attr-defined]
+    formatter._threads = threading.local()  # type: ignore[attr-defined]

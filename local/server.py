@@ -177,10 +177,11 @@ def _start(options: Options, console: Console, api_socket: Any, backend: str) ->
     apply_environment(environment)
 
     # Only now may anything read hangar settings (they are cached on first read).
-    from local.functions import FunctionRegistry, make_metrics_thread_safe
+    from local.functions import FunctionRegistry, make_logger_keys_per_thread, make_metrics_thread_safe
 
     make_metrics_thread_safe(quiet=not console.json)
     console.install_handler_logging(environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+    make_logger_keys_per_thread()
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     base_dir = Path(options.template_file).resolve().parent if options.template_file else REPO_ROOT
     registry = FunctionRegistry(functions(template, base_dir))
