@@ -195,8 +195,10 @@ build: $(LAMBDA_PYTHON_BIN)/python3.13 $(TOOLS)/sam/.installed agent-wheel
 
 FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
+# 3 workers on 2 cores: e2e tests spend time waiting on agents and subprocesses (docs/decisions.md, "Test time").
 pytest: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q --durations=12 --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) --ignore tests/browser
+	@start=$$(date +%s); $(PY) -m pytest -n 3 --dist loadfile --no-loadscope-reorder -q --durations=12 --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) \
+		--ignore tests/browser; status=$$?; echo "pytest stage took $$(( $$(date +%s) - start )) s"; exit $$status
 
 # The e2e suite again, on AWS's DynamoDB Local (one per xdist worker, tables per server): it sees what
 # moto forgives (transactions, indexes, validation). Prints what this stage costs.

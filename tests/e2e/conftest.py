@@ -138,9 +138,12 @@ def org() -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    on_moto_only = pytest.mark.skip(reason="runs on AWS's DynamoDB Local only (make e2e-dynamodb-local)")
     for item in items:
         if _E2E_DIR in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
+        if not ON_DYNAMODB_LOCAL and item.get_closest_marker("dynamodb_local_only"):
+            item.add_marker(on_moto_only)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -194,6 +194,11 @@ def _unsucceeded(api: LocalApi, org: str, webhook_id: str) -> list[dict[str, Any
             return found
 
 
+# Once per make test, on AWS's own engine: its subject is exactly-once events under concurrent
+# conditional writes, which DynamoDB Local runs as DynamoDB does, and it is make test's longest test
+# (about 2.5 minutes on moto, where local/ serves every call one at a time). The moto path of the event
+# pipeline keeps its own e2e tests above (a job's life, a stale runner, retries, redelivery).
+@pytest.mark.dynamodb_local_only
 def test_two_hundred_concurrent_jobs_give_exactly_the_expected_events(local_api: LocalApi, org: str) -> None:
     jobs_count, runner_count = 200, 10
     operator = local_api.jwt("hangar-operators", "admin:licenses")
