@@ -30,6 +30,8 @@ PORT ?= 3000
 DYNAMODB_LOCAL_PACKAGE := amplify-dynamodb-simulator@2.9.30
 DYNAMODB_LOCAL := $(TOOLS)/dynamodb-local
 DYNAMODB_LOCAL_PORT ?= 8100
+# $(call timed,<what>,<command>): run the command, print "<what> took N s", exit with the command's status.
+timed = @start=$$(date +%s); $(2); status=$$?; echo "$(1) took $$(( $$(date +%s) - start )) s"; exit $$status
 
 .PHONY: help lambda-python install install-run install-dynamodb-local run dynamodb-local test lint typecheck validate cfn-lint \
 	checkov template-checks build pytest e2e-dynamodb-local fuzz oidc-install oidc-e2e bench openapi clean agent-wheel systemd-analyze \
@@ -197,15 +199,14 @@ FUZZ_TEST := tests/e2e/test_fuzz_schemathesis.py
 
 # 3 workers on 2 cores: e2e tests spend time waiting on agents and subprocesses (docs/decisions.md, "Test time").
 pytest: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
-	@start=$$(date +%s); $(PY) -m pytest -n 3 --dist loadfile --no-loadscope-reorder -q --durations=12 --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) \
-		--ignore tests/browser; status=$$?; echo "pytest stage took $$(( $$(date +%s) - start )) s"; exit $$status
+	$(call timed,pytest stage,$(PY) -m pytest -n 3 --dist loadfile --no-loadscope-reorder -q --durations=12 \
+		--ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) --ignore tests/browser)
 
 # The e2e suite again, on AWS's DynamoDB Local (one per xdist worker, tables per server): it sees what
 # moto forgives (transactions, indexes, validation). Prints what this stage costs.
 e2e-dynamodb-local: $(VENV)/.installed $(DYNAMODB_LOCAL)/.installed agent-wheel systemd-analyze
-	@start=$$(date +%s); HANGAR_E2E_DYNAMODB=local $(PY) -m pytest tests/e2e -n 2 --dist loadfile --no-loadscope-reorder -q --durations=8 \
-		--ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) -p no:cacheprovider; status=$$?; \
-		echo "e2e on DynamoDB Local took $$(( $$(date +%s) - start )) s"; exit $$status
+	$(call timed,e2e on DynamoDB Local,HANGAR_E2E_DYNAMODB=local $(PY) -m pytest tests/e2e -n 2 --dist loadfile \
+		--no-loadscope-reorder -q --durations=8 --ignore $(FUZZ_TEST) --ignore $(OIDC_TEST) -p no:cacheprovider)
 
 # Schemathesis over every documented operation against local/ (full access, then read-only): its own
 # step so that its summary prints (requests, statuses per operation, seconds). Bounded: HANGAR_FUZZ_EXAMPLES.
@@ -231,8 +232,7 @@ oidc-e2e: $(VENV)/.installed $(OIDC_DIR)/node_modules/.installed
 
 # The console in one headless Chromium against one local/ (tests/browser); prints what this stage costs.
 browser-test: install-browser agent-wheel
-	@start=$$(date +%s); $(PY) -m pytest tests/browser -q -p no:cacheprovider; status=$$?; \
-		echo "browser tests took $$(( $$(date +%s) - start )) s"; exit $$status
+	$(call timed,browser tests,$(PY) -m pytest tests/browser -q -p no:cacheprovider)
 
 # The browser tests write their screenshots to .tools/screenshots/; this run refreshes the tracked ones.
 screenshots:
@@ -256,8 +256,7 @@ test: lambda-python lint typecheck template-checks build fuzz oidc-e2e pytest e2
 # BENCH_ARGS: e.g. --sections pickup,cost (python -m bench --help). The pickup section runs the agent from .venv.
 BENCH_ARGS ?=
 bench: $(VENV)/.installed agent-wheel
-	@start=$$(date +%s); $(PY) -m bench $(BENCH_ARGS); status=$$?; \
-		echo "make bench took $$(( $$(date +%s) - start )) s"; exit $$status
+	$(call timed,make bench,$(PY) -m bench $(BENCH_ARGS))
 
 openapi: $(VENV)/.installed
 	$(PY) -m local openapi
