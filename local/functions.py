@@ -21,9 +21,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from functools import wraps
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.template import ACCOUNT_ID, REGION, FunctionSpec
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
 
 Handler = Callable[[Any, Any], Any]
 
@@ -188,7 +191,7 @@ class _KeysPerThread:
         self._threads.keys = keys
 
 
-def make_logger_keys_per_thread(logger: Any = None) -> None:
+def make_logger_keys_per_thread(logger: Logger | None = None) -> None:
     """Give each thread its own keys in the shared Powertools logger (`hangar.core.observability.logger`
     unless another is named); call it after its formatter is in place.
 
@@ -197,10 +200,9 @@ def make_logger_keys_per_thread(logger: Any = None) -> None:
     replaces on every invocation, so one request's log lines carried another's correlation id.
     """
     from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+    from hangar.core.observability import logger as hangar_logger
 
-    if logger is None:
-        from hangar.core.observability import logger
-    formatter = logger.registered_formatter
+    formatter = (logger or hangar_logger).registered_formatter
     if not isinstance(formatter, LambdaPowertoolsFormatter) or isinstance(formatter, _KeysPerThread):
         return
     base_keys = formatter.__dict__.pop("log_format")

@@ -100,6 +100,12 @@ def process_gone(pid: int) -> bool:
     return stat_line.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
+def written_pid(server: FakeHangar, pid_file: Path) -> int:
+    """The pid a job's command wrote to `pid_file`, once it is there."""
+    assert server.wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != ""), f"no pid in {pid_file}"
+    return int(pid_file.read_text())
+
+
 def gone_within(pid: int, seconds: float = 3) -> bool:
     """Whether the process ends within `seconds`: a bound on waiting, not a timing assertion."""
     deadline = time.monotonic() + seconds

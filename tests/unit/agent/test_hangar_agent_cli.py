@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fake_hangar import FakeHangar
-from harness import AGENT_VERSION, AgentProc, cli, gone_within, write_config
+from harness import AGENT_VERSION, AgentProc, cli, gone_within, write_config, written_pid
 
 
 def final_reports(server: FakeHangar, job_id: str) -> list[dict[str, Any]]:
@@ -282,9 +282,8 @@ def test_cancellation_kills_process_group(
     pid_file = tmp_path / "child.pid"
     job_id = server.enqueue(None)
     agent = start_agent(exec_cmd=f"sleep 30 & echo $! > {pid_file}; wait")
-    assert server.wait_for(lambda: bool(server.reports(job_id)) and pid_file.exists()), agent.log()
-    assert server.wait_for(lambda: pid_file.read_text().strip() != "")
-    child = int(pid_file.read_text())
+    assert server.wait_for(lambda: bool(server.reports(job_id))), agent.log()
+    child = written_pid(server, pid_file)
     server.cancel(job_id)
     assert server.wait_for(lambda: bool(final_reports(server, job_id)), timeout=8), agent.log()
     (report,) = final_reports(server, job_id)
@@ -317,7 +316,7 @@ def test_timeout_kills_and_reports_failed(
     agent = start_agent(exec_cmd=f"echo $$ > {pid_file}; exec sleep 30")
     assert server.wait_for(lambda: bool(final_reports(server, job_id)), timeout=8), agent.log()
     assert final_reports(server, job_id)[0] == {"jobId": job_id, "status": "failed", "error": "timeout"}
-    assert gone_within(int(pid_file.read_text())), "the timed-out job's process survived"
+    assert gone_within(written_pid(server, pid_file)), "the timed-out job's process survived"
     assert agent.terminate_and_wait() == 0
 
 
@@ -390,9 +389,8 @@ def test_sigterm_after_grace_kills_job_and_reports_shutdown(
     job_id = server.enqueue(None)
     # The job outlives the grace (0.5 s) by far: the agent must kill it, not wait for it.
     agent = start_agent(exec_cmd=f"echo $$ > {pid_file}; exec sleep 30", grace=0.5)
-    assert server.wait_for(lambda: bool(server.reports(job_id)) and pid_file.exists()), agent.log()
-    assert server.wait_for(lambda: pid_file.read_text().strip() != "")
-    job_pid = int(pid_file.read_text())
+    assert server.wait_for(lambda: bool(server.reports(job_id))), agent.log()
+    job_pid = written_pid(server, pid_file)
     time.sleep(0.2)
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.proc.wait(timeout=10) == 0
