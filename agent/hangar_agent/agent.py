@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import signal
 import tempfile
@@ -99,6 +100,7 @@ class Agent:
         self._cond = threading.Condition()
         self._jobs: dict[str, _RunningJob] = {}
         self._threads: list[threading.Thread] = []
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()  # see _install_signal_handlers
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -144,14 +146,23 @@ class Agent:
             self._cond.notify_all()
 
     def _install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT start the shutdown (a second one forces it). The handler only queues the signal:
+        Python runs it in the main thread between any two bytecodes, also while that thread holds a plain
+        lock (an Event's, the log scrubber's), and taking that lock again from the handler would hang the
+        agent for good. SimpleQueue.put is reentrant; a daemon thread does the shutdown request."""
         if threading.current_thread() is not threading.main_thread():
             return
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            self.request_shutdown(signal.Signals(signum).name)
+            self._signals.put(signum)
 
+        threading.Thread(target=self._signal_loop, name="signals", daemon=True).start()
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+    def _signal_loop(self) -> None:
+        while True:
+            self.request_shutdown(signal.Signals(self._signals.get()).name)
 
     def _token_rejected(self) -> None:
         if self._fatal.is_set():

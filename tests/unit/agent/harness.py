@@ -42,6 +42,7 @@ def agent_env(config: Path, **extra: str) -> dict[str, str]:
     env["HANGAR_AGENT_CONFIG"] = str(config)
     env["NO_PROXY"] = "*"
     env["no_proxy"] = "*"
+    env["PYTHONFAULTHANDLER"] = "1"  # a hung agent killed with SIGABRT writes every thread's stack to its log
     env.update(extra)
     return env
 
@@ -89,7 +90,12 @@ class AgentProc:
     def terminate_and_wait(self, timeout: float = 15) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler: the stacks of the threads it hung in
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"the agent did not stop within {timeout:g} s of SIGTERM:\n{self.log()}") from None
 
 
 def process_gone(pid: int) -> bool:

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import signal
 import stat
 import sys
 import threading
@@ -24,6 +25,7 @@ if str(AGENT_DIR) not in sys.path:
 
 import hangar_agent  # noqa: E402
 from hangar_agent import api, log  # noqa: E402
+from hangar_agent.agent import Agent  # noqa: E402
 from hangar_agent.config import AgentConfig, load_config, write_config  # noqa: E402
 from hangar_agent.job import JobProcess, outcome_from_exit  # noqa: E402
 
@@ -213,8 +215,8 @@ def test_log_lines_are_single_line_utc_key_value_and_scrub_secrets(captured_log:
 # --------------------------------------------------------------------------- config
 
 
-def test_config_written_0600_even_with_permissive_umask(tmp_path: Path) -> None:
-    config = AgentConfig(
+def an_agent_config() -> AgentConfig:
+    return AgentConfig(
         api_url="https://hangar.example",
         runner_id="r1",
         token="hgr_abc",
@@ -223,6 +225,10 @@ def test_config_written_0600_even_with_permissive_umask(tmp_path: Path) -> None:
         labels=["a"],
         configured_concurrency=3,
     )
+
+
+def test_config_written_0600_even_with_permissive_umask(tmp_path: Path) -> None:
+    config = an_agent_config()
     path = tmp_path / "new" / "agent.json"
     old_umask = os.umask(0)
     try:
@@ -235,3 +241,28 @@ def test_config_written_0600_even_with_permissive_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert load_config(path) == config
     assert "hgr_abc" not in repr(config)
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def test_a_signal_taken_while_the_main_thread_holds_a_lock_still_stops_the_agent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Python runs a signal handler in the main thread between two bytecodes, also while that thread holds a
+    # plain lock, such as the one inside the stop Event the shutdown sets: a handler that takes it hangs.
+    handlers: dict[int, Any] = {}
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: handlers.__setitem__(signum, handler))
+    config = an_agent_config()
+    agent = Agent(config, "true")
+    agent._install_signal_handlers()
+
+    def take_the_signal_holding_the_lock() -> None:
+        with agent.stop_polling._cond:
+            handlers[signal.SIGTERM](signal.SIGTERM, None)
+
+    signalled = threading.Thread(target=take_the_signal_holding_the_lock, daemon=True)
+    signalled.start()
+    signalled.join(5)
+    assert not signalled.is_alive(), "the signal handler hung on a lock its own thread held"
+    assert agent.stop_polling.wait(5)
