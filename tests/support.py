@@ -62,8 +62,8 @@ class AwsStack:
 
 
 # moto replaces boto3's default session on every start by default, so each test's clients would load and
-# parse their service models again (about 0.15 s a client, most of a test's set-up). moto still answers
-# every call of a kept session; only its parsed models and credentials carry over between tests.
+# parse their service models again (0.16 s for a DynamoDB client; about 40 % of this fixture). moto still
+# answers every call of a kept session; only its parsed models and credentials carry over between tests.
 # (moto merges a config one section deep: the whole "core" section is given.)
 _KEEP_BOTO3_SESSION: DefaultConfig = {"core": {**default_user_config["core"], "reset_boto3_session": False}}
 
