@@ -261,13 +261,42 @@ def query_only_the_partition() -> None:
     Table._hangar_partition_queries = True  # type: ignore[attr-defined]
 
 
+def make_kms_private_keys_on_first_use() -> None:
+    """moto makes an RSA-2048 private key for every KMS key, symmetric ones included (~70 ms, most of a
+    test's KMS set-up). Here a key's private key is made when it is first read (Sign, Verify,
+    GetPublicKey), from the same function; Hangar's keys are symmetric and never read it."""
+    from moto.kms import models as kms_models
+    from moto.kms.utils import generate_private_key as generate
+
+    models: Any = kms_models  # patched below: attributes its stubs do not declare
+    if getattr(models.Key, "_hangar_lazy_private_key", False):
+        return
+    not_yet = object()
+    lock = threading.Lock()
+
+    def private_key(self: Any) -> Any:
+        with lock:
+            if self.__dict__.get("_private_key", not_yet) is not_yet:
+                self.__dict__["_private_key"] = generate(self.key_spec)
+            return self.__dict__["_private_key"]
+
+    def set_private_key(self: Any, value: Any) -> None:
+        self.__dict__["_private_key"] = value
+
+    models.generate_private_key = lambda key_spec: not_yet  # what Key.__init__ stores, until first read
+    models.Key.private_key = property(private_key, set_private_key)
+    models.Key._hangar_lazy_private_key = True
+
+
 def speed_up_moto() -> None:
     """What makes moto's DynamoDB and SQS cost what the request does rather than what the tables and
-    queues hold (idempotent; the embedded backend and the tests' in-process moto use it)."""
+    queues hold, and a KMS key what Hangar uses of it (idempotent; the embedded backend and the tests'
+    in-process moto use it)."""
     snapshot_only_what_a_transaction_writes()
     serialize_attribute_values_directly()
     query_only_the_partition()
     check_retention_directly()
+    make_kms_private_keys_on_first_use()
 
 
 def backend_app() -> Callable[..., Iterable[bytes]]:

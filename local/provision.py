@@ -86,10 +86,14 @@ def ensure_tables(dynamodb: Any, template: Mapping[str, Any]) -> list[str]:
         arguments = dict(arguments)
         ttl_attribute = arguments.pop("TimeToLiveAttribute", None)
         name = arguments["TableName"]
-        if name not in existing:
-            dynamodb.create_table(**arguments)
-            dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        created = name not in existing
+        if created:
+            status = dynamodb.create_table(**arguments)["TableDescription"].get("TableStatus")
+            # DynamoDB Local and moto answer ACTIVE at once; AWS answers CREATING, and TTL waits for ACTIVE.
+            if status != "ACTIVE":
+                dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        # A table just created has TTL off; an existing one may have it on already.
+        ttl = {} if created else dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
         if ttl_attribute and ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
             dynamodb.update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute}

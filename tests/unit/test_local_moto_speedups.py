@@ -202,3 +202,35 @@ def test_a_query_on_the_table_s_key_reads_what_moto_s_own_reads(dynamodb: Any, m
     assert [sum(len(page) for page in found) for found in partitioned] == [7, 1, 0]
     monkeypatch.setattr(Table, "query", Table.query.__wrapped__)  # type: ignore[attr-defined]
     assert [pages(**query) for query in queries] == partitioned
+
+
+def test_a_symmetric_key_encrypts_without_an_rsa_key_being_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    made: list[int] = []
+    generate = rsa.generate_private_key
+    monkeypatch.setattr(rsa, "generate_private_key", lambda *a, **k: made.append(1) or generate(*a, **k))
+    with mock_aws():
+        speed_up_moto()
+        kms = boto3.client("kms", region_name="us-east-1")
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        sealed = kms.encrypt(KeyId=key_id, Plaintext=b"secret")["CiphertextBlob"]
+        assert kms.decrypt(CiphertextBlob=sealed)["Plaintext"] == b"secret"
+    assert made == []
+
+
+def test_a_signing_key_signs_verifies_and_shows_its_public_key() -> None:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    with mock_aws():
+        speed_up_moto()
+        kms = boto3.client("kms", region_name="us-east-1")
+        key_id = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        signing = {"KeyId": key_id, "Message": b"payload", "SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256"}
+        signature = kms.sign(**signing)["Signature"]
+        assert kms.verify(**signing, Signature=signature)["SignatureValid"] is True
+        public_key: Any = serialization.load_der_public_key(kms.get_public_key(KeyId=key_id)["PublicKey"])
+        public_key.verify(signature, b"payload", padding.PKCS1v15(), hashes.SHA256())  # raises if not its key
+        other = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        assert kms.get_public_key(KeyId=other)["PublicKey"] != kms.get_public_key(KeyId=key_id)["PublicKey"]
