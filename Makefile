@@ -73,22 +73,36 @@ help:
 	@echo "make test-sam-local - the stack under sam local in Docker (root: installs docker.io, starts dockerd; CI runs it)"
 	@echo "make clean      - remove .venv, .tools and build output"
 
-# What serving needs (make run); the test toolchain comes on top (make test). PYTHONWARNINGS: setuptools'
-# "Editable installation" notice about folders named like the package is expected here, not a problem.
-$(VENV)/.run-installed: requirements-run.txt layers/hangar/requirements.txt layers/jwt/requirements.txt pyproject.toml agent/pyproject.toml
+# uv, pinned in requirements-uv.txt, makes every venv and installs into it (pip's work about ten times
+# faster: docs/decisions.md, "Test time"). UV_NATIVE_TLS: the system's certificates, as pip uses; never a
+# downloaded Python; bytecode compiled at install, as pip does.
+UV_INSTALLED := $(TOOLS)/uv/.installed
+UV := $(TOOLS)/uv/bin/uv
+export UV_NATIVE_TLS := 1
+export UV_LINK_MODE := copy
+export UV_COMPILE_BYTECODE := 1
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
+# $(call uv_install,<venv>,<pip install arguments>)
+uv_install = $(UV) pip install --quiet --python $(1)/bin/python $(2)
+$(UV_INSTALLED): requirements-uv.txt
+	@test -n "$(PYTHON_BOOT)" || { echo "No Python 3.11+ found"; exit 1; }
+	"$(PYTHON_BOOT)" -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet -r requirements-uv.txt
+	touch $@
+
+# What serving needs (make run); the test toolchain comes on top (make test).
+$(VENV)/.run-installed: requirements-run.txt layers/hangar/requirements.txt layers/jwt/requirements.txt pyproject.toml agent/pyproject.toml $(UV_INSTALLED)
 	@test -n "$(PYTHON_BOOT)" || { echo "No Python 3.11+ found"; exit 1; }
 	@echo "==> Creating $(VENV) with $(PYTHON_BOOT) (first run only)"
-	"$(PYTHON_BOOT)" -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	@echo "==> Installing what make run needs (requirements-run.txt)"
-	set -o pipefail; $(PY) -m pip install -r requirements-run.txt 2>&1 | { grep -v '^Requirement already satisfied' || true; }
-	@echo "==> Installing the hangar layer package and the agent (editable)"
-	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e . -e ./agent
+	$(UV) venv --quiet --seed --allow-existing --python "$(PYTHON_BOOT)" $(VENV)
+	@echo "==> Installing what make run needs (requirements-run.txt), the hangar layer package and the agent (editable)"
+	$(call uv_install,$(VENV),-r requirements-run.txt -e . -e ./agent)
 	touch $@
 
 $(VENV)/.installed: requirements-dev.txt $(VENV)/.run-installed
 	@echo "==> Installing the test toolchain (requirements-dev.txt)"
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(call uv_install,$(VENV),-r requirements-dev.txt)
 	touch $@
 
 install-run: $(VENV)/.run-installed
@@ -107,18 +121,16 @@ $(DYNAMODB_LOCAL)/.installed:
 
 install-dynamodb-local: $(DYNAMODB_LOCAL)/.installed
 
-$(TOOLS)/sam/.installed: requirements-tools.txt | $(VENV)/.installed
-	"$(PYTHON_BOOT)" -m venv $(TOOLS)/sam
-	$(TOOLS)/sam/bin/pip install --quiet --upgrade pip
-	$(TOOLS)/sam/bin/pip install --quiet -r requirements-tools.txt
+$(TOOLS)/sam/.installed: requirements-tools.txt $(UV_INSTALLED)
+	$(UV) venv --quiet --allow-existing --python "$(PYTHON_BOOT)" $(TOOLS)/sam
+	$(call uv_install,$(TOOLS)/sam,-r requirements-tools.txt)
 	touch $@
 
 # checkov pins libraries (boto3, networking) that clash with aws-sam-cli's: its own venv.
-$(TOOLS)/checkov/.installed: requirements-checkov.txt
+$(TOOLS)/checkov/.installed: requirements-checkov.txt $(UV_INSTALLED)
 	@test -n "$(PYTHON_BOOT)" || { echo "No Python 3.11+ found"; exit 1; }
-	"$(PYTHON_BOOT)" -m venv $(TOOLS)/checkov
-	$(TOOLS)/checkov/bin/pip install --quiet --upgrade pip
-	$(TOOLS)/checkov/bin/pip install --quiet -r requirements-checkov.txt
+	$(UV) venv --quiet --allow-existing --python "$(PYTHON_BOOT)" $(TOOLS)/checkov
+	$(call uv_install,$(TOOLS)/checkov,-r requirements-checkov.txt)
 	touch $@
 
 # Fails at once, with what to do, where Python 3.13 is missing (make test checks it first).
@@ -136,7 +148,7 @@ install: $(VENV)/.installed $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed 
 # possible here) and the Playwright pinned in requirements-browser.txt, which drives it.
 CHROMIUM := /usr/bin/chromium
 $(VENV)/.browser-installed: requirements-browser.txt | $(VENV)/.installed
-	$(PY) -m pip install --quiet -r requirements-browser.txt
+	$(call uv_install,$(VENV),-r requirements-browser.txt)
 	touch $@
 
 install-browser: $(VENV)/.browser-installed
@@ -253,15 +265,17 @@ console-upload:
 			--content-type application/json --cache-control no-cache && \
 		echo "Console: $$($(call STACK_OUTPUT,ConsoleUrl)) (API $$api)"
 
-# Installs four at a time (separate venvs, npm, apt: ~40 s less than one after another), then the static checks
-# and the build two at a time (each mostly one core), then the stages that use both cores, one after another.
-# --output-sync keeps each target's output together.
+# Installs four at a time (separate venvs, npm, apt), then the static checks and the build two at a time (each
+# mostly one core), then the fuzzer beside the OIDC and browser stages (the fuzzer keeps about one core busy),
+# then the two stages that use both cores, one after the other. --output-sync keeps each target's output together.
 TEST_INSTALLS := install systemd-analyze oidc-install agent-wheel $(LAMBDA_PYTHON_BIN)/python3.13
 STATIC_CHECKS := lint typecheck template-checks build
+SIDE_BY_SIDE_STAGES := fuzz oidc-e2e browser-test
 test: lambda-python
 	@$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_INSTALLS)
 	@$(MAKE) --no-print-directory -j2 --output-sync=target $(STATIC_CHECKS)
-	@$(MAKE) --no-print-directory fuzz oidc-e2e pytest e2e-dynamodb-local browser-test
+	@$(MAKE) --no-print-directory -j3 --output-sync=target $(SIDE_BY_SIDE_STAGES)
+	@$(MAKE) --no-print-directory pytest e2e-dynamodb-local
 
 # BENCH_ARGS: e.g. --sections pickup,cost (python -m bench --help). The pickup section runs the agent from .venv.
 BENCH_ARGS ?=
