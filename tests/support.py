@@ -21,7 +21,7 @@ from hangar.identity.auth import OPERATOR_SCOPES, READ_SCOPES, SCOPES
 from moto import mock_aws
 from moto.core.config import DefaultConfig, default_user_config
 
-from local.backend import speed_up_moto
+from local.moto_speedups import speed_up_moto
 from local.template import create_tables, functions, load_template
 
 ROOT = Path(__file__).resolve().parent.parent

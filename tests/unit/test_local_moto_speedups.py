@@ -1,4 +1,4 @@
-"""`local.backend.speed_up_moto`: moto's DynamoDB answers the same, at the cost of what a request
+"""`local.moto_speedups.speed_up_moto`: moto's DynamoDB answers the same, at the cost of what a request
 touches rather than of what the tables hold (a transaction's rollback copy, the response serializer)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core.serialize import BaseJSONSerializer
 
-from local.backend import speed_up_moto
+from local.moto_speedups import speed_up_moto
 
 ITEMS = [
     {"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "12.5"}, "flag": {"BOOL": False}, "nothing": {"NULL": True}},
