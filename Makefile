@@ -272,9 +272,9 @@ TEST_INSTALLS := install systemd-analyze oidc-install agent-wheel $(LAMBDA_PYTHO
 STATIC_CHECKS := lint typecheck template-checks build
 SIDE_BY_SIDE_STAGES := fuzz oidc-e2e browser-test
 test: lambda-python
-	@$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_INSTALLS)
-	@$(MAKE) --no-print-directory -j2 --output-sync=target $(STATIC_CHECKS)
-	@$(MAKE) --no-print-directory -j3 --output-sync=target $(SIDE_BY_SIDE_STAGES)
+	$(call timed,make test's installs,$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_INSTALLS))
+	$(call timed,static checks and build,$(MAKE) --no-print-directory -j2 --output-sync=target $(STATIC_CHECKS))
+	$(call timed,fuzz beside oidc-e2e and browser-test,$(MAKE) --no-print-directory -j3 --output-sync=target $(SIDE_BY_SIDE_STAGES))
 	@$(MAKE) --no-print-directory pytest e2e-dynamodb-local
 
 # BENCH_ARGS: e.g. --sections pickup,cost (python -m bench --help). The pickup section runs the agent from .venv.
